@@ -1,0 +1,151 @@
+"""The "torchvision" energy-classifier family: ImageNet ResNets with differentiable preprocessing.
+
+Pretrained weights come through torchvision's weights enums and the torch hub cache, or from a
+local file; every checkpoint is read with weights_only=True, never fully unpickled.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import open_clip
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from safetensors.torch import load_file
+from torchvision.models import WeightsEnum, get_model, get_model_weights
+from torchvision.models.resnet import Bottleneck, ResNet
+from torchvision.transforms.functional import to_tensor
+
+from ..runtime import pick_dtype
+from . import sources
+from .interfaces import ComponentInfo, count_parameters
+from .suites import ComponentSpec, ModelUnavailableError
+
+TINY_RESNET = "synood-tiny-resnet"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+WRAPPER_KEYS = ("state_dict", "model")
+
+
+@dataclass(frozen=True)
+class View:
+    """How the network sees an image: shorter side resized, centre crop, per-channel normalisation."""
+
+    resize: int
+    crop: int
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+
+
+DEFAULT_VIEW = View(224, 224)
+
+
+class TorchvisionClassifier:
+    """A frozen ImageNet classifier behind the EnergyClassifier interface; gradients reach the input."""
+
+    def __init__(self, net: torch.nn.Module, view: View, class_names: Sequence[str], info: ComponentInfo,
+                 device: torch.device, dtype: torch.dtype):
+        self.net = net.to(device=device, dtype=dtype).eval().requires_grad_(False)
+        self.view, self.class_names, self.info = view, list(class_names), info
+        self.device, self.dtype = device, dtype
+        self._mean = torch.tensor(view.mean, device=device, dtype=dtype).view(1, 3, 1, 1)
+        self._std = torch.tensor(view.std, device=device, dtype=dtype).view(1, 3, 1, 1)
+
+    @staticmethod
+    def to_tensor(image: Image.Image) -> torch.Tensor:
+        """A PIL image -> (3, H, W) float RGB in [0, 1], the input `logits` expects."""
+        return to_tensor(image.convert("RGB"))
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) RGB in [0, 1] -> (B, 1000) logits; resize, crop and normalise stay differentiable."""
+        x = images.to(self.device, self.dtype)
+        height, width = x.shape[-2:]
+        short, long = sorted((height, width))
+        resized = (self.view.resize, int(self.view.resize * long / short))
+        size = resized if height <= width else resized[::-1]
+        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=False)
+        crop = self.view.crop
+        top, left = int(round((size[0] - crop) / 2.0)), int(round((size[1] - crop) / 2.0))
+        x = x[..., top:top + crop, left:left + crop]
+        return self.net((x - self._mean) / self._std)
+
+
+def load(spec: ComponentSpec, device: torch.device, dtype: str) -> TorchvisionClassifier:
+    """Build spec.model, random or filled from its torchvision weights enum or a local file."""
+    view, names, source = DEFAULT_VIEW, open_clip.IMAGENET_CLASSNAMES, sources.IN_PROCESS
+    if spec.weights is None:
+        net = _architecture(spec.model)
+    elif sources.looks_like_path(spec.weights):
+        path = Path(spec.weights).expanduser().resolve()
+        net = _architecture(spec.model)
+        net.load_state_dict(_read_state_dict(path))
+        source = str(path)
+    else:
+        weights = _weights_enum(spec)
+        names = weights.meta["categories"]
+        net = get_model(spec.model, weights=None, num_classes=len(names))
+        net.load_state_dict(weights.get_state_dict(progress=True, model_dir=str(_checkpoints_dir()),
+                                                   weights_only=True))
+        t = weights.transforms()
+        view = View(t.resize_size[0], t.crop_size[0], tuple(t.mean), tuple(t.std))
+        source = str(_cache_file(weights))
+    info = ComponentInfo(
+        role="classifier", name=f"torchvision {spec.model} ({spec.weights or 'random init'})",
+        architecture=spec.model, source=source, pretrained=spec.weights is not None,
+        parameters=count_parameters(net))
+    return TorchvisionClassifier(net, view, names, info, device, pick_dtype(dtype, device))
+
+
+def download(spec: ComponentSpec) -> str:
+    """Fill the torch hub cache with spec's weights through torchvision's own download path."""
+    if spec.weights is None or sources.looks_like_path(spec.weights):
+        raise ModelUnavailableError(
+            f"{spec.describe()} has nothing to download: it is a random init or a local file")
+    weights = _weights_enum(spec)
+    try:
+        weights.get_state_dict(progress=True, check_hash=True, model_dir=str(_checkpoints_dir()),
+                               weights_only=True)
+    except Exception as exc:
+        raise ModelUnavailableError(f"could not download {spec.describe()} from {weights.url}: {exc}") from exc
+    return str(_cache_file(weights))
+
+
+def _architecture(model: str) -> torch.nn.Module:
+    """A randomly initialised 1000-class network: the tiny ResNet, or any torchvision model by name."""
+    if model == TINY_RESNET:
+        return ResNet(Bottleneck, [1, 1, 1, 1], num_classes=1000)
+    return get_model(model, weights=None)
+
+
+def _weights_enum(spec: ComponentSpec) -> WeightsEnum:
+    """torchvision's weights enum member named by spec.weights, or a clear error."""
+    try:
+        return get_model_weights(spec.model)[spec.weights]
+    except (KeyError, ValueError):
+        raise ModelUnavailableError(f"torchvision has no weights {spec.weights!r} for {spec.model!r}") from None
+
+
+def _checkpoints_dir() -> Path:
+    """Where torch.hub keeps checkpoints; the same place sources.probe looks."""
+    return sources.torch_hub_dir() / "checkpoints"
+
+
+def _cache_file(weights: WeightsEnum) -> Path:
+    """The torch hub cache file torchvision reads (or downloads) for these weights."""
+    return _checkpoints_dir() / os.path.basename(weights.url)
+
+
+def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """A state dict from a .safetensors or torch file (optionally under 'state_dict'/'model'), weights only."""
+    if not path.is_file():
+        raise ModelUnavailableError(f"no classifier checkpoint file at {path}")
+    if path.suffix == ".safetensors":
+        return load_file(str(path))
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    for key in WRAPPER_KEYS:
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            return state[key]
+    return state

@@ -1,0 +1,98 @@
+"""The four small interfaces every model suite fills, and the identity card each component carries.
+
+Algorithms never see a model class: they see these methods. A suite bundles one of each.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Protocol, Sequence, runtime_checkable
+
+if TYPE_CHECKING:  # torch and PIL stay unimported until a model is used: the probe must be instant
+    import torch
+    from PIL import Image
+
+ROLES = ("encoder", "classifier", "labeller", "generator")
+ROLE_TITLES = {
+    "encoder": "Image/text encoder",
+    "classifier": "Energy classifier",
+    "labeller": "Context labeller",
+    "generator": "Generator",
+}
+
+
+@dataclass(frozen=True)
+class ComponentInfo:
+    """What a loaded component is, shown verbatim in the app and the CLI."""
+
+    role: str
+    name: str
+    architecture: str
+    source: str
+    pretrained: bool
+    parameters: int
+
+    @property
+    def weights(self) -> str:
+        return "pretrained" if self.pretrained else "random weights"
+
+    def to_dict(self) -> dict:
+        return asdict(self) | {"weights": self.weights}
+
+
+def count_parameters(*modules: "torch.nn.Module") -> int:
+    """Total number of parameters of the given modules."""
+    return sum(p.numel() for m in modules for p in m.parameters())
+
+
+@runtime_checkable
+class ImageTextEncoder(Protocol):
+    """A CLIP-like dual encoder: images and texts into one L2-normalised space."""
+
+    info: ComponentInfo
+    embed_dim: int
+
+    def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """PIL images -> (B, 3, S, S) tensor ready for `encode_image`."""
+        ...
+
+    def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
+        """(B, 3, S, S) preprocessed pixels -> (B, D) unit-norm features."""
+        ...
+
+    def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
+        """N strings -> (N, D) unit-norm features."""
+        ...
+
+
+@runtime_checkable
+class EnergyClassifier(Protocol):
+    """An ImageNet-1k classifier whose logits give the energy; differentiable in its input."""
+
+    info: ComponentInfo
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) RGB in [0, 1], any size -> (B, 1000) logits. Resizing and
+        normalisation happen inside so gradients flow back to the raw image."""
+        ...
+
+
+@runtime_checkable
+class ContextLabeller(Protocol):
+    """Lists the elements of an image other than its main object (an MLLM in the paper)."""
+
+    info: ComponentInfo
+
+    def context(self, image: Image.Image) -> list[str]:
+        """A clean, deduplicated list of context elements, most salient first."""
+        ...
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """Regenerates an image around a text prompt (SD2 inpainting in the paper)."""
+
+    info: ComponentInfo
+
+    def generate(self, image: Image.Image, prompt: str, seed: int = 0) -> Image.Image:
+        """One plain generation with the method's settings, no noise optimisation."""
+        ...

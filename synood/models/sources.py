@@ -1,0 +1,82 @@
+"""Where a component's weights would come from, and whether they are here: filesystem only.
+
+Nothing in this module touches the network or imports torch, so `synood models` and the app's
+start-up answer in well under a second even on a machine with no network and no HF_HUB_OFFLINE.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+CACHED = "cached locally"
+LOCAL = "local path"
+IN_PROCESS = "built in-process"
+NEEDS_DOWNLOAD = "needs download"
+MISSING = "missing"
+READY_STATES = (CACHED, LOCAL, IN_PROCESS)
+
+
+@dataclass(frozen=True)
+class Availability:
+    """A component's state and the place it would load from."""
+
+    state: str
+    where: str
+    detail: str = ""
+
+    @property
+    def ready(self) -> bool:
+        return self.state in READY_STATES
+
+
+def hf_hub_cache() -> Path:
+    """The Hugging Face hub cache, honouring HF_HUB_CACHE / HF_HOME like huggingface_hub does."""
+    from huggingface_hub import constants
+
+    return Path(os.environ.get("HF_HUB_CACHE") or constants.HF_HUB_CACHE)
+
+
+def torch_hub_dir() -> Path:
+    """torch.hub.get_dir() without importing torch: $TORCH_HOME/hub or $XDG_CACHE_HOME/torch/hub."""
+    home = os.environ.get("TORCH_HOME") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME", os.path.join(os.path.expanduser("~"), ".cache")), "torch")
+    return Path(os.path.expanduser(home)) / "hub"
+
+
+def looks_like_path(name: str) -> bool:
+    """True for strings meant as filesystem paths rather than hub ids or architecture names."""
+    return name.startswith(("/", "./", "../", "~")) or os.path.exists(os.path.expanduser(name))
+
+
+def probe_path(path: str) -> Availability:
+    full = Path(os.path.expanduser(path)).resolve()
+    if full.exists():
+        return Availability(LOCAL, str(full))
+    return Availability(MISSING, str(full), f"no file or folder at {full}")
+
+
+def probe_hub_files(repo_id: str, required: Sequence[Sequence[str]]) -> Availability:
+    """Each inner sequence lists alternatives of which one file must be in the local HF cache."""
+    from huggingface_hub import try_to_load_from_cache
+
+    where = str(hf_hub_cache() / ("models--" + repo_id.replace("/", "--")))
+    missing = []
+    for alternatives in required:
+        if not any(isinstance(try_to_load_from_cache(repo_id, name, cache_dir=hf_hub_cache()), str)
+                   for name in alternatives):
+            missing.append(" or ".join(alternatives))
+    if len(missing) == len(required):
+        return Availability(NEEDS_DOWNLOAD, where, "nothing of it is in the local cache")
+    if missing:
+        return Availability(NEEDS_DOWNLOAD, where, f"not in the local cache: {', '.join(missing)}")
+    return Availability(CACHED, where)
+
+
+def probe_torch_hub_file(url: str) -> Availability:
+    """A torchvision/torch.hub checkpoint lives at <torch hub dir>/checkpoints/<basename of url>."""
+    path = torch_hub_dir() / "checkpoints" / os.path.basename(url)
+    if path.is_file():
+        return Availability(CACHED, str(path))
+    return Availability(NEEDS_DOWNLOAD, str(path), f"{path.name} is not in the torch hub cache")

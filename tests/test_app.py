@@ -1,0 +1,81 @@
+"""The app for real: `python app.py` on 127.0.0.1, driven by gradio_client and headless Chromium."""
+from pathlib import Path
+
+import pytest
+from gradio_client import Client
+
+from tests.serve import ROOT, running_app
+
+SCREENSHOTS = ROOT / "assets" / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def tiny_app(tmp_path_factory):
+    with running_app("--suite", "tiny", log=tmp_path_factory.mktemp("app") / "app.log") as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (make test does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def test_client_sees_the_suite_and_loads_it(tiny_app):
+    client = Client(tiny_app, verbose=False)
+    table = client.predict(api_name="/components")
+    assert 'data-suite="tiny"' in table and "random weights" in table and "not loaded yet" in table
+    table, status = client.predict(api_name="/load_components")
+    assert "not loaded yet" not in table and "loaded" in table
+    assert status.startswith("Loaded: Image/text encoder, Energy classifier, Context labeller, Generator")
+
+
+@pytest.mark.browser
+def test_models_panel_in_chromium(tiny_app, browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(tiny_app)
+    page.get_by_role("tab", name="Models").wait_for()
+    assert "RANDOM weights" in page.locator("#suite-badge").inner_text()
+    assert "Tiny (random weights)" in page.locator("#suite-badge").inner_text()
+    table = page.locator("#components-table table.components")
+    assert table.get_attribute("data-suite") == "tiny"
+    page.get_by_role("button", name="Load all components").click()
+    page.locator("#load-status").get_by_text("Loaded:").wait_for(timeout=120_000)
+    rows = table.locator("tbody tr")
+    assert rows.count() == 4
+    for i in range(4):
+        params = rows.nth(i).locator("td").nth(5).inner_text()
+        assert params.replace(",", "").isdigit(), params
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "models.png"), full_page=True)
+    page.close()
+
+
+@pytest.mark.browser
+def test_fallback_notice_and_clear_load_error(tmp_path, browser):
+    """--suite paper on a machine without its weights: the page says what is missing, no traceback."""
+    with running_app("--suite", "paper", log=tmp_path / "app.log") as url:
+        page = browser.new_page()
+        page.goto(url)
+        page.get_by_role("button", name="Load all components").click()
+        toast = page.get_by_text("synood models download --suite paper").first
+        toast.wait_for(timeout=60_000)
+        assert "Traceback" not in page.content()
+        page.close()
+    with running_app(log=tmp_path / "auto.log") as url:
+        page = browser.new_page()
+        page.goto(url)
+        notice = page.locator("#suite-notice")
+        notice.wait_for()
+        assert "RANDOM weights" in notice.inner_text() and "synood models download" in notice.inner_text()
+        page.close()

@@ -1,0 +1,60 @@
+"""Models tab: which suite runs, what each component is, where it loads from; load on demand."""
+from __future__ import annotations
+
+import html
+
+import gradio as gr
+
+from synood.models import ModelUnavailableError, Suite
+from synood.models.interfaces import ROLE_TITLES, ROLES
+
+INTRO = (
+    "Every feature runs on a **suite** of four models: an image/text encoder that scores images against "
+    "labels, an energy classifier whose energy says how in-distribution an image looks, a context labeller "
+    "that names what surrounds the main object, and a generator that repaints the image. Components load "
+    "on first use; **Load all components** loads them now and fills in their parameter counts."
+)
+
+
+def components_table(suite: Suite) -> str:
+    """An HTML table with each component's identity, weights, state, source and size."""
+    found = suite.availability()
+    loaded = suite.loaded()
+    rows = []
+    for role in ROLES:
+        spec, info = suite.spec.components[role], loaded[role]
+        weights = "random weights" if spec.random else "pretrained"
+        name = info.name if info else spec.describe()
+        params = f"{info.parameters:,}" if info else "not loaded yet"
+        source = info.source if info else found[role].where
+        state = "loaded" if info else found[role].state
+        cells = [ROLE_TITLES[role], name, weights, state, source, params]
+        css = ' class="random"' if spec.random else ""
+        rows.append(f"<tr{css}>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+    head = "".join(f"<th>{h}</th>" for h in ("Role", "Component", "Weights", "State", "Source", "Parameters"))
+    return (f'<table class="components" data-suite="{html.escape(suite.name)}"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(rows)}</tbody></table>")
+
+
+def build(suite: Suite) -> None:
+    with gr.Tab("Models", id="models"):
+        gr.Markdown(INTRO)
+        gr.Markdown(f"**Suite `{suite.name}`**: {suite.spec.description}", elem_id="suite-description")
+        table = gr.HTML(components_table(suite), elem_id="components-table")
+        load = gr.Button("Load all components", variant="primary", elem_id="load-components")
+        status = gr.Markdown(elem_id="load-status")
+
+        def load_all(progress=gr.Progress()):
+            done = []
+            for i, role in enumerate(ROLES):
+                progress(i / len(ROLES), desc=f"Loading {ROLE_TITLES[role].lower()}")
+                try:
+                    suite.get(role)
+                except ModelUnavailableError as exc:
+                    raise gr.Error(str(exc), print_exception=False) from None
+                done.append(ROLE_TITLES[role])
+            return components_table(suite), f"Loaded: {', '.join(done)}."
+
+        load.click(load_all, outputs=[table, status], api_name="load_components")
+        refresh = gr.Button("Refresh", size="sm", elem_id="refresh-components")
+        refresh.click(lambda: components_table(suite), outputs=table, api_name="components")
