@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from typing import Sequence
@@ -53,12 +54,6 @@ def _cmd_config(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def _suite_rows(spec: suites.SuiteSpec) -> list[dict]:
-    return [{"role": role, "component": spec.components[role].describe(), "state": found.state,
-             "where": found.where, "detail": found.detail}
-            for role, found in suites.suite_availability(spec).items()]
-
-
 def models_report(config: Config) -> dict:
     """Every suite (or the one asked for) with each component's state and location."""
     chosen = config.models.suite
@@ -69,21 +64,16 @@ def models_report(config: Config) -> dict:
             report["suites"].append({"name": name, "available": False, "description": suites.OFFLINE_NOTE,
                                      "components": []})
             continue
-        spec, _ = suites.resolve_suite(_models_with_suite(config, name))
-        rows = _suite_rows(spec)
+        spec, _ = suites.resolve_suite(dataclasses.replace(config.models, suite=name))
+        found = suites.suite_availability(spec)
+        rows = [{"role": role, "component": spec.components[role].describe(), "state": a.state,
+                 "where": a.where, "detail": a.detail} for role, a in found.items()]
         report["suites"].append({"name": name, "title": spec.title, "description": spec.description,
-                                 "available": all(r["state"] in suites.sources.READY_STATES for r in rows),
-                                 "components": rows})
+                                 "available": all(a.ready for a in found.values()), "components": rows})
     if chosen == "auto":
         spec, notice = suites.resolve_suite(config.models)
         report["auto"] = {"suite": spec.name, "notice": notice}
     return report
-
-
-def _models_with_suite(config: Config, name: str):
-    import dataclasses
-
-    return dataclasses.replace(config.models, suite=name)
 
 
 def _cmd_models(args: argparse.Namespace, config: Config) -> int:

@@ -109,3 +109,15 @@ def test_replacing_a_component_keeps_the_rest(isolated_caches):
     spec, _ = suites.resolve_suite(ModelsConfig(suite="tiny", classifier="resnet50"))
     assert spec.components["classifier"].model == "resnet50" and spec.components["classifier"].random
     assert spec.components["encoder"] == suites.SUITES["tiny"].components["encoder"]
+
+
+def test_weights_that_do_not_load_give_one_clear_message(isolated_caches):
+    """Files present (the probe says cached) but corrupted: each loader's failure becomes one message."""
+    fill_paper_caches(b"not a checkpoint")
+    put_in_hf_cache("llava-hf/llava-1.5-7b-hf", {"model-00002-of-00002.safetensors": b"x"})
+    suite = suites.Suite.from_config(ModelsConfig(suite="paper"))
+    for role, flag in (("encoder", "--encoder-weights FILE"), ("classifier", "--classifier-weights FILE"),
+                       ("generator", "--generator FOLDER")):
+        with pytest.raises(suites.ModelUnavailableError, match="could not be loaded from") as err:
+            suite.get(role)
+        assert flag in str(err.value) and "synood models download --suite paper" in str(err.value)

@@ -184,6 +184,17 @@ def unavailable_message(suite: SuiteSpec, role: str, found: Availability) -> str
     )
 
 
+def broken_message(suite: SuiteSpec, role: str, found: Availability, exc: Exception) -> str:
+    """One clear message for weights that are present but do not load."""
+    spec = suite.components[role]
+    return (
+        f"The {suite.name} suite's {ROLE_TITLES[role].lower()} ({spec.describe()}) could not be loaded from "
+        f"{found.where}: {type(exc).__name__}: {exc}. The copy may be incomplete, corrupted or of another "
+        f"architecture: run `synood models download --suite {suite.name}` again on a machine with network "
+        f"access, or point at a good copy with `{FIX_FLAGS[role]}`."
+    )
+
+
 def _override_key(role: str) -> str:
     return {"encoder": "encoder_weights", "classifier": "classifier_weights"}.get(role, role)
 
@@ -271,9 +282,10 @@ class Suite:
                 module = importlib.import_module(FAMILY_MODULES[spec.family])
                 try:
                     self._components[role] = module.load(spec, pick_device(self.device_name), self.dtype_name)
-                except (OSError, ValueError) as exc:  # incomplete cache, wrong files or a bad local copy
-                    raise ModelUnavailableError(
-                        f"{unavailable_message(self.spec, role, found)} The loader said: {exc}") from exc
+                except ModelUnavailableError:
+                    raise
+                except Exception as exc:  # the library boundary: an incomplete, corrupted or wrong copy
+                    raise ModelUnavailableError(broken_message(self.spec, role, found, exc)) from exc
             return self._components[role]
 
     def loaded(self) -> dict[str, ComponentInfo | None]:
