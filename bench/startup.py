@@ -87,6 +87,7 @@ def main() -> None:
     print(f"tiny    `synood models load --suite tiny` (imports + build all four): {time.perf_counter() - start:.1f} s")
 
     code = ("import time; from synood.config import ModelsConfig; from synood.models import ROLES, Suite; "
+            "import synood.models.clip, synood.models.classifier, synood.models.generator, synood.models.labeller; "
             "s = Suite.from_config(ModelsConfig(suite='tiny')); t = time.perf_counter(); "
             "[s.get(r) for r in ROLES]; print(time.perf_counter() - t)")
     build = float(subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
