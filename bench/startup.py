@@ -98,7 +98,7 @@ def main() -> None:
             for p in (free_port(), free_port())]
     eager = [time_to_page([sys.executable, "-c", EAGER_APP, str(p)], p, env) for p in (free_port(), free_port())]
     print(f"app     first page, lazy loading: {min(lazy):.1f} s | loading every component first: "
-          f"{min(eager):.1f} s | ratio {min(eager) / min(lazy):.1f}x (tiny suite; the paper suite's 8 GB "
+          f"{min(eager):.1f} s | ratio {min(eager) / min(lazy):.1f}x (tiny suite; the paper suite's ~20 GB "
           "would widen it)")
 
 

@@ -42,8 +42,9 @@ TRANSFORMERS_FILES = (
     ("config.json",), ("tokenizer_config.json",), ("preprocessor_config.json", "processor_config.json"),
     ("model.safetensors.index.json", "model.safetensors"),
 )
-FIX_FLAGS = {"encoder": "--encoder-weights FILE", "classifier": "--classifier-weights FILE",
-             "generator": "--generator FOLDER", "labeller": "--labeller FOLDER"}
+# role -> (ModelsConfig field that replaces the model, field that replaces its weights or None)
+OVERRIDES = {"encoder": ("encoder", "encoder_weights"), "classifier": ("classifier", "classifier_weights"),
+             "generator": ("generator", None), "labeller": ("labeller", None)}
 
 
 class ModelUnavailableError(RuntimeError):
@@ -176,11 +177,11 @@ def unavailable_message(suite: SuiteSpec, role: str, found: Availability) -> str
     """One clear message: what is missing and the two ways to fix it."""
     spec = suite.components[role]
     return (
-        f"The {suite.name} suite's {ROLE_TITLES[role].lower()} ({spec.describe()}) is {found.state}: "
-        f"{found.detail or found.where}. Fix it either way: (1) on a machine with network access run "
+        f"The {suite.name} suite's {ROLE_TITLES[role].lower()} ({spec.describe()}) is not on this machine "
+        f"({found.state}): {found.detail or found.where}. Fix it either way: (1) on a machine with network access run "
         f"`synood models download --suite {suite.name}`, which fills the standard caches "
         f"(Hugging Face hub cache, torch hub cache) that this machine then reads; or (2) point at a local "
-        f"copy with `{FIX_FLAGS[role]}` (CLI and app) or models.{_override_key(role)} in a config file."
+        f"copy with `{_fix_flag(role)}` (CLI and app) or models.{_fix_key(role)} in a config file."
     )
 
 
@@ -191,12 +192,19 @@ def broken_message(suite: SuiteSpec, role: str, found: Availability, exc: Except
         f"The {suite.name} suite's {ROLE_TITLES[role].lower()} ({spec.describe()}) could not be loaded from "
         f"{found.where}: {type(exc).__name__}: {exc}. The copy may be incomplete, corrupted or of another "
         f"architecture: run `synood models download --suite {suite.name}` again on a machine with network "
-        f"access, or point at a good copy with `{FIX_FLAGS[role]}`."
+        f"access, or point at a good copy with `{_fix_flag(role)}`."
     )
 
 
-def _override_key(role: str) -> str:
-    return {"encoder": "encoder_weights", "classifier": "classifier_weights"}.get(role, role)
+def _fix_key(role: str) -> str:
+    """The config field that points a role at a local copy: its weights file, or its model folder."""
+    model_key, weights_key = OVERRIDES[role]
+    return weights_key or model_key
+
+
+def _fix_flag(role: str) -> str:
+    key = _fix_key(role)
+    return f"--{key.replace('_', '-')} {'FILE' if key.endswith('weights') else 'FOLDER'}"
 
 
 def resolve_suite(models: Any) -> tuple[SuiteSpec, str]:
@@ -226,22 +234,18 @@ def resolve_suite(models: Any) -> tuple[SuiteSpec, str]:
 
 
 def _with_overrides(suite: SuiteSpec, models: Any) -> SuiteSpec:
+    """`suite` with the components that `models` replaces (a model, its weights, or both)."""
     comps = dict(suite.components)
-    pairs = {"encoder": ("encoder", "encoder_weights"), "classifier": ("classifier", "classifier_weights"),
-             "generator": ("generator", None), "labeller": ("labeller", None)}
-    changed = False
-    for role, (model_key, weights_key) in pairs.items():
+    for role, (model_key, weights_key) in OVERRIDES.items():
         model = getattr(models, model_key)
         weights = getattr(models, weights_key) if weights_key else None
-        if model is None and weights is None:
-            continue
-        spec = comps[role]
-        comps[role] = dataclasses.replace(spec, model=model or spec.model,
-                                          weights=weights if weights is not None else spec.weights)
-        changed = True
-    if not changed:
+        if model is not None or weights is not None:
+            spec = comps[role]
+            comps[role] = dataclasses.replace(spec, model=model or spec.model,
+                                              weights=weights if weights is not None else spec.weights)
+    if comps == suite.components:
         return suite
-    return dataclasses.replace(suite, name=suite.name, components=comps,
+    return dataclasses.replace(suite, components=comps,
                                description=suite.description + " (with component replacements)")
 
 
@@ -267,6 +271,8 @@ class Suite:
 
     def get(self, role: str, progress: Callable[[str], None] | None = None) -> Any:
         """The component for `role`, loading it on first call (progress gets a message)."""
+        if role in self._components:  # loaded: no lock, so a long load never blocks the others
+            return self._components[role]
         if role not in ROLES:
             raise KeyError(f"unknown role {role!r}; roles are {', '.join(ROLES)}")
         with self._lock:
