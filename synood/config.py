@@ -103,10 +103,6 @@ class PathsConfig:
 
     home: str = field(default_factory=lambda: os.environ.get("SYNOOD_HOME", "~/.cache/synood"))
 
-    @property
-    def root(self) -> Path:
-        return Path(os.path.expanduser(self.home))
-
 
 @dataclass
 class Config:

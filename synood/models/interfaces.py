@@ -4,7 +4,7 @@ Algorithms never see a model class: they see these methods. A suite bundles one 
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol, Sequence, runtime_checkable
 
 if TYPE_CHECKING:  # torch and PIL stay unimported until a model is used: the probe must be instant
@@ -34,9 +34,6 @@ class ComponentInfo:
     @property
     def weights(self) -> str:
         return "pretrained" if self.pretrained else "random weights"
-
-    def to_dict(self) -> dict:
-        return asdict(self) | {"weights": self.weights}
 
 
 def count_parameters(*modules: "torch.nn.Module") -> int:
