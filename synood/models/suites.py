@@ -175,10 +175,9 @@ def suite_availability(spec: SuiteSpec) -> dict[str, Availability]:
 
 def unavailable_message(suite: SuiteSpec, role: str, found: Availability) -> str:
     """One clear message: what is missing and the two ways to fix it."""
-    spec = suite.components[role]
     return (
-        f"The {suite.name} suite's {ROLE_TITLES[role].lower()} ({spec.describe()}) is not on this machine "
-        f"({found.state}): {found.detail or found.where}. Fix it either way: (1) on a machine with network access run "
+        f"{_subject(suite, role)} is not on this machine ({found.state}): {found.detail or found.where}. "
+        f"Fix it either way: (1) on a machine with network access run "
         f"`synood models download --suite {suite.name}`, which fills the standard caches "
         f"(Hugging Face hub cache, torch hub cache) that this machine then reads; or (2) point at a local "
         f"copy with `{_fix_flag(role)}` (CLI and app) or models.{_fix_key(role)} in a config file."
@@ -187,13 +186,16 @@ def unavailable_message(suite: SuiteSpec, role: str, found: Availability) -> str
 
 def broken_message(suite: SuiteSpec, role: str, found: Availability, exc: Exception) -> str:
     """One clear message for weights that are present but do not load."""
-    spec = suite.components[role]
     return (
-        f"The {suite.name} suite's {ROLE_TITLES[role].lower()} ({spec.describe()}) could not be loaded from "
-        f"{found.where}: {type(exc).__name__}: {exc}. The copy may be incomplete, corrupted or of another "
-        f"architecture: run `synood models download --suite {suite.name}` again on a machine with network "
-        f"access, or point at a good copy with `{_fix_flag(role)}`."
+        f"{_subject(suite, role)} could not be loaded from {found.where}: {type(exc).__name__}: {exc}. "
+        f"The copy may be incomplete, corrupted or of another architecture: run "
+        f"`synood models download --suite {suite.name}` again on a machine with network access, "
+        f"or point at a good copy with `{_fix_flag(role)}`."
     )
+
+
+def _subject(suite: SuiteSpec, role: str) -> str:
+    return f"The {suite.name} suite's {ROLE_TITLES[role].lower()} ({suite.components[role].describe()})"
 
 
 def _fix_key(role: str) -> str:
@@ -330,5 +332,6 @@ def download_snapshot(spec: ComponentSpec, allow_patterns: Sequence[str]) -> str
     try:
         return snapshot_download(spec.model, cache_dir=sources.hf_hub_cache(), allow_patterns=list(allow_patterns))
     except Exception as exc:
-        offline = " with HF_HUB_OFFLINE set (unset it on a machine with network access)" if constants.HF_HUB_OFFLINE else ""
+        offline = (" with HF_HUB_OFFLINE set (unset it on a machine with network access)"
+                   if constants.HF_HUB_OFFLINE else "")
         raise ModelUnavailableError(f"could not download {spec.model}{offline}: {exc}") from exc
