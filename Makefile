@@ -7,7 +7,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_RUN := wordnet-base wordnet-sense-index
+APT_RUN := wordnet-base wordnet-sense-index opencv-doc
 APT_TEST := chromium fonts-dejavu-core
 ARGS ?=
 

@@ -60,10 +60,6 @@ def models_report(config: Config) -> dict:
     names = [n for n in suites.SUITE_CHOICES if n != "auto"] if chosen == "auto" else [chosen]
     report: dict = {"suites": []}
     for name in names:
-        if name == "offline":
-            report["suites"].append({"name": name, "available": False, "description": suites.OFFLINE_NOTE,
-                                     "components": []})
-            continue
         spec, _ = suites.resolve_suite(dataclasses.replace(config.models, suite=name))
         found = suites.suite_availability(spec)
         rows = [{"role": role, "component": spec.components[role].describe(), "state": a.state,
@@ -100,7 +96,7 @@ def _cmd_models_download(args: argparse.Namespace, config: Config) -> int:
     for role in args.role or ROLES:
         component = spec.components[role]
         found = suites.probe(component)
-        if found.state in (suites.sources.IN_PROCESS, suites.sources.LOCAL):
+        if found.state in (suites.sources.IN_PROCESS, suites.sources.LOCAL, suites.sources.INSTALLED):
             print(f"{role}: {component.describe()} is {found.state}; nothing to download")
             continue
         try:

@@ -101,7 +101,12 @@ class NegTuneConfig:
 class PathsConfig:
     """Where caches, artifacts and the run database live."""
 
-    home: str = field(default_factory=lambda: os.environ.get("SYNOOD_HOME", "~/.cache/synood"))
+    home: str = field(default_factory=lambda: str(cache_home()))
+
+
+def cache_home() -> Path:
+    """$SYNOOD_HOME, else ~/.cache/synood: where caches that models compute for themselves live."""
+    return Path(os.environ.get("SYNOOD_HOME", "~/.cache/synood")).expanduser()
 
 
 @dataclass

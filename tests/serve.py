@@ -21,13 +21,20 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_app(*args: str, log: Path, timeout: float = 120.0) -> Iterator[str]:
-    """Yield the URL of `python app.py --port N *args` once it answers; stop it afterwards."""
+def running_app(*args: str, log: Path, timeout: float = 120.0,
+                env: dict[str, str | None] | None = None) -> Iterator[str]:
+    """Yield the URL of `python app.py --port N *args` once it answers; stop it afterwards.
+    `env` adds variables to the test environment (None removes one)."""
     port = free_port()
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    full_env = dict(os.environ, PYTHONUNBUFFERED="1")
+    for key, value in (env or {}).items():
+        if value is None:
+            full_env.pop(key, None)
+        else:
+            full_env[key] = value
     with open(log, "w") as out:
         proc = subprocess.Popen([sys.executable, str(ROOT / "app.py"), "--port", str(port), *args],
-                                cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+                                cwd=ROOT, env=full_env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + timeout

@@ -6,6 +6,7 @@ from gradio_client import Client
 
 from tests.serve import ROOT, running_app
 
+NO_NETWORK = Path(__file__).with_name("no_network")
 SCREENSHOTS = ROOT / "assets" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
@@ -72,10 +73,21 @@ def test_fallback_notice_and_clear_load_error(tmp_path, browser):
         toast.wait_for(timeout=60_000)
         assert "Traceback" not in page.content()
         page.close()
-    with running_app(log=tmp_path / "auto.log") as url:
+
+
+@pytest.mark.browser
+def test_default_start_without_network_is_the_offline_suite(tmp_path, browser):
+    """A fresh machine with no network and no HF_HUB_OFFLINE: `python app.py` serves the offline suite
+    and says why, without one outgoing connection attempt (sitecustomize exits 97 on any)."""
+    env = {"PYTHONPATH": str(NO_NETWORK), "HF_HUB_OFFLINE": None, "TRANSFORMERS_OFFLINE": None}
+    with running_app(log=tmp_path / "auto.log", env=env, timeout=60) as url:
         page = browser.new_page()
         page.goto(url)
         notice = page.locator("#suite-notice")
         notice.wait_for()
-        assert "RANDOM weights" in notice.inner_text() and "synood models download" in notice.inner_text()
+        assert "offline suite" in notice.inner_text() and "not CLIP" in notice.inner_text()
+        assert "synood models download --suite paper" in notice.inner_text()
+        assert "Offline" in page.locator("#suite-badge").inner_text()
+        assert page.locator("#components-table table.components").get_attribute("data-suite") == "offline"
         page.close()
+    assert "no_network" not in (tmp_path / "auto.log").read_text()

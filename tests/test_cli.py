@@ -24,9 +24,9 @@ def test_models_lists_every_suite_without_network():
     result = synood("models", offline_flag=False, timeout=60)
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    for text in ("suite paper (not ready)", "suite offline", "suite tiny (ready)", "needs download",
+    for text in ("suite paper (not ready)", "suite offline (ready)", "suite tiny (ready)", "needs download",
                  "built in-process", "llava-hf/llava-1.5-7b-hf", "stabilityai/stable-diffusion-2-inpainting",
-                 "resnet50-11ad3fa6.pth", "--suite auto resolves to: tiny"):
+                 "resnet50-11ad3fa6.pth", "installed package", "--suite auto resolves to: offline"):
         assert text in out
 
 

@@ -101,7 +101,7 @@ def test_classifier_gradients_reach_pixels(tiny_classifier):
 def test_tiny_suite_dispatches_to_these_loaders():
     suite = Suite(SUITES["tiny"], device="cpu")
     assert isinstance(suite.encoder, clip.OpenClipEncoder)
-    assert isinstance(suite.classifier, classifier.TorchvisionClassifier)
+    assert isinstance(suite.classifier, classifier.ImageNetClassifier)
 
 
 def test_encoder_local_checkpoint(encoder, images, tmp_path):

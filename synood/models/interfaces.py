@@ -5,7 +5,7 @@ Algorithms never see a model class: they see these methods. A suite bundles one 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Callable, Protocol, Sequence, runtime_checkable
 
 if TYPE_CHECKING:  # torch and PIL stay unimported until a model is used: the probe must be instant
     import torch
@@ -58,6 +58,10 @@ class ImageTextEncoder(Protocol):
 
     def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
         """N strings -> (N, D) unit-norm features."""
+        ...
+
+    def text_features(self, texts: Sequence[str], progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
+        """encode_text over many texts in batches, from the on-disk cache when the weights allow it."""
         ...
 
 

