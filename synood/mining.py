@@ -62,7 +62,9 @@ def mine(text_features: TextFeatures, id_names: Sequence[str], config: NegLabelC
     labels: list[NegativeLabel] = []
     features = []
     for pos in POS_ORDER:
-        pool_pos = pool[pos] if pool is not None else candidates(pos)
+        # sorted by word (as candidates() already is): the result, ties and cache keys included, never
+        # depends on the order a pool is given in
+        pool_pos = sorted(pool[pos] if pool is not None else candidates(pos), key=lambda c: (c.word, c.lexname))
         if config.prune_csp:
             pool_pos = [c for c in pool_pos if c.lexname not in CSP_PRUNED]
         encoded = text_features(prompts([c.word for c in pool_pos], templates[pos]), progress=progress)

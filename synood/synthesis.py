@@ -57,6 +57,8 @@ def optimise_noise(render: Callable[[torch.Tensor], torch.Tensor], noise: torch.
     The kept image is the one rendered in the last iteration (as in the reference code); the
     callback receives every iteration as soon as it is scored.
     """
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
     history = []
     for index in range(iterations):
         noise = noise.detach().requires_grad_(True)
