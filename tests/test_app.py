@@ -2,8 +2,9 @@
 from pathlib import Path
 
 import pytest
-from gradio_client import Client
+from gradio_client import Client, handle_file
 
+from synood import photos
 from tests.serve import ROOT, running_app
 
 NO_NETWORK = Path(__file__).with_name("no_network")
@@ -45,7 +46,7 @@ def test_client_sees_the_suite_and_loads_it(tiny_app):
 def test_models_panel_in_chromium(tiny_app, browser):
     page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.goto(tiny_app)
-    page.get_by_role("tab", name="Models").wait_for()
+    page.get_by_role("tab", name="Models").click()
     assert "RANDOM weights" in page.locator("#suite-badge").inner_text()
     assert "Tiny (random weights)" in page.locator("#suite-badge").inner_text()
     table = page.locator("#components-table table.components")
@@ -68,6 +69,7 @@ def test_fallback_notice_and_clear_load_error(tmp_path, browser):
     with running_app("--suite", "paper", log=tmp_path / "app.log") as url:
         page = browser.new_page()
         page.goto(url)
+        page.get_by_role("tab", name="Models").click()
         page.get_by_role("button", name="Load all components").click()
         toast = page.get_by_text("synood models download --suite paper").first
         toast.wait_for(timeout=60_000)
@@ -88,6 +90,48 @@ def test_default_start_without_network_is_the_offline_suite(tmp_path, browser):
         assert "offline suite" in notice.inner_text() and "not CLIP" in notice.inner_text()
         assert "synood models download --suite paper" in notice.inner_text()
         assert "Offline" in page.locator("#suite-badge").inner_text()
+        page.get_by_role("tab", name="Models").click()
         assert page.locator("#components-table table.components").get_attribute("data-suite") == "offline"
         page.close()
     assert "no_network" not in (tmp_path / "auto.log").read_text()
+
+
+@pytest.fixture(scope="module")
+def offline_app(tmp_path_factory):
+    with running_app("--suite", "offline", log=tmp_path_factory.mktemp("offline") / "app.log") as url:
+        yield url
+
+
+def test_client_lists_context_and_builds_the_prompt(offline_app):
+    client = Client(offline_app, verbose=False)
+    labels, prompt, heading = client.predict(handle_file(str(photos.by_name("coffee").path)), api_name="/context")
+    assert "espresso" in heading and "espresso" not in labels.splitlines()
+    assert len(labels.splitlines()) >= 2 and prompt.startswith("A photo only remain ")
+    assert client.predict("sand,  sea\nsky\nsea", api_name="/prompt") == "A photo only remain sand, sea, sky"
+    with pytest.raises(Exception, match="Upload an image"):
+        client.predict(None, api_name="/context")
+
+
+@pytest.mark.browser
+def test_context_tab_in_chromium(offline_app, browser):
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.goto(offline_app)
+    page.get_by_role("tab", name="Context labels").click()
+    page.locator("#context-image").wait_for()
+    page.get_by_role("button", name="List context").click()
+    page.get_by_text("Upload an image or pick an example first").first.wait_for(timeout=30_000)
+    page.goto(offline_app)  # a fresh page, without the error toast
+    page.get_by_role("tab", name="Context labels").click()
+    palace = [p.name for p in photos.photos("id")].index("palace")
+    page.locator(".gallery-item, button.gallery-item, [data-testid='examples'] button").nth(palace).click()
+    page.locator("#context-image img").first.wait_for(timeout=30_000)
+    page.get_by_role("button", name="List context").click()
+    page.locator("#main-object").get_by_text("Main object").wait_for(timeout=180_000)
+    labels = page.locator("#context-labels textarea")
+    assert labels.input_value().strip()
+    page.screenshot(path=str(SCREENSHOTS / "context.png"), full_page=True)
+    labels.fill("wooden table\nsaucer")
+    prompt = page.locator("#context-prompt textarea")
+    page.wait_for_function("() => document.querySelector('#context-prompt textarea').value.includes('saucer')")
+    assert prompt.input_value() == "A photo only remain wooden table, saucer"
+    page.close()

@@ -69,14 +69,16 @@ class ClassicalGenerator:
         return to_image(canvas.render(canvas.noise))
 
 
-def erase_main_object(classifier: ImageNetClassifier, image: Image.Image,
-                      size: int = SIZE) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
-    """The image resized to size x size, the same with its predicted class's region inpainted, the soft
-    (1, S, S) mask of that region, and the predicted class."""
+def erase_main_object(classifier: ImageNetClassifier, image: Image.Image, size: int = SIZE,
+                      predicted: int | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """The image resized to size x size, the same with the region of class `predicted` (default: the
+    classifier's top class for the resized image) inpainted, the soft (1, S, S) mask of that region,
+    and that class."""
     rgb = image.convert("RGB").resize((size, size), Image.BICUBIC)
     source = classifier.to_tensor(rgb)
-    with torch.no_grad():
-        predicted = int(classifier.logits(source[None]).argmax())
+    if predicted is None:
+        with torch.no_grad():
+            predicted = int(classifier.logits(source[None]).argmax())
     region = object_mask(classifier, source, predicted)
     filled = cv2.inpaint(np.asarray(rgb), region.astype(np.uint8) * 255, 5, cv2.INPAINT_TELEA)
     soft = np.maximum(cv2.GaussianBlur(region.astype(np.float32), (0, 0), sigmaX=size / 64), region)

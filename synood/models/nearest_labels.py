@@ -29,6 +29,8 @@ NOUN_SHORTLIST = 50  # nearest nouns checked for relatedness
 # Common WordNet nouns (tagged at least once in SemCor) of things a photo can show; people, acts,
 # feelings, ... and rare words are left out.
 PHYSICAL = ("noun.artifact", "noun.object", "noun.plant", "noun.animal", "noun.food", "noun.substance")
+# Words about the picture itself (photograph, painting, picture frame) describe every image: never context.
+DEPICTION = ("creation.n.02", "framework.n.03")
 NOUN_TEMPLATE = "the nice {}"  # NegLabel's noun prompt, so mining can reuse the same cached features
 
 
@@ -39,8 +41,13 @@ class NearestLabels:
         self.encoder, self.classifier, self.info = encoder, encoder.classifier, info
         self.synsets = wordnet.imagenet_synsets()
         reader = wordnet.wordnet()
-        self.nouns = [c.word for c in wordnet.candidates("noun") if c.lexname in PHYSICAL
-                      and any(lemma.count() > 0 for lemma in reader.lemmas(c.word.replace(" ", "_"), "n"))]
+        depiction = {reader.synset(name) for name in DEPICTION}
+        self.nouns = []
+        for candidate in wordnet.candidates("noun"):
+            senses = reader.synsets(candidate.word.replace(" ", "_"), "n")
+            if (candidate.lexname in PHYSICAL and any(lemma.count() > 0 for s in senses for lemma in s.lemmas())
+                    and not depiction & set(senses[0].closure(lambda s: s.hypernyms()))):
+                self.nouns.append(candidate.word)
 
     @functools.cached_property
     def noun_features(self) -> torch.Tensor:
@@ -50,8 +57,11 @@ class NearestLabels:
 
     def context(self, image: Image.Image) -> list[str]:
         """Context elements of `image`, most salient first (see the module docstring)."""
-        source, erased, _, predicted = classical.erase_main_object(self.classifier, image)
-        main = self.synsets[predicted]
+        whole = self.classifier.to_tensor(image)[None]
+        with torch.no_grad():
+            main_index = int(self.classifier.logits(whole).argmax())
+        source, erased, _, _ = classical.erase_main_object(self.classifier, image, predicted=main_index)
+        main = self.synsets[main_index]
         with torch.no_grad():
             probabilities = self.classifier.logits(torch.stack([source, erased])).softmax(dim=-1).float().cpu()
         labels: list[str] = []
@@ -60,7 +70,7 @@ class NearestLabels:
             for p, i in zip(top.values.tolist(), top.indices.tolist()):
                 name = self.classifier.class_names[i]
                 if (len(labels) < MAX_CLASS_LABELS and p >= MIN_PROBABILITY and name not in labels
-                        and not wordnet.related(main, self.synsets[i])):
+                        and i != main_index and not wordnet.related(main, self.synsets[i])):
                     labels.append(name)
         similarity = self.noun_features @ self.encoder.encode_image(erased[None])[0]
         nouns: list[str] = []

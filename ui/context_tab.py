@@ -1,0 +1,72 @@
+"""Context labels tab: what the labeller sees around an image's main object, editable, and the prompt it makes."""
+from __future__ import annotations
+
+import gradio as gr
+import torch
+from PIL import Image
+
+from synood import photos
+from synood.config import Config
+from synood.models import ModelUnavailableError, Suite
+from synood.synthesis import context_prompt
+
+INTRO = (
+    "SynOOD regenerates an in-distribution (ID) image around everything **except** its main object, so the "
+    "result keeps the scene but loses what made it ID. The **context labeller** lists those other elements; "
+    "they become the generator's prompt. Pick a photo, list its context, then edit the labels (one per line): "
+    "the prompt below follows your edits."
+)
+
+
+def parse_labels(text: str) -> list[str]:
+    """Labels typed one per line or separated by commas, blanks and repeats dropped, order kept."""
+    labels = [part.strip() for line in text.splitlines() for part in line.split(",")]
+    return list(dict.fromkeys(label for label in labels if label))
+
+
+def main_object(suite: Suite, image: Image.Image) -> str:
+    """The classifier's top ImageNet label for the image, with its probability."""
+    classifier = suite.get("classifier")
+    with torch.no_grad():
+        probabilities = classifier.logits(classifier.to_tensor(image)[None])[0].float().softmax(dim=-1)
+    index = int(probabilities.argmax())
+    return f"Main object (the classifier's top label): **{classifier.class_names[index]}** ({probabilities[index]:.0%})"
+
+
+def build(suite: Suite, config: Config) -> None:
+    synthesis = config.synthesis
+
+    def prompt_for(text: str) -> str:
+        return context_prompt(parse_labels(text), synthesis.prompt_template, synthesis.context_max_chars)
+
+    def list_context(image: Image.Image | None, progress=gr.Progress()):
+        if image is None:
+            raise gr.Error("Upload an image or pick an example first.", print_exception=False)
+        try:
+            progress(0.1, desc="Loading the context labeller")
+            labeller = suite.get("labeller")
+            progress(0.5, desc="Listing context")
+            labels = labeller.context(image)
+            heading = main_object(suite, image)
+        except ModelUnavailableError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        text = "\n".join(labels)
+        return text, prompt_for(text), heading
+
+    with gr.Tab("Context labels", id="context"):
+        gr.Markdown(INTRO)
+        with gr.Row():
+            with gr.Column(scale=1):
+                image = gr.Image(type="pil", label="ID image", sources=["upload", "clipboard"], height=320,
+                                 elem_id="context-image")
+                gr.Examples([[str(p.path)] for p in photos.photos("id")], inputs=image, label="Packaged photos")
+                run = gr.Button("List context", variant="primary", elem_id="list-context")
+            with gr.Column(scale=1):
+                heading = gr.Markdown(elem_id="main-object")
+                labels = gr.Textbox(label="Context labels (edit freely: one per line)", lines=7,
+                                    elem_id="context-labels")
+                prompt = gr.Textbox(label=f"Generator prompt (context cut to {synthesis.context_max_chars} "
+                                          "characters, as in the reference code)", interactive=False,
+                                    elem_id="context-prompt")
+        run.click(list_context, inputs=image, outputs=[labels, prompt, heading], api_name="context")
+        labels.change(prompt_for, inputs=labels, outputs=prompt, api_name="prompt")
