@@ -73,3 +73,11 @@ def test_config_shows_the_resolved_tree(tmp_path):
 def test_bad_input_is_a_message_not_a_traceback(args, words):
     result = synood(*args)
     assert result.returncode == 2 and words in result.stderr and "Traceback" not in result.stderr
+
+
+def test_offline_suite_loads_without_network_and_names_its_stand_ins():
+    result = synood("models", "load", "--suite", "offline", "--role", "encoder", "--role", "classifier",
+                    offline_flag=False)
+    assert result.returncode == 0, result.stderr
+    assert "Offline stand-in for CLIP (not CLIP)" in result.stdout
+    assert "EfficientNet-Lite0 (ImageNet-1k)" in result.stdout and "pretrained" in result.stdout
