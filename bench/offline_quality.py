@@ -45,7 +45,7 @@ def main() -> None:
     for carrier in standin.CARRIERS:
         encoder = standin.shared(torch.device("cpu"), torch.float32, carrier)
         start = time.perf_counter()
-        detector = Detector(encoder, classifier, classifier.class_names)
+        detector = Detector(encoder, classifier)
         build = time.perf_counter() - start
         results[carrier] = detector.score(images)
         nearest = (detector.image_features(images)[is_id] @ detector.id_features.T).topk(5).indices

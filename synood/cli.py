@@ -2,15 +2,30 @@
 from __future__ import annotations
 
 import argparse
+import csv
 import dataclasses
+import io
 import json
 import sys
-from typing import Sequence
+import time
+from pathlib import Path
+from typing import Any, Sequence
 
-from . import __version__
+from tqdm import tqdm
+
+from . import SCORE_TITLES, __version__, images
 from .config import Config, ConfigError, load_config
 from .models import suites
 from .models.interfaces import ROLE_TITLES, ROLES
+from .wordnet import WordNetUnavailableError
+
+SCORE_NAMES = tuple(SCORE_TITLES)
+METRIC_KEYS = ("auroc", "fpr95", "fpr95_openood", "aupr_in", "aupr_out")
+FPR95_NOTE = ("FPR95: share of OOD images scored above the threshold that keeps 95 % of ID images (MOS / NegLabel / "
+              "SynOOD convention; OpenOOD's is fpr95_openood in --json and --csv). All values in %.")
+MINING_STAGES = ("ID labels", "nouns", "adjectives")
+DETECTOR_STAGES = ("ID labels", *MINING_STAGES)  # the detector encodes its ID labels, then mines
+BATCH = 32
 
 MODEL_FLAGS = {  # flag -> ModelsConfig field
     "--suite": "suite", "--encoder": "encoder", "--encoder-weights": "encoder_weights",
@@ -121,6 +136,255 @@ def _cmd_models_load(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+class CommandError(Exception):
+    """Bad input to a sub-command: printed as "synood: error: ..." with exit status 2."""
+
+
+class StageBars:
+    """A (done, total) progress callback drawn as one tqdm bar per stage on stderr.
+
+    The callback restarts for every stage: a bar closes when its stage is done, and a new one starts
+    when none is open, when `done` goes backwards or when `total` changes.
+    """
+
+    def __init__(self, stages: Sequence[str], unit: str = "text"):
+        self.stages, self.unit, self.started, self.bar = list(stages), unit, 0, None
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None or done < self.bar.n or total != self.bar.total:
+            self.close()
+            desc = self.stages[min(self.started, len(self.stages) - 1)]
+            self.bar = tqdm(total=total, desc=desc, unit=self.unit, file=sys.stderr, dynamic_ncols=True)
+            self.started += 1
+        self.bar.update(done - self.bar.n)
+        if done >= total:
+            self.close()
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _say(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _components(config: Config, *roles: str) -> tuple[suites.Suite, list[Any]]:
+    """The configured suite and its loaded components, with its notice and loading messages on stderr."""
+    suite = suites.Suite.from_config(config.models)
+    if suite.notice:
+        _say(f"notice: {suite.notice}")
+    _say(f"suite: {suite.name} ({suite.spec.title})")
+    return suite, [suite.get(role, progress=_say) for role in roles]
+
+
+def _detector(config: Config) -> tuple[suites.Suite, Any]:
+    """The suite and a Detector on its encoder and classifier."""
+    from .detect import Detector
+
+    suite, (classifier, encoder) = _components(config, "classifier", "encoder")
+    bars = StageBars(DETECTOR_STAGES)
+    try:
+        return suite, Detector(encoder, classifier, config.neglabel, progress=bars)
+    finally:
+        bars.close()
+
+
+def _check_output(path: str | None) -> None:
+    """Fail before any long work when an output file's folder does not exist."""
+    if path and path != "-" and not Path(path).parent.is_dir():
+        raise CommandError(f"cannot write {path}: no such folder {Path(path).parent}")
+
+
+def _output(path: str, text: str) -> None:
+    """Text to stdout for "-", else atomically to the file."""
+    if path == "-":
+        sys.stdout.write(text)
+    else:
+        from . import storage
+
+        storage.write_text(path, text)
+
+
+def _cmd_mine(args: argparse.Namespace, config: Config) -> int:
+    from . import mining
+
+    fmt = args.format or ("json" if args.out.endswith(".json") else "tsv")
+    _check_output(args.out)
+    from .detect import IMAGENET_CLASSNAMES
+
+    suite, (encoder,) = _components(config, "encoder")
+    start = time.perf_counter()
+    bars = StageBars(MINING_STAGES)
+    try:
+        labels, _ = mining.mine(encoder.text_features, IMAGENET_CLASSNAMES, config.neglabel, bars)
+    finally:
+        bars.close()
+    seconds = time.perf_counter() - start
+    rows = [dataclasses.asdict(label) for label in labels]
+    if fmt == "json":
+        text = json.dumps(rows, indent=1) + "\n"
+    else:
+        text = "word\tpos\tlexname\tpercentile\n" + "".join(
+            f"{r['word']}\t{r['pos']}\t{r['lexname']}\t{r['percentile']:.6f}\n" for r in rows)
+    _output(args.out, text)
+    counts = ", ".join(f"{sum(r['pos'] == pos for r in rows):,} {pos}" for pos in mining.POS_ORDER)
+    n = config.neglabel
+    _say(f"mined {len(rows):,} negative labels ({counts}) with the {suite.name} suite's encoder over "
+         f"{len(IMAGENET_CLASSNAMES)} ID labels in {seconds:.1f} s; percentile {n.percentile:g}, "
+         f"keep_ratio {n.keep_ratio:g}, prune_csp {str(n.prune_csp).lower()}"
+         + ("" if args.out == "-" else f"; written to {args.out}"))
+    return 0
+
+
+def _top(similarities, names: Sequence[str], k: int) -> list[dict]:
+    values, indices = similarities.topk(min(k, len(names)))
+    return [{"label": names[i], "similarity": round(v, 6)} for v, i in zip(values.tolist(), indices.tolist())]
+
+
+def _cmd_score(args: argparse.Namespace, config: Config) -> int:
+    loaded, failed = {}, []
+    for path in args.images:
+        try:
+            loaded[path] = images.load_image(path)
+        except images.ImageError as exc:
+            failed.append({"image": path, "error": str(exc)})
+            print(f"synood: error: {exc}", file=sys.stderr)
+    results = []
+    if loaded:
+        suite, detector = _detector(config)
+        pictures = list(loaded.values())
+        scores = detector.score(pictures)
+        features = scores["features"]
+        id_sims, neg_sims = features @ detector.id_features.T, features @ detector.negative_features.T
+        negative_names = [label.word for label in detector.negatives]
+        for i, path in enumerate(loaded):
+            results.append({"image": path, "scores": {name: float(scores[name][i]) for name in SCORE_NAMES},
+                            "top_id": _top(id_sims[i], detector.id_names, args.top),
+                            "top_negative": _top(neg_sims[i], negative_names, args.top)})
+    if args.json:
+        print(json.dumps({"suite": suite.name if loaded else None, "images": results, "errors": failed}, indent=2))
+        return 1 if failed else 0
+    for r in results:
+        print(r["image"])
+        print("  scores     " + "  ".join(f"{SCORE_TITLES[k]} {v:.4f}" for k, v in r["scores"].items()))
+        for key, title in (("top_id", "ID labels"), ("top_negative", "negatives")):
+            print(f"  {title:<10} " + ", ".join(f"{t['label']} {t['similarity']:.3f}" for t in r[key]))
+    return 1 if failed else 0
+
+
+def _ood_sets(specs: Sequence[str]) -> dict[str, str]:
+    """NAME=DIR arguments as {name: folder}, checked."""
+    sets: dict[str, str] = {}
+    for spec in specs:
+        name, sep, folder = spec.partition("=")
+        name = name.strip()
+        if not sep or not name or not folder:
+            raise CommandError(f"--ood {spec!r}: expected NAME=DIR, e.g. --ood textures=data/dtd")
+        if name in sets or name == "Average":
+            raise CommandError(f"--ood {spec!r}: the set name {name!r} is already taken")
+        sets[name] = folder
+    return sets
+
+
+def _score_folder(detector, name: str, paths: Sequence[Path]) -> tuple[dict, list[str]]:
+    """Scores of every readable image in paths, batch by batch; the messages of the skipped ones."""
+    import torch
+
+    chunks, skipped = [], []
+    with tqdm(total=len(paths), desc=f"scoring {name}", unit="image", file=sys.stderr, dynamic_ncols=True) as bar:
+        for start in range(0, len(paths), BATCH):
+            batch = []
+            for path in paths[start:start + BATCH]:
+                try:
+                    batch.append(images.load_image(path))
+                except images.ImageError as exc:
+                    skipped.append(str(exc))
+                bar.update(1)
+            if batch:
+                chunks.append(detector.score(batch))
+    return {key: torch.cat([c[key] for c in chunks]) for key in SCORE_NAMES if chunks}, skipped
+
+
+def _cmd_evaluate(args: argparse.Namespace, config: Config) -> int:
+    methods = [m.strip() for m in args.scores.split(",") if m.strip()]
+    if not methods or any(m not in SCORE_NAMES for m in methods):
+        raise CommandError(f"--scores {args.scores!r}: choose from {','.join(SCORE_NAMES)}")
+    _check_output(args.csv)
+    ood = _ood_sets(args.ood)
+    sets = {"ID": args.id, **{f"OOD {name}": folder for name, folder in ood.items()}}
+    found = {}
+    for key, folder in sets.items():  # every folder is checked before any model loads
+        try:
+            found[key] = images.find_images(folder)
+        except images.ImageError as exc:
+            raise CommandError(f"{key} folder {exc}") from None
+        if not found[key]:
+            raise CommandError(f"{key} folder {folder}: no image files ({', '.join(sorted(images.IMAGE_SUFFIXES))})")
+    from .metrics import MetricError, evaluate
+
+    suite, detector = _detector(config)
+    scored, info = {}, {}
+    for key, paths in found.items():
+        scored[key], skipped = _score_folder(detector, key, paths)
+        for message in skipped:
+            _say(f"skipped {message}")
+        if len(skipped) == len(paths):
+            raise CommandError(f"{key} folder {sets[key]}: none of its {len(paths)} image files could be read")
+        info[key] = {"folder": sets[key], "count": len(paths) - len(skipped), "skipped": len(skipped)}
+    id_info = info["ID"]
+    result: dict[str, Any] = {"suite": suite.name, "unit": "percent", "fpr95_convention": FPR95_NOTE,
+                              "id": id_info, "ood": {name: info[f"OOD {name}"] for name in ood}, "methods": {}}
+    for method in methods:
+        per_set = {}
+        for name in result["ood"]:
+            try:
+                m = evaluate(scored["ID"][method], scored[f"OOD {name}"][method]).as_percent()
+            except MetricError as exc:
+                raise CommandError(f"{SCORE_TITLES[method]} on {name}: {exc}") from None
+            per_set[name] = {**{k: m[k] for k in METRIC_KEYS}, "id_count": id_info["count"],
+                             "ood_count": result["ood"][name]["count"]}
+        average = {k: sum(s[k] for s in per_set.values()) / len(per_set) for k in METRIC_KEYS}
+        result["methods"][method] = {"sets": per_set, "average": average}
+    if args.csv:
+        _output(args.csv, _csv(result))
+    print(json.dumps(result, indent=2) if args.json else _table(result))
+    return 0
+
+
+def _csv(result: dict) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["method", "ood_set", *METRIC_KEYS, "id_count", "ood_count"])
+    for method, r in result["methods"].items():
+        for name, s in r["sets"].items():
+            writer.writerow([method, name, *(s[k] for k in (*METRIC_KEYS, "id_count", "ood_count"))])
+    return out.getvalue()
+
+
+def _table(result: dict) -> str:
+    """The paper's layout: one row per method, AUROC and FPR95 per OOD set, then their average."""
+    names = [*result["ood"], "Average"]
+    width = max(13, *(len(n) for n in names))
+    lines = [f"ID: {result['id']['folder']} ({result['id']['count']} images); OOD: "
+             + ", ".join(f"{n} ({s['count']})" for n, s in result["ood"].items()), "",
+             " " * 10 + "".join(f"  {n:^{width}}" for n in names),
+             f"{'Method':<10}" + f"  {'AUROC':>6} {'FPR95':>6}".ljust(width + 2) * len(names)]
+    for method, r in result["methods"].items():
+        cells = [*r["sets"].values(), r["average"]]
+        lines.append(f"{SCORE_TITLES[method]:<10}" + "".join(
+            f"  {c['auroc']:6.2f} {c['fpr95']:6.2f}".ljust(width + 2) for c in cells))
+    return "\n".join([*lines, "", FPR95_NOTE])
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="synood", description="SynOOD Explorer: near-boundary OOD "
                                      "synthesis and CLIP-based OOD detection.")
@@ -144,6 +408,29 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_args(ld)
     ld.add_argument("--role", action="append", choices=ROLES, help="only this component; repeatable")
     ld.set_defaults(func=_cmd_models_load)
+
+    p = sub.add_parser("mine", help="mine NegLabel's negative labels (NegMining) and write them as TSV or JSON")
+    add_config_args(p)
+    p.add_argument("--out", default="-", metavar="PATH", help="output file, or - for stdout (default)")
+    p.add_argument("--format", choices=("tsv", "json"), help="default: json for a .json --out, else tsv")
+    p.set_defaults(func=_cmd_mine)
+
+    p = sub.add_parser("score", help="score images with NegLabel, MCM, MSP and Energy; show their nearest labels")
+    add_config_args(p)
+    p.add_argument("images", nargs="+", metavar="IMAGE")
+    p.add_argument("--top", type=_positive, default=5, metavar="K", help="ID and negative labels to show (5)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_score)
+
+    p = sub.add_parser("evaluate", help="AUROC and FPR95 of each score on an ID folder against OOD folders")
+    add_config_args(p)
+    p.add_argument("--id", required=True, metavar="DIR", help="folder of in-distribution images (recursive)")
+    p.add_argument("--ood", required=True, action="append", metavar="NAME=DIR", help="an OOD set; repeatable")
+    p.add_argument("--scores", default=",".join(SCORE_NAMES), metavar="LIST",
+                   help=f"comma-separated scores (default {','.join(SCORE_NAMES)})")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--csv", metavar="PATH", help="also write one row per (score, OOD set) to this CSV file")
+    p.set_defaults(func=_cmd_evaluate)
     return parser
 
 
@@ -153,7 +440,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = config_from_args(args)
         return args.func(args, config)
-    except (ConfigError, suites.ModelUnavailableError) as exc:
+    except (ConfigError, suites.ModelUnavailableError, CommandError, images.ImageError,
+            WordNetUnavailableError) as exc:
         print(f"synood: error: {exc}", file=sys.stderr)
         return 2
 

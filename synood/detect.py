@@ -8,21 +8,24 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
+from open_clip import IMAGENET_CLASSNAMES
 from PIL import Image
 
-from . import mining, scores
+from . import SCORE_TITLES, mining, scores
 from .config import NegLabelConfig
 from .textcache import Progress
 
-SCORES = ("neglabel", "mcm", "msp", "energy")
-SCORE_TITLES = {"neglabel": "NegLabel", "mcm": "MCM", "msp": "MSP", "energy": "Energy"}
+SCORES = tuple(SCORE_TITLES)
 
 
 class Detector:
-    """Scores images with NegLabel (encoder + ID labels + negatives), MCM, and the classifier's MSP/Energy."""
+    """Scores images with NegLabel (encoder + ID labels + negatives), MCM, and the classifier's MSP/Energy.
 
-    def __init__(self, encoder, classifier, id_names: Sequence[str], config: NegLabelConfig = NegLabelConfig(),
-                 progress: Progress | None = None):
+    The ID labels default to the CLIP-curated ImageNet names NegLabel uses, whatever the classifier
+    calls its classes (torchvision's ResNet-50 has its own names)."""
+
+    def __init__(self, encoder, classifier, config: NegLabelConfig = NegLabelConfig(),
+                 progress: Progress | None = None, id_names: Sequence[str] = IMAGENET_CLASSNAMES):
         self.encoder, self.classifier, self.config = encoder, classifier, config
         self.id_names = list(id_names)
         self.id_features = encoder.text_features(mining.prompts(self.id_names, config.id_template), progress=progress)
@@ -40,10 +43,13 @@ class Detector:
                               for image in images])
 
     def score(self, images: Sequence[Image.Image]) -> dict[str, torch.Tensor]:
-        """Every score of every image, plus NegLabel's per-group scores ("groups", (B, ngroups))."""
+        """Every score of every image, plus NegLabel's per-group scores ("groups", (B, ngroups)) and the
+        image features ("features", (B, D)) for nearest-label look-ups."""
         features = self.image_features(images)
         logits = self.logits(images)
-        neglabel, groups = scores.neglabel_score(features, self.id_features, self.negative_features,
-                                                 self.config.ngroups, self.config.temperature, self.config.group_seed)
+        neglabel, groups = scores.neglabel_score(features.double(), self.id_features.double(),  # float64: no ties at 1
+                                                 self.negative_features.double(), self.config.ngroups,
+                                                 self.config.temperature, self.config.group_seed)
         return {"neglabel": neglabel, "mcm": scores.mcm_score(features, self.id_features),
-                "msp": scores.msp_score(logits), "energy": scores.energy_score(logits), "groups": groups}
+                "msp": scores.msp_score(logits), "energy": scores.energy_score(logits), "groups": groups,
+                "features": features}

@@ -3,19 +3,23 @@ from __future__ import annotations
 
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import torch
 from safetensors.torch import save_file
 
 
-def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
-    """Save tensors as safetensors via a temporary file and a rename: readers never see half a file."""
+@contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[str]:
+    """A temporary path beside `path` to write to; on success it replaces `path`, on failure it is removed."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
-        save_file(tensors, tmp, metadata=metadata)
+        yield tmp
         os.chmod(tmp, 0o644)  # mkstemp makes 0600: a cache shared between users must stay readable
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())  # the bytes are on disk before the rename makes them visible
@@ -23,3 +27,16 @@ def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[st
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor],
+                 metadata: dict[str, str] | None = None) -> None:
+    """Save tensors as safetensors, atomically."""
+    with atomic_path(path) as tmp:
+        save_file(tensors, tmp, metadata=metadata)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write a text file, atomically."""
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(text)

@@ -33,6 +33,12 @@ def browser():
         browser.close()
 
 
+def examples_beside(page, image_id: str):
+    """The example thumbnails in the same column as an image input (each tab has its own)."""
+    column = page.locator(image_id).locator("xpath=ancestor::div[contains(@class,'column')][1]")
+    return column.locator(".gallery-item, button.gallery-item, [data-testid='examples'] button")
+
+
 def test_client_sees_the_suite_and_loads_it(tiny_app):
     client = Client(tiny_app, verbose=False)
     table = client.predict(api_name="/components")
@@ -123,7 +129,7 @@ def test_context_tab_in_chromium(offline_app, browser):
     page.goto(offline_app)  # a fresh page, without the error toast
     page.get_by_role("tab", name="Context labels").click()
     palace = [p.name for p in photos.photos("id")].index("palace")
-    page.locator(".gallery-item, button.gallery-item, [data-testid='examples'] button").nth(palace).click()
+    examples_beside(page, "#context-image").nth(palace).click()
     page.locator("#context-image img").first.wait_for(timeout=30_000)
     page.get_by_role("button", name="List context").click()
     page.locator("#main-object").get_by_text("Main object").wait_for(timeout=180_000)
@@ -134,4 +140,34 @@ def test_context_tab_in_chromium(offline_app, browser):
     prompt = page.locator("#context-prompt textarea")
     page.wait_for_function("() => document.querySelector('#context-prompt textarea').value.includes('saucer')")
     assert prompt.input_value() == "A photo only remain wooden table, saucer"
+    page.close()
+
+
+@pytest.mark.browser
+def test_negative_labels_tab_in_chromium(offline_app, browser):
+    """Score a packaged photo, see both bar charts and S(x), change the groups live, search the negatives."""
+    page = browser.new_page(viewport={"width": 1280, "height": 1000})
+    page.goto(offline_app)
+    page.get_by_role("tab", name="Negative labels").click()
+    page.locator("#neglabel-image input[type='file']").set_input_files(str(photos.by_name("coffee").path))
+    page.locator("#neglabel-image img").first.wait_for(timeout=30_000)
+    page.get_by_role("button", name="Score").click()
+    score = page.locator("#neglabel-score")
+    score.wait_for(timeout=480_000)  # the first use mines the negatives: ~2 min on 2 idle cores, then cached
+    coffee_score = float(score.inner_text().split("=")[1])
+    assert coffee_score > 0.5 and "100 groups" in page.locator("#neglabel-card").inner_text()
+    for plot in ("#neglabel-id-plot", "#neglabel-negative-plot", "#neglabel-spread"):
+        page.locator(f"{plot} .js-plotly-plot").first.wait_for(timeout=30_000)
+    assert "espresso" in page.locator("#neglabel-id-plot").inner_text()
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "negative-labels.png"), full_page=True)
+    groups = page.locator("#neglabel-groups input[type='number']")
+    groups.fill("7")
+    groups.press("Enter")
+    page.locator("#neglabel-card").get_by_text("7 groups").wait_for(timeout=30_000)
+    page.locator("#neglabel-browse").get_by_text("Browse the mined negative labels").click()
+    page.locator("#neglabel-query textarea, #neglabel-query input").first.fill("fungus")
+    page.get_by_role("button", name="Search").click()
+    page.locator("#neglabel-found").get_by_text("negative labels match").wait_for(timeout=30_000)
+    assert "fungus" in page.locator("#neglabel-table").inner_text()
     page.close()

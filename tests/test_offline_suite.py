@@ -103,7 +103,7 @@ def test_generator_erases_the_cat_and_the_loss_falls(suite):
 def test_offline_quality_on_packaged_photos(suite):
     chosen = photos.photos()
     assert len(chosen) == len(photos.CATALOGUE), f"missing photos: {photos.missing()} (apt-get install opencv-doc)"
-    detector = Detector(suite.encoder, suite.classifier, suite.classifier.class_names)
+    detector = Detector(suite.encoder, suite.classifier)
     result = detector.score([Image.open(p.path) for p in chosen])
     is_id = torch.tensor([p.split == "id" for p in chosen])
     observed = {"energy": 0.933, "msp": 0.975, "neglabel": 0.908, "mcm": 0.85}  # bench/offline_quality.py

@@ -8,7 +8,7 @@ import gradio as gr
 from synood.config import Config
 from synood.models import Suite
 
-from . import context_tab, models_tab
+from . import context_tab, models_tab, neglabel_tab
 
 CSS_PATH = Path(__file__).with_name("style.css")
 
@@ -33,6 +33,7 @@ def build_app(config: Config, suite: Suite | None = None) -> gr.Blocks:
         if suite.notice:
             gr.HTML(f'<div class="notice" role="status">{suite.notice}</div>', elem_id="suite-notice")
         with gr.Tabs():
+            neglabel_tab.build(suite, config)
             context_tab.build(suite, config)
             models_tab.build(suite)
     return app

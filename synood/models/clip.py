@@ -11,9 +11,11 @@ from typing import Any, Sequence
 
 import open_clip
 import torch
+import torch.nn.functional as F
 from huggingface_hub import hf_hub_download, try_to_load_from_cache
 from huggingface_hub.errors import EntryNotFoundError
 from open_clip.pretrained import download_pretrained_from_hf, get_pretrained_cfg
+from open_clip.transformer import text_global_pool
 from PIL import Image
 
 from ..runtime import pick_dtype
@@ -53,14 +55,33 @@ class OpenClipEncoder:
             tokens = self.tokenizer(list(texts)).to(self.device)
             return self.model.encode_text(tokens, normalize=True).float()
 
+    def encode_text_fast(self, texts: Sequence[str], bf16: bool = False) -> torch.Tensor:
+        """encode_text with the tokens cut to the batch's longest prompt (exact: CLIP's text tower is
+        causal, so padding after the end token never reaches it) and optionally bf16 autocast on CPU."""
+        model = self.model
+        if getattr(model, "attn_mask", None) is None or model.text_pool_type != "argmax":
+            return self.encode_text(texts)  # not CLIP's causal, argmax-pooled text tower: no shortcut
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            tokens = self.tokenizer(list(texts)).to(self.device)
+            length = int((tokens != 0).sum(dim=1).max())
+            tokens = tokens[:, :length]
+            cast = model.transformer.get_cast_dtype()
+            x = model.token_embedding(tokens).to(cast) + model.positional_embedding[:length].to(cast)
+            x = model.ln_final(model.transformer(x, attn_mask=model.attn_mask[:length, :length]))
+            x = text_global_pool(x, tokens, model.text_pool_type)
+            x = model.text_projection(x) if isinstance(model.text_projection, torch.nn.Linear) else x @ model.text_projection
+            return F.normalize(x.float(), dim=-1)
+
     def text_features(self, texts: Sequence[str], progress: Progress | None = None) -> torch.Tensor:
-        """encode_text in batches, cached on disk for pretrained weights (random ones differ per build)."""
-        if not self.info.pretrained:
-            return encode_in_batches(self.encode_text, texts, progress=progress)
+        """Many texts, batched and truncated (encode_text_fast), cached on disk for pretrained weights.
+        bf16 autocast is off: on the 2-core CPU it was slower (BENCHMARKS.md); `--dtype bfloat16`
+        runs the whole model in bf16 where that pays."""
+        if not self.info.pretrained:  # random weights differ per build: nothing to cache
+            return encode_in_batches(self.encode_text_fast, texts, progress=progress)
         source = Path(self.info.source)
         stamp = f"{source.stat().st_size}:{source.stat().st_mtime_ns}" if source.is_file() else ""
         identity = f"open_clip:{self.info.architecture}:{source}:{stamp}:{self.dtype}"
-        return cached_text_features(identity, texts, self.encode_text, progress=progress)
+        return cached_text_features(identity, texts, self.encode_text_fast, progress=progress)
 
 
 def load(spec: ComponentSpec, device: torch.device, dtype: str) -> OpenClipEncoder:

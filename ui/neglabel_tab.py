@@ -1,0 +1,178 @@
+"""Negative labels tab: why an image scores as it does under NegLabel, and the mined negatives themselves."""
+from __future__ import annotations
+
+import html
+import threading
+from dataclasses import dataclass
+
+import gradio as gr
+import plotly.graph_objects as go
+import torch
+from PIL import Image
+
+from synood import photos, scores
+from synood.config import Config
+from synood.detect import Detector
+from synood.models import ModelUnavailableError, Suite
+
+INTRO = (
+    "NegLabel scores an image against the 1000 ImageNet labels **and** thousands of mined *negative* labels, "
+    "WordNet words far from every ImageNet class. The negatives are split into groups; in each group a softmax "
+    "over the ID labels plus that group's negatives says how much of the image's similarity goes to ID labels. "
+    "**S(x)** is the mean over groups: near 1 the image looks in-distribution, near 0 it looks like something "
+    "else. Change the groups and the temperature to see how the score responds."
+)
+TOP_K = 10
+SEARCH_LIMIT = 200
+
+
+@dataclass
+class Analysis:
+    """What one image needs for re-scoring: its similarities to every ID and negative label."""
+
+    id_similarity: torch.Tensor  # (1000,)
+    negative_similarity: torch.Tensor  # (M,)
+    msp: float
+    energy: float
+
+
+class DetectorHolder:
+    """The suite's detector, built once on first use (mining can take minutes cold) and shared."""
+
+    def __init__(self, suite: Suite, config: Config):
+        self.suite, self.config = suite, config
+        self._detector: Detector | None = None
+        self._lock = threading.Lock()
+
+    def get(self, progress: gr.Progress) -> Detector:
+        with self._lock:
+            if self._detector is None:
+                stage = {"n": 0}
+
+                def report(done: int, total: int) -> None:
+                    if done == total:
+                        stage["n"] += 1
+                    progress(done / total, desc=f"Mining negative labels (step {stage['n'] + 1} of 3)")
+
+                encoder, classifier = self.suite.get("encoder"), self.suite.get("classifier")
+                self._detector = Detector(encoder, classifier, self.config.neglabel, report)
+            return self._detector
+
+
+def bars(names: list[str], values: list[float], title: str, color: str) -> go.Figure:
+    """A horizontal bar chart, largest on top."""
+    figure = go.Figure(go.Bar(x=values[::-1], y=names[::-1], orientation="h", marker_color=color,
+                              hovertemplate="%{y}: %{x:.4f}<extra></extra>"))
+    figure.update_layout(title=title, height=340, margin=dict(l=10, r=10, t=40, b=30), xaxis_title="cosine similarity")
+    return figure
+
+
+def group_spread(groups: torch.Tensor, score: float) -> go.Figure:
+    """Histogram of the per-group scores with S(x), their mean, marked."""
+    figure = go.Figure(go.Histogram(x=groups.tolist(), xbins=dict(start=0, end=1.0001, size=0.025),
+                                    marker_color="#6366f1", hovertemplate="%{x}: %{y} groups<extra></extra>"))
+    figure.add_vline(x=score, line_color="#111827", line_dash="dash", annotation_text=f"S(x) = {score:.3f}",
+                     annotation_position="top left")
+    figure.update_layout(title="Per-group scores", height=300, margin=dict(l=10, r=30, t=40, b=30),
+                         xaxis_title="ID share of the softmax in one group", yaxis_title="groups",
+                         xaxis_range=[-0.02, 1.05])
+    return figure
+
+
+def summary(score: float, analysis: Analysis, ngroups: int, temperature: float, detector: Detector) -> str:
+    verdict = "looks in-distribution" if score >= 0.5 else "looks out-of-distribution"
+    return (f'<div class="score-card"><div class="score-value" id="neglabel-score">S(x) = {score:.4f}</div>'
+            f"<div>{verdict} · {ngroups} groups · temperature {temperature:g} · "
+            f"{len(detector.negatives):,} negative labels</div>"
+            f"<div class=\"score-others\">Baselines: MSP {analysis.msp:.3f} · Energy score {analysis.energy:.2f} "
+            f"(the classifier's)</div></div>")
+
+
+def build(suite: Suite, config: Config) -> None:
+    holder = DetectorHolder(suite, config)
+    defaults = config.neglabel
+
+    def rescore(analysis: Analysis | None, ngroups: float, temperature: float, progress=gr.Progress()):
+        if analysis is None:
+            return gr.skip(), gr.skip()
+        detector = holder.get(progress)
+        ngroups = int(ngroups)
+        if not 1 <= ngroups <= len(detector.negatives):
+            raise gr.Error(f"Number of groups must be between 1 and {len(detector.negatives)}.", print_exception=False)
+        id_logits = analysis.id_similarity[None] / temperature
+        negative_logits = analysis.negative_similarity[None] / temperature
+        score, groups = scores.grouped_scores(id_logits, negative_logits, ngroups, defaults.group_seed)
+        value = float(score[0])
+        return summary(value, analysis, ngroups, temperature, detector), group_spread(groups[0], value)
+
+    def analyse(image: Image.Image | None, ngroups: float, temperature: float, progress=gr.Progress()):
+        if image is None:
+            raise gr.Error("Upload an image or pick an example first.", print_exception=False)
+        try:
+            detector = holder.get(progress)
+            progress(0.9, desc="Scoring the image")
+            features = detector.image_features([image])
+            logits = detector.logits([image])
+        except ModelUnavailableError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        features = features.double()  # float64, as Detector.score: S(x) near 1 keeps its digits
+        analysis = Analysis((features @ detector.id_features.double().T)[0],
+                            (features @ detector.negative_features.double().T)[0],
+                            float(scores.msp_score(logits)[0]), float(scores.energy_score(logits)[0]))
+        top_id = analysis.id_similarity.topk(TOP_K)
+        top_negative = analysis.negative_similarity.topk(TOP_K)
+        id_plot = bars([detector.id_names[i] for i in top_id.indices.tolist()], top_id.values.tolist(),
+                       f"Top {TOP_K} ImageNet (ID) labels", "#16a34a")
+        negative_plot = bars([detector.negatives[i].word for i in top_negative.indices.tolist()],
+                             top_negative.values.tolist(), f"Top {TOP_K} negative labels", "#dc2626")
+        card, spread = rescore(analysis, ngroups, temperature)
+        return analysis, card, id_plot, negative_plot, spread
+
+    def search(query: str, progress=gr.Progress()):
+        try:
+            detector = holder.get(progress)
+        except ModelUnavailableError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        needle = query.strip().lower()
+        found = [label for label in detector.negatives if needle in label.word.lower()]
+        rows = [[label.word, label.pos, label.lexname, round(label.percentile, 4)] for label in found[:SEARCH_LIMIT]]
+        shown = f" (first {SEARCH_LIMIT} shown)" if len(found) > SEARCH_LIMIT else ""
+        note = (f"{len(found):,} of {len(detector.negatives):,} negative labels match "
+                f"{html.escape(repr(query.strip())) if needle else 'everything'}{shown}. Within each part of speech "
+                "they are ordered by their 95th-percentile similarity to the ID labels, lowest (most distant) first.")
+        return rows, note
+
+    with gr.Tab("Negative labels", id="neglabel"):
+        gr.Markdown(INTRO)
+        state = gr.State(None)
+        with gr.Row():
+            with gr.Column(scale=1):
+                image = gr.Image(type="pil", label="Image", sources=["upload", "clipboard"], height=280,
+                                 elem_id="neglabel-image")
+                gr.Examples([[str(p.path)] for p in photos.photos()], inputs=image, label="Packaged photos: ID, then OOD",
+                            examples_per_page=12)
+                ngroups = gr.Slider(1, 1000, value=defaults.ngroups, step=1, label="Number of groups",
+                                    elem_id="neglabel-groups")
+                temperature = gr.Slider(0.001, 0.1, value=defaults.temperature, step=0.001,
+                                        label="Temperature (logits = cosine / temperature)", elem_id="neglabel-temperature")
+                run = gr.Button("Score", variant="primary", elem_id="neglabel-run")
+            with gr.Column(scale=2):
+                card = gr.HTML(elem_id="neglabel-card")
+                with gr.Row():
+                    id_plot = gr.Plot(label="ID labels", elem_id="neglabel-id-plot")
+                    negative_plot = gr.Plot(label="Negative labels", elem_id="neglabel-negative-plot")
+                spread = gr.Plot(label="Per-group scores", elem_id="neglabel-spread")
+        with gr.Accordion("Browse the mined negative labels", open=False, elem_id="neglabel-browse"):
+            with gr.Row():
+                query = gr.Textbox(label="Search", placeholder="e.g. ship, blue, fungus", scale=4,
+                                   elem_id="neglabel-query")
+                find = gr.Button("Search", scale=1, elem_id="neglabel-search")
+            found = gr.Markdown(elem_id="neglabel-found")
+            table = gr.Dataframe(headers=["word", "part of speech", "lexname", "95th-percentile similarity"],
+                                 interactive=False, elem_id="neglabel-table")
+        run.click(analyse, inputs=[image, ngroups, temperature], outputs=[state, card, id_plot, negative_plot, spread],
+                  api_name="neglabel_score")
+        for slider in (ngroups, temperature):
+            slider.change(rescore, inputs=[state, ngroups, temperature], outputs=[card, spread], api_name=False,
+                          trigger_mode="always_last")
+        gr.on([find.click, query.submit], search, inputs=query, outputs=[table, found], api_name="negatives")
