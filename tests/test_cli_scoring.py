@@ -170,13 +170,19 @@ def test_evaluate_bad_input_is_a_message(tmp_path, folders, ood, words):
     assert result.stderr.startswith("synood: error: ") and words in result.stderr
 
 
-def test_score_on_the_tiny_suite_runs(tmp_path):
-    """Random weights: only the structure means something (this run mines ~81k texts, uncached)."""
+def test_mine_score_and_evaluate_on_the_tiny_suite(tmp_path, folders):
+    """Random weights: only the structure means something. The tiny encoder's init is seeded, so its
+    text features are cached like real ones: the first command mines, the others read the cache."""
+    mined = tmp_path / "tiny.tsv"
+    result = ok(synood("mine", "--suite", "tiny", "--out", str(mined), timeout=SLOW))
+    assert "random weights" in result.stderr and mined.read_text().startswith("word\tpos\tlexname\tpercentile\n")
     result = ok(synood("score", "--suite", "tiny", "--json", "--top", "2", str(photos.by_name("cat").path),
                        timeout=SLOW))
     (entry,) = json.loads(result.stdout)["images"]
     assert set(entry["scores"]) == set(METHODS) and len(entry["top_id"]) == len(entry["top_negative"]) == 2
-    assert "random weights" in result.stderr
+    result = ok(synood("evaluate", "--suite", "tiny", "--json", "--id", str(folders / "id"),
+                       "--ood", f"textures={folders / 'textures'}", timeout=SLOW))
+    assert set(json.loads(result.stdout)["methods"]) == set(METHODS)
 
 
 def test_stage_bars_start_one_bar_per_stage(capsys):

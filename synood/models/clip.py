@@ -19,7 +19,7 @@ from open_clip.transformer import text_global_pool
 from PIL import Image
 
 from ..runtime import pick_dtype
-from ..textcache import Progress, cached_text_features, encode_in_batches
+from ..textcache import Progress, cached_text_features
 from . import sources
 from .interfaces import ComponentInfo, count_parameters
 from .suites import OPEN_CLIP_FILES, ComponentSpec, ModelUnavailableError, open_clip_repo
@@ -28,6 +28,7 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 HUB_PREFIX = "hf-hub:"
 HUB_CONFIG = "open_clip_config.json"
 PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode")
+RANDOM_INIT_SEED = 0
 
 open_clip.add_model_config(CONFIG_DIR)
 
@@ -73,24 +74,26 @@ class OpenClipEncoder:
             return F.normalize(x.float(), dim=-1)
 
     def text_features(self, texts: Sequence[str], progress: Progress | None = None) -> torch.Tensor:
-        """Many texts, batched and truncated (encode_text_fast), cached on disk for pretrained weights.
+        """Many texts, batched and truncated (encode_text_fast), cached on disk.
         bf16 autocast is off: on the 2-core CPU it was slower (BENCHMARKS.md); `--dtype bfloat16`
         runs the whole model in bf16 where that pays."""
-        if not self.info.pretrained:  # random weights differ per build: nothing to cache
-            return encode_in_batches(self.encode_text_fast, texts, progress=progress)
         source = Path(self.info.source)
         stamp = f"{source.stat().st_size}:{source.stat().st_mtime_ns}" if source.is_file() else ""
-        identity = f"open_clip:{self.info.architecture}:{source}:{stamp}:{self.dtype}"
+        if not self.info.pretrained:
+            stamp = f"random-init-seed-{RANDOM_INIT_SEED}"
+        identity = f"open_clip:{self.info.architecture}:{source}:{stamp}:{self.dtype}:{open_clip.__version__}"
         return cached_text_features(identity, texts, self.encode_text_fast, progress=progress)
 
 
 def load(spec: ComponentSpec, device: torch.device, dtype: str) -> OpenClipEncoder:
     """Build spec.model with open_clip's factory, with weights from a local file or the local HF cache."""
     checkpoint, pretrained_cfg = _resolve(spec)
-    model, _, transform = open_clip.create_model_and_transforms(
-        spec.model, pretrained=checkpoint, device=device,
-        force_quick_gelu=bool(pretrained_cfg.get("quick_gelu")),  # the activation the weights were trained with
-        **{f"image_{key}": pretrained_cfg.get(key) for key in PREPROCESS_KEYS})
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_INIT_SEED)  # a random init is the same in every process, so it can be cached
+        model, _, transform = open_clip.create_model_and_transforms(
+            spec.model, pretrained=checkpoint, device=device,
+            force_quick_gelu=bool(pretrained_cfg.get("quick_gelu")),  # the activation the weights were trained with
+            **{f"image_{key}": pretrained_cfg.get(key) for key in PREPROCESS_KEYS})
     torch_dtype = pick_dtype(dtype, device)
     model = model.to(dtype=torch_dtype).eval()
     info = ComponentInfo(
