@@ -10,6 +10,7 @@ the erased image under the offline encoder. The main class and its WordNet relat
 from __future__ import annotations
 
 import functools
+import threading
 
 import torch
 from PIL import Image
@@ -39,6 +40,7 @@ class NearestLabels:
 
     def __init__(self, encoder: standin.StandInEncoder, info: ComponentInfo):
         self.encoder, self.classifier, self.info = encoder, encoder.classifier, info
+        self._lock = threading.Lock()
         self.synsets = wordnet.imagenet_synsets()
         reader = wordnet.wordnet()
         depiction = {reader.synset(name) for name in DEPICTION}
@@ -56,7 +58,12 @@ class NearestLabels:
         return self.encoder.text_features(prompts)
 
     def context(self, image: Image.Image) -> list[str]:
-        """Context elements of `image`, most salient first (see the module docstring)."""
+        """Context elements of `image`, most salient first (see the module docstring). One call at a
+        time: nltk's WordNet reader shares its file handles between threads."""
+        with self._lock:
+            return self._context(image)
+
+    def _context(self, image: Image.Image) -> list[str]:
         whole = self.classifier.to_tensor(image)[None]
         with torch.no_grad():
             main_index = int(self.classifier.logits(whole).argmax())

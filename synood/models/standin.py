@@ -57,7 +57,6 @@ class StandInEncoder:
         self.ridge = _ridge(self.anchors, class_rows(classifier), RIDGE_LAMBDA) if carrier == "ridge" else None
         self.embed_dim = self.ridge.shape[1] if self.ridge is not None else sentences.dim
 
-
     def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """PIL images -> (B, 3, S, S) in [0, 1]: the classifier's resize and centre crop, done once."""
         view = self.classifier.view
@@ -81,7 +80,7 @@ class StandInEncoder:
             return F.normalize(probabilities @ self.anchors, dim=-1)
 
     def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
-        """N strings -> (N, D) unit-norm features in the image space."""
+        """N strings -> (N, D) unit-norm features in this encoder's space."""
         return self.carry(self.sentences.encode(texts).cpu())
 
     def text_features(self, texts: Sequence[str], progress: Progress | None = None) -> torch.Tensor:
