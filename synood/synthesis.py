@@ -7,7 +7,7 @@ against the gradient of the OOD loss, so the image drifts toward the ID/OOD boun
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable
 
 import torch
 
@@ -34,13 +34,6 @@ def ood_loss(logits: torch.Tensor, kind: str = "squared", m_out: float = -5.0) -
     if kind == "energy":
         return (torch.relu(m_out - energy(logits)) ** 2).mean()
     raise ValueError(f"unknown loss {kind!r}; choose one of {', '.join(LOSSES)}")
-
-
-def context_prompt(labels: Sequence[str], template: str = "A photo only remain {}", max_chars: int = 73) -> str:
-    """The generator's text prompt: the context labels joined by commas, cut to `max_chars`
-    characters as the reference code does (SD2's text encoder reads at most 77 tokens)."""
-    context = ", ".join(label.strip() for label in labels if label.strip())
-    return template.format(context[:max_chars].rstrip(" ,"))
 
 
 @dataclass(frozen=True)

@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 import gradio as gr
-import torch
 from PIL import Image
 
 from synood import photos
 from synood.config import Config
 from synood.models import ModelUnavailableError, Suite
-from synood.synthesis import context_prompt
+from synood.prompts import context_prompt
 
 INTRO = (
     "SynOOD regenerates an in-distribution (ID) image around everything **except** its main object, so the "
@@ -26,6 +25,8 @@ def parse_labels(text: str) -> list[str]:
 
 def main_object(suite: Suite, image: Image.Image) -> str:
     """The classifier's top ImageNet label for the image, with its probability."""
+    import torch
+
     classifier = suite.get("classifier")
     with torch.no_grad():
         probabilities = classifier.logits(classifier.to_tensor(image)[None])[0].float().softmax(dim=-1)

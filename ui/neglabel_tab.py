@@ -5,15 +5,20 @@ import html
 import threading
 from dataclasses import dataclass
 
+from typing import TYPE_CHECKING
+
 import gradio as gr
 import plotly.graph_objects as go
-import torch
 from PIL import Image
 
-from synood import photos, scores
+from synood import photos
 from synood.config import Config
-from synood.detect import Detector
 from synood.models import ModelUnavailableError, Suite
+
+if TYPE_CHECKING:  # torch, open_clip and the detector load on first use: the app must start in seconds
+    import torch
+
+    from synood.detect import Detector
 
 INTRO = (
     "NegLabel scores an image against the 1000 ImageNet labels **and** thousands of mined *negative* labels, "
@@ -54,6 +59,8 @@ class DetectorHolder:
                         stage["n"] += 1
                     progress(done / total, desc=f"Mining negative labels (step {stage['n'] + 1} of 3)")
 
+                from synood.detect import Detector
+
                 encoder, classifier = self.suite.get("encoder"), self.suite.get("classifier")
                 self._detector = Detector(encoder, classifier, self.config.neglabel, report)
             return self._detector
@@ -93,6 +100,8 @@ def build(suite: Suite, config: Config) -> None:
     defaults = config.neglabel
 
     def rescore(analysis: Analysis | None, ngroups: float, temperature: float, progress=gr.Progress()):
+        from synood import scores
+
         if analysis is None:
             return gr.skip(), gr.skip()
         detector = holder.get(progress)
@@ -106,6 +115,8 @@ def build(suite: Suite, config: Config) -> None:
         return summary(value, analysis, ngroups, temperature, detector), group_spread(groups[0], value)
 
     def analyse(image: Image.Image | None, ngroups: float, temperature: float, progress=gr.Progress()):
+        from synood import scores
+
         if image is None:
             raise gr.Error("Upload an image or pick an example first.", print_exception=False)
         try:
