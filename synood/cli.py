@@ -23,8 +23,7 @@ SCORE_NAMES = tuple(SCORE_TITLES)
 METRIC_KEYS = ("auroc", "fpr95", "fpr95_openood", "aupr_in", "aupr_out")
 FPR95_NOTE = ("FPR95: share of OOD images scored above the threshold that keeps 95 % of ID images (MOS / NegLabel / "
               "SynOOD convention; OpenOOD's is fpr95_openood in --json and --csv). All values in %.")
-MINING_STAGES = ("ID labels", "nouns", "adjectives")
-DETECTOR_STAGES = ("ID labels", *MINING_STAGES)  # the detector encodes its ID labels, then mines
+MINING_STAGES = ("ID labels", "nouns", "adjectives")  # also the detector's: it encodes its ID labels, then mines
 BATCH = 32
 
 MODEL_FLAGS = {  # flag -> ModelsConfig field
@@ -184,7 +183,7 @@ def _detector(config: Config) -> tuple[suites.Suite, Any]:
     from .detect import Detector
 
     suite, (classifier, encoder) = _components(config, "classifier", "encoder")
-    bars = StageBars(DETECTOR_STAGES)
+    bars = StageBars(MINING_STAGES)
     try:
         return suite, Detector(encoder, classifier, config.neglabel, progress=bars)
     finally:

@@ -29,7 +29,8 @@ class Detector:
         self.encoder, self.classifier, self.config = encoder, classifier, config
         self.id_names = list(id_names)
         self.id_features = encoder.text_features(mining.prompts(self.id_names, config.id_template), progress=progress)
-        self.negatives, self.negative_features = mining.mine(encoder.text_features, self.id_names, config, progress)
+        self.negatives, self.negative_features = mining.mine(encoder.text_features, self.id_names, config, progress,
+                                                             id_features=self.id_features)
 
     def image_features(self, images: Sequence[Image.Image], batch_size: int = 32) -> torch.Tensor:
         """(B, D) unit-norm encoder features."""

@@ -52,12 +52,13 @@ TextFeatures = Callable[..., torch.Tensor]  # (texts, progress=None) -> (N, D) u
 
 
 def mine(text_features: TextFeatures, id_names: Sequence[str], config: NegLabelConfig = NegLabelConfig(),
-         progress: Progress | None = None,
-         pool: dict[str, list[Candidate]] | None = None) -> tuple[list[NegativeLabel], torch.Tensor]:
+         progress: Progress | None = None, pool: dict[str, list[Candidate]] | None = None,
+         id_features: torch.Tensor | None = None) -> tuple[list[NegativeLabel], torch.Tensor]:
     """The negative labels (nouns first, then adjectives, each most distant first) and their (M, D)
     text features. `text_features` is an encoder's cached text encoding; `pool` replaces the WordNet
-    candidates (tests)."""
-    id_features = text_features(prompts(id_names, config.id_template), progress=progress)
+    candidates (tests); `id_features` are the ID prompts' features when the caller already has them."""
+    if id_features is None:
+        id_features = text_features(prompts(id_names, config.id_template), progress=progress)
     templates = {"noun": config.noun_template, "adj": config.adjective_template}
     labels: list[NegativeLabel] = []
     features = []

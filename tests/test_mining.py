@@ -117,6 +117,16 @@ def test_mine_uses_the_config_templates():
     assert adj_texts == [f"A[{w}]" for w in sorted(ADJS)]
 
 
+def test_mine_with_given_id_features_skips_encoding_them_and_agrees():
+    labels, features, _ = _mine()
+    config = NegLabelConfig()
+    fake = FakeTextFeatures(config)
+    given = _unit(torch.stack([_basis(i) for i in range(len(ID_NAMES))]))
+    again, again_features = mine(fake, ID_NAMES, config, pool=_pool(), id_features=given)
+    assert again == labels and torch.equal(again_features, features)
+    assert [len(texts) for texts in fake.seen] == [len(NOUNS), len(ADJS)]  # no ID prompt list encoded
+
+
 def test_mine_keeps_far_candidate_and_drops_one_equal_to_an_id_feature():
     labels, _, _ = _mine()
     words = [label.word for label in labels]
