@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
-from .config import PathsConfig
+from .config import cache_home
 
 if TYPE_CHECKING:
     from nltk.corpus.reader.wordnet import Synset, WordNetCorpusReader
@@ -111,6 +111,29 @@ def related(a: Synset, b: Synset, max_steps: int = 2) -> bool:
         return bool(_ancestors(a, max_steps) & _ancestors(b, max_steps))
 
 
+def senses(word: str, pos: str = "noun") -> list[Synset]:
+    """The synsets of a word (spaces or underscores) in one part of speech, WordNet's order first."""
+    with _LOCK:
+        return wordnet().synsets(word.replace(" ", "_"), _WN_POS[pos])
+
+
+def common_nouns(lexnames: Sequence[str], excluded: Sequence[str] = ()) -> list[str]:
+    """Candidate nouns of the given lexnames that SemCor tags at least once (common words), leaving out
+    those whose first sense lies under a synset named in `excluded` (e.g. "creation.n.02")."""
+    reader = wordnet()
+    with _LOCK:
+        roots = {reader.synset(name) for name in excluded}
+        found = []
+        for candidate in candidates("noun"):
+            if candidate.lexname not in lexnames:
+                continue
+            found_senses = reader.synsets(candidate.word.replace(" ", "_"), "n")
+            if (any(lemma.count() > 0 for s in found_senses for lemma in s.lemmas())
+                    and not roots & set(found_senses[0].closure(lambda s: s.hypernyms()))):
+                found.append(candidate.word)
+        return found
+
+
 def _ancestors(synset: Synset, max_steps: int | None = None) -> set[Synset]:
     found: set[Synset] = set()
     frontier, steps = [synset], 0
@@ -148,7 +171,7 @@ def _state() -> tuple[WordNetCorpusReader, str]:
     global _loaded
     with _LOCK:
         if _loaded is None:
-            _loaded = _load(_system_dirs(), Path(PathsConfig().home).expanduser())
+            _loaded = _load(_system_dirs(), cache_home())
         return _loaded
 
 

@@ -10,7 +10,6 @@ the erased image under the offline encoder. The main class and its WordNet relat
 from __future__ import annotations
 
 import functools
-import threading
 
 import torch
 from PIL import Image
@@ -40,16 +39,8 @@ class NearestLabels:
 
     def __init__(self, encoder: standin.StandInEncoder, info: ComponentInfo):
         self.encoder, self.classifier, self.info = encoder, encoder.classifier, info
-        self._lock = threading.Lock()
         self.synsets = wordnet.imagenet_synsets()
-        reader = wordnet.wordnet()
-        depiction = {reader.synset(name) for name in DEPICTION}
-        self.nouns = []
-        for candidate in wordnet.candidates("noun"):
-            senses = reader.synsets(candidate.word.replace(" ", "_"), "n")
-            if (candidate.lexname in PHYSICAL and any(lemma.count() > 0 for s in senses for lemma in s.lemmas())
-                    and not depiction & set(senses[0].closure(lambda s: s.hypernyms()))):
-                self.nouns.append(candidate.word)
+        self.nouns = wordnet.common_nouns(PHYSICAL, excluded=DEPICTION)
 
     @functools.cached_property
     def noun_features(self) -> torch.Tensor:
@@ -58,12 +49,7 @@ class NearestLabels:
         return self.encoder.text_features(prompts)
 
     def context(self, image: Image.Image) -> list[str]:
-        """Context elements of `image`, most salient first (see the module docstring). One call at a
-        time: nltk's WordNet reader shares its file handles between threads."""
-        with self._lock:
-            return self._context(image)
-
-    def _context(self, image: Image.Image) -> list[str]:
+        """Context elements of `image`, most salient first (see the module docstring)."""
         whole = self.classifier.to_tensor(image)[None]
         with torch.no_grad():
             main_index = int(self.classifier.logits(whole).argmax())
@@ -91,7 +77,7 @@ class NearestLabels:
     @staticmethod
     def _names_relative(word: str, main: object) -> bool:
         """True if any noun sense of `word` is the main class or one of its WordNet relatives."""
-        return any(wordnet.related(main, sense) for sense in wordnet.wordnet().synsets(word.replace(" ", "_"), "n"))
+        return any(wordnet.related(main, sense) for sense in wordnet.senses(word))
 
 
 def load(spec: ComponentSpec, device: torch.device, dtype: str) -> NearestLabels:
