@@ -78,9 +78,10 @@ class OpenClipEncoder:
         bf16 autocast is off: on the 2-core CPU it was slower (BENCHMARKS.md); `--dtype bfloat16`
         runs the whole model in bf16 where that pays."""
         source = Path(self.info.source)
-        stamp = f"{source.stat().st_size}:{source.stat().st_mtime_ns}" if source.is_file() else ""
         if not self.info.pretrained:
             stamp = f"random-init-seed-{RANDOM_INIT_SEED}"
+        else:
+            stamp = f"{source.stat().st_size}:{source.stat().st_mtime_ns}" if source.is_file() else ""
         identity = f"open_clip:{self.info.architecture}:{source}:{stamp}:{self.dtype}:{open_clip.__version__}"
         return cached_text_features(identity, texts, self.encode_text_fast, progress=progress)
 
