@@ -49,12 +49,13 @@ def main(argv: list[str] | None = None) -> int:
               "--auth: anyone who can reach it can use the app.", file=sys.stderr)
     print(f"SynOOD Explorer: suite {suite.name}" + (f" ({suite.notice})" if suite.notice else ""), flush=True)
 
+    from synood.pairs import thumbnail_dir
     from ui import CSS_PATH, build_app
 
     app = build_app(config, suite)
     app.queue(default_concurrency_limit=4).launch(
         server_name=args.host, server_port=args.port, share=args.share, auth=auth,
-        css_paths=CSS_PATH, footer_links=["api"], allowed_paths=[])
+        css_paths=CSS_PATH, footer_links=["api"], allowed_paths=[str(thumbnail_dir())])
     return 0
 
 

@@ -33,20 +33,11 @@ import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from bench.timing import best_of  # noqa: E402
 from synood import mining, scores  # noqa: E402
 from synood.wordnet import candidates  # noqa: E402
 
 COMMAND = ".venv/bin/python bench/neglabel.py"
-
-
-def best_of(fn, runs: int) -> tuple[float, object]:
-    """Smallest wall time of `runs` calls, and the last result."""
-    best, result = float("inf"), None
-    for _ in range(runs):
-        start = time.perf_counter()
-        result = fn()
-        best = min(best, time.perf_counter() - start)
-    return best, result
 
 
 def reference_grouped(id_logits: torch.Tensor, neg_logits: torch.Tensor, ngroup: int, seed: int = 0) -> torch.Tensor:

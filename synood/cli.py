@@ -25,6 +25,7 @@ FPR95_NOTE = ("FPR95: share of OOD images scored above the threshold that keeps 
               "SynOOD convention; OpenOOD's is fpr95_openood in --json and --csv). All values in %.")
 MINING_STAGES = ("ID labels", "nouns", "adjectives")  # also the detector's: it encodes its ID labels, then mines
 BATCH = 32
+ROLES_FOR_GENERATION = ("labeller", "generator", "classifier", "encoder")
 
 MODEL_FLAGS = {  # flag -> ModelsConfig field
     "--suite": "suite", "--encoder": "encoder", "--encoder-weights": "encoder_weights",
@@ -178,11 +179,13 @@ def _components(config: Config, *roles: str) -> tuple[suites.Suite, list[Any]]:
     return suite, [suite.get(role, progress=_say) for role in roles]
 
 
-def _detector(config: Config) -> tuple[suites.Suite, Any]:
-    """The suite and a Detector on its encoder and classifier."""
+def _detector(config: Config, suite: suites.Suite | None = None) -> tuple[suites.Suite, Any]:
+    """The suite (the configured one unless given) and a Detector on its encoder and classifier."""
     from .detect import Detector
 
-    suite, (classifier, encoder) = _components(config, "classifier", "encoder")
+    if suite is None:
+        suite, _ = _components(config)
+    classifier, encoder = (suite.get(role, progress=_say) for role in ("classifier", "encoder"))
     bars = StageBars(MINING_STAGES)
     try:
         return suite, Detector(encoder, classifier, config.neglabel, progress=bars)
@@ -377,6 +380,89 @@ def _table(result: dict) -> str:
     return "\n".join([*lines, "", FPR95_NOTE])
 
 
+def _cmd_select(args: argparse.Namespace, config: Config) -> int:
+    from .selection import select, write_selection
+
+    _check_output(args.out)
+    per_class = args.per_class or config.synthesis.per_class
+    bar = tqdm(desc="measuring", unit="image", file=sys.stderr, disable=None)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        chosen, problems = select(args.train, per_class, progress)
+    finally:
+        bar.close()
+    for problem in problems:
+        _say(f"skipped {problem}")
+    write_selection(args.out, chosen)
+    classes = sorted({item.cls for item in chosen})
+    known = sum(1 for c in classes if any(i.cls == c and i.class_index is not None for i in chosen))
+    _say(f"selected {len(chosen):,} images from {len(classes):,} classes ({known:,} matched to ImageNet classes), "
+         f"at most {per_class} per class by file bytes per pixel; {len(problems)} unreadable; written to {args.out}")
+    return 0
+
+
+def _settings_flags(args: argparse.Namespace, config: Config) -> None:
+    """Apply generate's dedicated synthesis flags and check the values before any model loads."""
+    from .models.generator import GRADIENTS
+    from .synthesis import LOSSES
+
+    s = config.synthesis
+    for key in ("iterations", "loss", "gradient", "step_size", "seed"):
+        value = getattr(args, key)
+        if value is not None:
+            setattr(s, key, value)
+    if s.loss not in LOSSES:
+        raise ConfigError(f"synthesis.loss: {s.loss!r} is not one of {', '.join(LOSSES)}")
+    if s.gradient not in GRADIENTS:
+        raise ConfigError(f"synthesis.gradient: {s.gradient!r} is not one of {', '.join(GRADIENTS)}")
+    if s.iterations < 1:
+        raise ConfigError("synthesis.iterations must be at least 1")
+
+
+def _cmd_generate(args: argparse.Namespace, config: Config) -> int:
+    from accelerate import PartialState
+
+    from .generation import GenerationError, Parts, check_settings, generate, settings_record
+    from .selection import read_selection
+
+    _settings_flags(args, config)
+    items = read_selection(args.selection)[: args.limit]
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise CommandError(f"--out {out} exists and is not a folder")
+    import torch
+
+    # Under `accelerate launch`: this process's rank, the world size and its device (gloo on CPU-only machines).
+    state = PartialState(cpu=config.models.device == "cpu" or not torch.cuda.is_available())
+    rank, world = state.process_index, state.num_processes
+    if world > 1 and config.models.device == "auto" and state.device.type != "cpu":
+        config.models.device = str(state.device)
+    suite, (labeller, generator, classifier, encoder) = _components(config, *ROLES_FOR_GENERATION)
+    components = {role: part.info.name for role, part in zip(ROLES_FOR_GENERATION, (labeller, generator, classifier,
+                                                                                     encoder))}
+    expected = settings_record(args.selection, components, config.synthesis)
+    try:
+        if rank == 0:  # the first process records the settings, then every process checks them
+            check_settings(out, expected)
+        state.wait_for_everyone()
+        if rank != 0:
+            check_settings(out, expected)
+    except GenerationError as exc:
+        raise CommandError(str(exc)) from None
+    _, detector = _detector(config, suite)
+    parts = Parts(generator, classifier, labeller, detector)
+    start = time.perf_counter()
+    counts = generate(items, out, parts, config.synthesis, rank, world, log=_say)
+    _say(f"[{rank}] generated {counts['generated']}, skipped {counts['skipped']} finished before, "
+         f"{counts['failed']} failed, in {time.perf_counter() - start:.1f} s; "
+         f"{out / 'manifest.jsonl'} lists {counts['merged']} of {len(items)} items")
+    return 1 if counts["failed"] else 0
+
+
 def _positive(text: str) -> int:
     value = int(text)
     if value < 1:
@@ -430,6 +516,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--csv", metavar="PATH", help="also write one row per (score, OOD set) to this CSV file")
     p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("select", help="pick the ID images to synthesise from: per class, the most file bytes per pixel")
+    add_config_args(p)
+    p.add_argument("--train", required=True, metavar="DIR", help="training folder, one sub-folder of images per class")
+    p.add_argument("--per-class", type=_positive, metavar="K", help="images kept per class (default synthesis.per_class, 50)")
+    p.add_argument("--out", default="selection.jsonl", metavar="FILE", help="selection file (default selection.jsonl)")
+    p.set_defaults(func=_cmd_select)
+
+    p = sub.add_parser("generate", help="synthesise near-boundary images for a selection; resumable, and sharded "
+                                        "over processes under `accelerate launch`")
+    add_config_args(p)
+    p.add_argument("--selection", required=True, metavar="FILE", help="from `synood select`")
+    p.add_argument("--out", required=True, metavar="DIR", help="generation folder: images/ and manifest.jsonl")
+    p.add_argument("--limit", type=_positive, metavar="N", help="only the first N items of the selection")
+    p.add_argument("--iterations", type=_positive, help="noise-optimisation iterations (default 3)")
+    p.add_argument("--loss", help="squared (default, the reference code's), hinge, or energy (paper eq. 7)")
+    p.add_argument("--gradient", help="skip (default) or full (backpropagate through every denoising step)")
+    p.add_argument("--step-size", type=float, help="noise step r*rho (default: the generator's own, 10 for SD2)")
+    p.add_argument("--seed", type=int, help="base seed; each item's seed derives from it and the item (default 0)")
+    p.set_defaults(func=_cmd_generate)
     return parser
 
 

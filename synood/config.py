@@ -60,13 +60,12 @@ class SynthesisConfig:
     strength: float = 0.6
     steps: int = 20
     guidance: float = 8.0
-    size: int = 512
     iterations: int = 3
-    step_size: float = 10.0  # r * rho
+    step_size: float | None = None  # r * rho; None: the generator's own (10 for diffusion, 0.2 for the eraser)
     m_out: float = -5.0
     loss: str = "squared"  # squared | hinge | energy
-    gradient: str = "skip"  # skip | full
-    checkpointing: bool = True
+    gradient: str = "skip"  # skip (dL/dz0 applied to the noise) | full (backpropagate through every UNet step)
+    checkpointing: bool = True  # full gradient only: recompute each step in the backward pass to save memory
     seed: int = 0
 
 

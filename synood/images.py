@@ -4,8 +4,12 @@ from __future__ import annotations
 import os
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+if TYPE_CHECKING:
+    import torch
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
@@ -38,6 +42,12 @@ def to_rgb(image: Image.Image) -> Image.Image:
         rgba = image.convert("RGBA")
         return Image.alpha_composite(Image.new("RGBA", rgba.size, "white"), rgba).convert("RGB")
     return image.convert("RGB")
+
+
+def to_pil(pixels: "torch.Tensor") -> Image.Image:
+    """A (3, H, W) tensor in [0, 1] as a PIL RGB image (rounded to 8 bits)."""
+    array = (pixels.detach().float().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+    return Image.fromarray(array)
 
 
 def load_image(path: str | os.PathLike) -> Image.Image:

@@ -1,7 +1,12 @@
 """Device and dtype choice: CUDA when present, else CPU; always overridable."""
 from __future__ import annotations
 
+from contextlib import contextmanager
+from typing import Iterator
+
 import torch
+
+RANDOM_INIT_SEED = 0
 
 _DTYPES = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
            "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
@@ -25,3 +30,12 @@ def pick_dtype(name: str, device: torch.device, half_ok: bool = False) -> torch.
         return _DTYPES[name]
     except KeyError:
         raise ValueError(f"unknown dtype {name!r}; choose one of auto, {', '.join(sorted(_DTYPES))}") from None
+
+
+@contextmanager
+def seeded_init(seed: int = RANDOM_INIT_SEED) -> Iterator[None]:
+    """Random weights built inside are the same in every process and run (so their outputs can be
+    cached and compared), and the caller's random state is left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield

@@ -5,10 +5,10 @@ import os
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-import torch
-from safetensors.torch import save_file
+if TYPE_CHECKING:  # torch loads on the first tensor save: the app's file writes must not pay for it
+    import torch
 
 
 @contextmanager
@@ -32,6 +32,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
 def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor],
                  metadata: dict[str, str] | None = None) -> None:
     """Save tensors as safetensors, atomically."""
+    from safetensors.torch import save_file
+
     with atomic_path(path) as tmp:
         save_file(tensors, tmp, metadata=metadata)
 

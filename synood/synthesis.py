@@ -7,7 +7,7 @@ against the gradient of the OOD loss, so the image drifts toward the ID/OOD boun
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 
@@ -48,28 +48,40 @@ class Iteration:
     predicted: int
 
 
+def noise_steps(render: Callable[[torch.Tensor], torch.Tensor], noise: torch.Tensor,
+                logits: Callable[[torch.Tensor], torch.Tensor], iterations: int = 3, step_size: float = 10.0,
+                loss: str = "squared", m_out: float = -5.0) -> Iterator[Iteration]:
+    """Render, score, yield, and step the noise against the loss gradient, `iterations` times.
+
+    Each iteration is yielded as soon as it is scored, so a consumer can show it or stop (closing
+    the generator) before the next one. The last rendered image is the one kept (as in the
+    reference code), so the last iteration skips its unused gradient.
+    """
+    if loss not in LOSSES:
+        raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+    for index in range(iterations):
+        last = index == iterations - 1
+        noise = noise.detach().requires_grad_(not last)
+        with torch.set_grad_enabled(not last):
+            image = render(noise)
+            scores = logits(image[None])
+            value = ood_loss(scores, loss, m_out)
+        detached = scores.detach().float()
+        yield Iteration(index, image.detach(), value.item(), energy(detached).item(), msp_score(detached).item(),
+                        int(detached.argmax()))
+        if not last:
+            (grad,) = torch.autograd.grad(value, noise)
+            noise = noise.detach() - step_size * grad
+
+
 def optimise_noise(render: Callable[[torch.Tensor], torch.Tensor], noise: torch.Tensor,
                    logits: Callable[[torch.Tensor], torch.Tensor], iterations: int = 3, step_size: float = 10.0,
                    loss: str = "squared", m_out: float = -5.0,
                    callback: Callable[[Iteration], None] | None = None) -> list[Iteration]:
-    """Render, score, and step the noise against the loss gradient, `iterations` times.
-
-    The kept image is the one rendered in the last iteration (as in the reference code); the
-    callback receives every iteration as soon as it is scored.
-    """
-    if loss not in LOSSES:
-        raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+    """Every iteration of `noise_steps`, each passed to `callback` as soon as it is scored."""
     history = []
-    for index in range(iterations):
-        noise = noise.detach().requires_grad_(True)
-        image = render(noise)
-        scores = logits(image[None])
-        value = ood_loss(scores, loss, m_out)
-        (grad,) = torch.autograd.grad(value, noise)
-        step = Iteration(index, image.detach(), value.item(), energy(scores.detach()).item(),
-                         msp_score(scores.detach()).item(), int(scores.argmax()))
+    for step in noise_steps(render, noise, logits, iterations, step_size, loss, m_out):
         history.append(step)
         if callback:
             callback(step)
-        noise = noise.detach() - step_size * grad
     return history

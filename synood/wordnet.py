@@ -156,15 +156,20 @@ def _candidates(pos: str) -> tuple[Candidate, ...]:
 
 
 @functools.cache
-def _imagenet() -> tuple[Synset, ...]:
+def imagenet_wnids() -> tuple[str, ...]:
+    """The 1000 ImageNet-1k WordNet ids ("n01440764", ...) in class-index order, from timm's data files."""
     spec = importlib.util.find_spec("timm")
     if spec is None or not spec.submodule_search_locations:
         raise ModuleNotFoundError("timm is not installed; it ships the ImageNet WNIDs (pip install timm)")
     info = Path(spec.submodule_search_locations[0]) / "data" / "_info"
-    wnids = (info / "imagenet_synsets.txt").read_text().split()
+    return tuple((info / "imagenet_synsets.txt").read_text().split())
+
+
+@functools.cache
+def _imagenet() -> tuple[Synset, ...]:
     reader = wordnet()
     with _LOCK:
-        return tuple(reader.synset_from_pos_and_offset("n", int(wnid[1:])) for wnid in wnids)
+        return tuple(reader.synset_from_pos_and_offset("n", int(wnid[1:])) for wnid in imagenet_wnids())
 
 
 def _state() -> tuple[WordNetCorpusReader, str]:

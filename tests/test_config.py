@@ -11,8 +11,8 @@ def test_defaults_are_the_papers_hyperparameters():
         95.0, 0.15, 100, 0.01)
     assert (c.neglabel.noun_template, c.neglabel.adjective_template) == ("the nice {}", "This is a {} photo")
     s = c.synthesis
-    assert (s.strength, s.steps, s.guidance, s.size, s.iterations, s.step_size, s.m_out) == (
-        0.6, 20, 8.0, 512, 3, 10.0, -5.0)
+    assert (s.strength, s.steps, s.guidance, s.iterations, s.step_size, s.m_out) == (
+        0.6, 20, 8.0, 3, None, -5.0)  # step_size None: the generator's own, r * rho = 10 for diffusion
     assert (s.prompt_template, s.context_max_chars, s.per_class, s.gradient) == (
         "A photo only remain {}", 73, 50, "skip")
     p = c.projection

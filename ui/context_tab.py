@@ -4,10 +4,11 @@ from __future__ import annotations
 import gradio as gr
 from PIL import Image
 
-from synood import photos
 from synood.config import Config
 from synood.models import ModelUnavailableError, Suite
 from synood.prompts import context_prompt
+
+from .inputs import photo_input
 
 INTRO = (
     "SynOOD regenerates an in-distribution (ID) image around everything **except** its main object, so the "
@@ -58,9 +59,7 @@ def build(suite: Suite, config: Config) -> None:
         gr.Markdown(INTRO)
         with gr.Row():
             with gr.Column(scale=1):
-                image = gr.Image(type="pil", label="ID image", sources=["upload", "clipboard"], height=320,
-                                 elem_id="context-image")
-                gr.Examples([[str(p.path)] for p in photos.photos("id")], inputs=image, label="Packaged photos")
+                image = photo_input("context-image", height=320)
                 run = gr.Button("List context", variant="primary", elem_id="list-context")
             with gr.Column(scale=1):
                 heading = gr.Markdown(elem_id="main-object")

@@ -11,9 +11,10 @@ import gradio as gr
 import plotly.graph_objects as go
 from PIL import Image
 
-from synood import photos
 from synood.config import Config
 from synood.models import ModelUnavailableError, Suite
+
+from .inputs import photo_input
 
 if TYPE_CHECKING:  # torch, open_clip and the detector load on first use: the app must start in seconds
     import torch
@@ -158,10 +159,8 @@ def build(suite: Suite, config: Config) -> None:
         state = gr.State(None)
         with gr.Row():
             with gr.Column(scale=1):
-                image = gr.Image(type="pil", label="Image", sources=["upload", "clipboard"], height=280,
-                                 elem_id="neglabel-image")
-                gr.Examples([[str(p.path)] for p in photos.photos()], inputs=image, label="Packaged photos: ID, then OOD",
-                            examples_per_page=12)
+                image = photo_input("neglabel-image", label="Image", split=None, height=280,
+                                    examples_label="Packaged photos: ID, then OOD", per_page=12)
                 ngroups = gr.Slider(1, 1000, value=defaults.ngroups, step=1, label="Number of groups",
                                     elem_id="neglabel-groups")
                 temperature = gr.Slider(0.001, 0.1, value=defaults.temperature, step=0.001,

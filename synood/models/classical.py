@@ -16,11 +16,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from ..images import to_pil
 from ..runtime import pick_dtype
 from . import efficientnet
 from .classifier import ImageNetClassifier
 from .interfaces import ComponentInfo
-from .suites import ComponentSpec, ModelUnavailableError
+from .suites import GENERATOR_STEP_SIZES, ComponentSpec, ModelUnavailableError
 
 MODEL = "cam-telea-noise"
 SIZE = 256  # working resolution (the diffusion generator works at 512)
@@ -28,7 +29,6 @@ CAM_THRESHOLD = 0.25  # share of the map's peak that counts as the object
 NOISE_CELLS = 8  # the noise field is NOISE_CELLS x NOISE_CELLS per channel, upsampled bicubically
 NOISE_SCALE = 0.3  # standard deviation of the initial field (before the tanh)
 AMPLITUDE = 0.15  # the field changes a pixel by at most this much, in [0, 1] units: the image stays natural
-STEP_SIZE = 0.2  # the optimisation step that suits this field (diffusion uses r * rho = 10)
 ARCHITECTURE = "class activation map + OpenCV Telea inpainting + smooth noise field (no learned weights)"
 
 
@@ -53,10 +53,14 @@ class ClassicalGenerator:
 
     def __init__(self, classifier: ImageNetClassifier, info: ComponentInfo):
         self.classifier, self.info = classifier, info
-        self.size, self.step_size = SIZE, STEP_SIZE
+        self.size, self.step_size = SIZE, GENERATOR_STEP_SIZES["classical"]
 
-    def prepare(self, image: Image.Image, seed: int = 0) -> Canvas:
-        """Find the main object, inpaint it away, and draw the seeded start noise."""
+    def prepare(self, image: Image.Image, prompt: str = "", seed: int = 0, gradient: str = "skip",
+                checkpointing: bool = True, strength: float = 0.6, steps: int = 20,
+                guidance: float = 8.0) -> Canvas:
+        """Find the main object, inpaint it away, and draw the seeded start noise. Only `image` and
+        `seed` matter: there is no text conditioning and no denoising chain, so the rest of the
+        interface (prompt, gradient mode, diffusion settings) has nothing to change here."""
         source, base, mask, predicted = erase_main_object(self.classifier, image, self.size)
         generator = torch.Generator().manual_seed(seed)
         noise = torch.randn(3, NOISE_CELLS, NOISE_CELLS, generator=generator) * NOISE_SCALE
@@ -65,8 +69,8 @@ class ClassicalGenerator:
     def generate(self, image: Image.Image, prompt: str = "", seed: int = 0) -> Image.Image:
         """One plain generation without optimisation. `prompt` is accepted for the interface and
         ignored: this generator has no text conditioning."""
-        canvas = self.prepare(image, seed)
-        return to_image(canvas.render(canvas.noise))
+        canvas = self.prepare(image, seed=seed)
+        return to_pil(canvas.render(canvas.noise))
 
 
 def erase_main_object(classifier: ImageNetClassifier, image: Image.Image, size: int = SIZE,
@@ -98,12 +102,6 @@ def object_mask(classifier: ImageNetClassifier, source: torch.Tensor, predicted:
     radius = max(1, size // 32)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
     return cv2.dilate(mask, kernel).astype(bool)
-
-
-def to_image(pixels: torch.Tensor) -> Image.Image:
-    """(3, H, W) in [0, 1] -> PIL RGB."""
-    array = (pixels.detach().clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
-    return Image.fromarray(array)
 
 
 def load(spec: ComponentSpec, device: torch.device, dtype: str) -> ClassicalGenerator:

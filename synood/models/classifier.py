@@ -21,7 +21,7 @@ from torchvision.models import WeightsEnum, get_model, get_model_weights
 from torchvision.models.resnet import Bottleneck, ResNet
 from torchvision.transforms.functional import to_tensor
 
-from ..runtime import pick_dtype
+from ..runtime import pick_dtype, seeded_init
 from . import sources
 from .interfaces import ComponentInfo, count_parameters
 from .suites import ComponentSpec, ModelUnavailableError
@@ -149,9 +149,10 @@ def download(spec: ComponentSpec) -> str:
 
 def _architecture(model: str) -> torch.nn.Module:
     """A randomly initialised 1000-class network: the tiny ResNet, or any torchvision model by name."""
-    if model == TINY_RESNET:
-        return ResNet(Bottleneck, [1, 1, 1, 1], num_classes=1000)
-    return get_model(model, weights=None)
+    with seeded_init():
+        if model == TINY_RESNET:
+            return ResNet(Bottleneck, [1, 1, 1, 1], num_classes=1000)
+        return get_model(model, weights=None)
 
 
 def split_resnet(net: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Linear]:

@@ -18,7 +18,7 @@ from open_clip.pretrained import download_pretrained_from_hf, get_pretrained_cfg
 from open_clip.transformer import text_global_pool
 from PIL import Image
 
-from ..runtime import pick_dtype
+from ..runtime import RANDOM_INIT_SEED, pick_dtype, seeded_init
 from ..textcache import Progress, cached_text_features
 from . import sources
 from .interfaces import ComponentInfo, count_parameters
@@ -28,7 +28,6 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 HUB_PREFIX = "hf-hub:"
 HUB_CONFIG = "open_clip_config.json"
 PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode")
-RANDOM_INIT_SEED = 0
 
 open_clip.add_model_config(CONFIG_DIR)
 
@@ -89,8 +88,7 @@ class OpenClipEncoder:
 def load(spec: ComponentSpec, device: torch.device, dtype: str) -> OpenClipEncoder:
     """Build spec.model with open_clip's factory, with weights from a local file or the local HF cache."""
     checkpoint, pretrained_cfg = _resolve(spec)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(RANDOM_INIT_SEED)  # a random init is the same in every process, so it can be cached
+    with seeded_init():  # a random init is the same in every process, so it can be cached
         model, _, transform = open_clip.create_model_and_transforms(
             spec.model, pretrained=checkpoint, device=device,
             force_quick_gelu=bool(pretrained_cfg.get("quick_gelu")),  # the activation the weights were trained with

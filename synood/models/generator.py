@@ -1,23 +1,28 @@
 """The generator: Stable Diffusion 2 inpainting through diffusers, or a tiny random-weight twin.
 
 The method regenerates the WHOLE image (mask all white, masked image zeros) from a partly noised
-latent with 20 DDIM steps. `InpaintGenerator.generate` is that plain pipeline call; the noise
-optimisation reuses `InpaintGenerator.pipe`'s parts in its own loop and must reproduce it.
+latent with 20 DDIM steps. `InpaintGenerator.generate` is that plain pipeline call. The stock call
+runs under no_grad, so the noise optimisation uses `InpaintGenerator.prepare`: the same steps as
+the pipeline written out once (prompt embeddings, image latents and mask latents computed once per
+image), and an `InpaintCanvas` whose `render(noise)` denoises and decodes with the gradient the
+chosen mode needs. With the seed's own noise it reproduces `generate` exactly.
 """
 from __future__ import annotations
 
 import gzip
 import os
+from dataclasses import dataclass
 
 import torch
+from torch.utils.checkpoint import checkpoint
 from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionInpaintPipeline, UNet2DConditionModel
 from PIL import Image
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from ..runtime import pick_dtype
+from ..runtime import pick_dtype, seeded_init
 from . import sources
 from .interfaces import ComponentInfo, count_parameters
-from .suites import ComponentSpec, download_snapshot
+from .suites import GENERATOR_STEP_SIZES, ComponentSpec, download_snapshot
 
 ARCHITECTURE = "Stable Diffusion inpainting (UNet 9-channel, VAE, CLIP text encoder)"
 # What `load` needs from a hub repo: every config and tokenizer file (diffusers' offline check wants all
@@ -31,6 +36,66 @@ SD2_SCHEDULER = dict(
     num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
     clip_sample=False, set_alpha_to_one=False, steps_offset=1, prediction_type="epsilon",
 )
+GRADIENTS = ("skip", "full")
+
+
+@dataclass(frozen=True)
+class InpaintCanvas:
+    """One image ready for noise optimisation: everything the denoising loop needs except the noise.
+
+    render(noise) adds `noise` to the image latents at the first timestep (scheduler.add_noise),
+    runs the DDIM loop with classifier-free guidance on the 9-channel UNet, and decodes. Gradient
+    "skip": the loop runs without autograd and only the decode carries the gradient, handed
+    straight to the noise: dL/dz0 is applied to eps, with z0 the decoder's input (the final latent
+    divided by the VAE scaling factor), as in the reference code; "full":
+    autograd through every UNet step, each step checkpointed when `checkpointing` is on.
+    """
+
+    source: torch.Tensor  # (3, S, S) the resized input in [0, 1]
+    noise: torch.Tensor  # (1, 4, S/8, S/8) the seed's noise, the optimisation's start
+    unet: torch.nn.Module
+    vae: torch.nn.Module
+    scheduler: DDIMScheduler  # a private copy: the loop never touches the pipeline's scheduler state
+    timesteps: torch.Tensor
+    prompt_embeds: torch.Tensor  # (2, 77, C): [negative (empty) prompt, prompt]
+    image_latents: torch.Tensor  # (1, 4, S/8, S/8) z_in, already scaled
+    mask: torch.Tensor  # (2, 1, S/8, S/8), all ones
+    masked_image_latents: torch.Tensor  # (2, 4, S/8, S/8), latents of the all-zero masked image
+    guidance: float
+    gradient: str = "skip"
+    checkpointing: bool = True
+
+    def render(self, noise: torch.Tensor) -> torch.Tensor:
+        """(1, 4, h, w) noise -> (3, S, S) image in [0, 1], differentiable in `noise` per `gradient`."""
+        scale = self.vae.config.scaling_factor
+        if self.gradient == "skip":
+            with torch.no_grad():
+                latents = self.denoise(noise) / scale
+            latents = latents + (noise - noise.detach())  # exactly z0 / scale, and dL/dnoise := dL/d(z0 / scale)
+        else:
+            latents = self.denoise(noise) / scale
+        image = self.vae.decode(latents, return_dict=False)[0]
+        return (image[0].float() / 2 + 0.5).clamp(0, 1)
+
+    def denoise(self, noise: torch.Tensor) -> torch.Tensor:
+        """z_T = add_noise(z_in, noise, t_start), then the DDIM steps -> z0 (the pipeline's loop)."""
+        latents = self.scheduler.add_noise(self.image_latents, noise.to(self.image_latents.dtype),
+                                           self.timesteps[:1])
+        for t in self.timesteps:
+            if self.gradient == "full" and self.checkpointing:
+                latents = checkpoint(self.step, latents, t, use_reentrant=False)
+            else:
+                latents = self.step(latents, t)
+        return latents
+
+    def step(self, latents: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        """One guided UNet call and one DDIM update."""
+        model_input = self.scheduler.scale_model_input(torch.cat([latents] * 2), t)
+        model_input = torch.cat([model_input, self.mask, self.masked_image_latents], dim=1)
+        noise_pred = self.unet(model_input, t, encoder_hidden_states=self.prompt_embeds, return_dict=False)[0]
+        uncond, text = noise_pred.chunk(2)
+        noise_pred = uncond + self.guidance * (text - uncond)
+        return self.scheduler.step(noise_pred, t, latents, return_dict=False)[0]
 
 
 class InpaintGenerator:
@@ -39,6 +104,7 @@ class InpaintGenerator:
     def __init__(self, pipe: StableDiffusionInpaintPipeline, info: ComponentInfo, device: torch.device):
         self.pipe, self.info, self.device = pipe, info, device
         self.size = pipe.unet.config.sample_size * pipe.vae_scale_factor  # 512 for SD2, 64 for tiny
+        self.step_size = GENERATOR_STEP_SIZES["diffusers"]
 
     def generate(self, image: Image.Image, prompt: str, seed: int = 0, strength: float = 0.6,
                  steps: int = 20, guidance: float = 8.0) -> Image.Image:
@@ -50,6 +116,45 @@ class InpaintGenerator:
             prompt=prompt, image=image, mask_image=mask, height=self.size, width=self.size, strength=strength,
             num_inference_steps=steps, guidance_scale=guidance, generator=generator,
         ).images[0]
+
+    def prepare(self, image: Image.Image, prompt: str, seed: int = 0, gradient: str = "skip",
+                checkpointing: bool = True, strength: float = 0.6, steps: int = 20,
+                guidance: float = 8.0) -> InpaintCanvas:
+        """The pipeline's preparation for `generate`'s inputs, drawing the seed's random numbers in
+        the same order (image latents, noise, masked-image latents), stopped before the loop."""
+        if gradient not in GRADIENTS:
+            raise ValueError(f"unknown gradient mode {gradient!r}; choose one of {', '.join(GRADIENTS)}")
+        if guidance <= 1:
+            raise ValueError("guidance must be above 1: the loop always uses classifier-free guidance")
+        pipe = self.pipe
+        image = image.convert("RGB").resize((self.size, self.size), Image.BICUBIC)
+        generator = torch.Generator(self.device).manual_seed(seed)
+        scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
+        with torch.no_grad():
+            positive, negative = pipe.encode_prompt(prompt, self.device, 1, True)
+            scheduler.set_timesteps(steps, device=self.device)
+            start = max(steps - min(int(steps * strength), steps), 0)
+            timesteps = scheduler.timesteps[start * scheduler.order:]
+            if len(timesteps) < 1:
+                raise ValueError(f"strength {strength} with {steps} steps leaves no denoising step")
+            pixels = pipe.image_processor.preprocess(image, height=self.size, width=self.size).to(torch.float32)
+            _, noise, image_latents = pipe.prepare_latents(
+                1, pipe.vae.config.latent_channels, self.size, self.size, positive.dtype, self.device, generator,
+                image=pixels, timestep=timesteps[:1], is_strength_max=False, return_noise=True,
+                return_image_latents=True,
+            )
+            mask_image = pipe.mask_processor.preprocess(Image.new("L", image.size, 255), height=self.size,
+                                                        width=self.size)
+            mask, masked_image_latents = pipe.prepare_mask_latents(
+                mask_image, pixels * (mask_image < 0.5), 1, self.size, self.size, positive.dtype, self.device,
+                generator, True,
+            )
+        return InpaintCanvas(
+            source=(pixels[0] / 2 + 0.5).clamp(0, 1).to(self.device), noise=noise, unet=pipe.unet, vae=pipe.vae,
+            scheduler=scheduler, timesteps=timesteps, prompt_embeds=torch.cat([negative, positive]),
+            image_latents=image_latents, mask=mask, masked_image_latents=masked_image_latents,
+            guidance=guidance, gradient=gradient, checkpointing=checkpointing,
+        )
 
 
 def load(spec: ComponentSpec, device: torch.device, dtype: str) -> InpaintGenerator:
@@ -79,8 +184,7 @@ def load(spec: ComponentSpec, device: torch.device, dtype: str) -> InpaintGenera
 
 def tiny_pipeline() -> StableDiffusionInpaintPipeline:
     """SD2-inpainting's architecture at diffusers' test sizes, seeded random weights, no files."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
+    with seeded_init():
         unet = UNet2DConditionModel(
             sample_size=32, in_channels=9, out_channels=4, block_out_channels=(32, 64), layers_per_block=2,
             down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"), up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),

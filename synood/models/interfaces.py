@@ -88,12 +88,30 @@ class ContextLabeller(Protocol):
         ...
 
 
+class Canvas(Protocol):
+    """One image prepared for noise optimisation: its start noise and a differentiable renderer."""
+
+    source: torch.Tensor  # (3, S, S) the input as the generator sees it, in [0, 1]
+    noise: torch.Tensor  # the seed's noise, where the optimisation starts
+
+    def render(self, noise: torch.Tensor) -> torch.Tensor:
+        """noise -> (3, S, S) image in [0, 1], differentiable in `noise`."""
+        ...
+
+
 @runtime_checkable
 class Generator(Protocol):
     """Regenerates an image around a text prompt (SD2 inpainting in the paper)."""
 
     info: ComponentInfo
+    step_size: float  # the noise step that suits this generator (r * rho = 10 for diffusion)
 
     def generate(self, image: Image.Image, prompt: str, seed: int = 0) -> Image.Image:
         """One plain generation with the method's settings, no noise optimisation."""
+        ...
+
+    def prepare(self, image: Image.Image, prompt: str, seed: int = 0, gradient: str = "skip",
+                checkpointing: bool = True, strength: float = 0.6, steps: int = 20,
+                guidance: float = 8.0) -> Canvas:
+        """Everything a generation needs except the noise, computed once for all iterations."""
         ...

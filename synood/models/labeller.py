@@ -16,7 +16,7 @@ from transformers import (
     LlavaForConditionalGeneration, LlavaProcessor, PreTrainedTokenizerFast, ProcessorMixin,
 )
 
-from ..runtime import pick_dtype
+from ..runtime import pick_dtype, seeded_init
 from . import sources
 from .interfaces import ComponentInfo, count_parameters
 from .suites import ComponentSpec, download_snapshot
@@ -84,6 +84,7 @@ class MLLMLabeller:
 def parse_context(text: str, limit: int = 8) -> list[str]:
     """A model's free-text answer -> at most `limit` distinct, lowercase short noun phrases, in order."""
     items, seen = [], set()
+    text = "".join(ch if ch == "\n" or (ch.isprintable() and ch != "\ufffd") else " " for ch in text)
     for raw in _SEPARATORS.split(_PARENTHESES.sub(" ", text)):
         item = _BULLET.sub("", raw.rsplit(":", 1)[-1].strip())
         item = item.strip(" \t\"'`“”‘’*_").rstrip(".!?").strip().lower()
@@ -159,8 +160,7 @@ def tiny_llava() -> tuple[LlavaForConditionalGeneration, LlavaProcessor]:
         image_token_index=vocab["<image>"], image_seq_length=(image_size // patch) ** 2,
         vision_feature_select_strategy="default", vision_feature_layer=-2,
     )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
+    with seeded_init():
         model = LlavaForConditionalGeneration(config)
     return model.eval(), processor
 

@@ -35,6 +35,9 @@ PACKAGE_FAMILIES = {
     "classical": _LITE0 + ("opencv-python-headless",),
     "nearest-labels": _LITE0 + _MINILM,
 }
+# Each generator family's noise step: r * rho = 10 in the reference code for diffusion; the classical
+# eraser's bounded noise field moves visibly at 0.2. Data here, so the app shows it before any model loads.
+GENERATOR_STEP_SIZES = {"diffusers": 10.0, "classical": 0.2}
 TINY = "tiny"  # model name of the in-process random-weight configs of the diffusers/transformers families
 
 # Known hub locations, so the probe needs neither open_clip nor torchvision imported.

@@ -1,0 +1,195 @@
+"""Synthetic pairs tab: browse a generation's manifest as ID image / synthetic image pairs, and open one in full."""
+from __future__ import annotations
+
+import math
+import re
+
+import gradio as gr
+import plotly.graph_objects as go
+
+from synood import pairs
+from synood.config import Config
+from synood.models import Suite
+from synood.pairs import Pair, PairsError
+
+from .plots import optimisation_curve
+
+INTRO = (
+    "A **pair** is an in-distribution (ID) training image and the synthetic image `synood generate` made from it: "
+    "the scene kept, the main object repainted. The classifier's **energy** E(x) = -logsumexp(logits) is lower the "
+    "more confidently an image looks ID; the optimisation pushes the synthetic image's energy up toward the boundary "
+    "m_out, and the **ID score** is NegLabel's S(x), near 1 when an image looks ID and near 0 when it looks OOD. "
+    "Look for pairs whose energy rose and ID score fell while the scene still resembles the source: those are the "
+    "near-boundary outliers the method trains on."
+)
+SORT_CHOICES = [("manifest order", "manifest"), ("energy after", "energy_after"),
+                ("energy change (after - before)", "energy_change"), ("ID score after", "id_score_after"),
+                ("class", "class"), ("negative label", "negative_label")]
+PAGE_SIZES = [12, 24, 48, 96]
+ALL_CLASSES = ("All classes", "")
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~])")
+
+
+def escape(text: object) -> str:
+    """Text from the manifest, shown literally in Markdown."""
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", str(text))
+
+
+def caption(pair: Pair) -> str:
+    """A gallery caption: class, energy before -> after, negative label."""
+    return f"{pair.class_name} · E {pair.energy_before:.2f} → {pair.energy_after:.2f} · neg: {pair.negative_label}"
+
+
+def page_line(page: pairs.Page, manifest: pairs.Manifest) -> str:
+    """Where the user is: "Page X of Y · N pairs shown of M", and any lines the manifest reader skipped."""
+    line = f"Page **{page.number}** of {page.count} · {page.total:,} pairs shown of {len(manifest.pairs):,}"
+    if manifest.skipped:
+        line += f" · {manifest.skipped:,} manifest lines did not parse and were skipped"
+    return line
+
+
+def outward(value: float, up: bool) -> float:
+    """`value` rounded to 2 decimals away from the data, so a range set from min and max keeps every pair."""
+    hundredths = math.ceil(value * 100) if up else math.floor(value * 100)
+    if (hundredths / 100 < value) if up else (hundredths / 100 > value):  # value * 100 itself was rounded
+        hundredths += 1 if up else -1
+    return hundredths / 100
+
+
+def curve(pair: Pair, m_out: float) -> go.Figure:
+    """Loss and energy over the pair's iterations, with the source's energy and m_out marked."""
+    steps = pair.iterations
+    return optimisation_curve([s.index for s in steps], [s.loss for s in steps], [s.energy for s in steps],
+                              pair.energy_before, m_out, "m_out (this app's config)")
+
+
+def details(pair: Pair) -> str:
+    """Everything the manifest says about one pair, as a Markdown table."""
+    rows = [
+        ("Pair id", pair.id),
+        ("Class", f"{pair.class_name} ({pair.class_id}, index {pair.class_index})"),
+        ("Context", ", ".join(pair.context) or "none"),
+        ("Prompt", pair.prompt), ("Seed", pair.seed),
+        ("Energy E(x), before → after", f"{pair.energy_before:.3f} → {pair.energy_after:.3f} "
+                                        f"(change {pair.energy_change:+.3f})"),
+        ("ID score S(x), before → after", f"{pair.id_score_before:.3f} → {pair.id_score_after:.3f}"),
+        ("Negative label", f"{pair.negative_label} (similarity {pair.negative_similarity:.3f})"),
+        ("Predicted, before → after", f"{pair.predicted_before} → {pair.predicted_after}"),
+        ("Generator", pair.generator), ("Classifier", pair.classifier),
+        ("Source file", pair.source), ("Synthetic file", pair.image),
+    ]
+    lines = [f"| **{name}** | {escape(value)} |" for name, value in rows]
+    return "\n".join([lines[0], "|---|---|", *lines[1:]])  # the pair id heads the table
+
+
+def load_manifest(path: str) -> pairs.Manifest:
+    """The manifest, or a gr.Error that says why not (the previous state stays)."""
+    try:
+        return pairs.load_manifest(path)
+    except PairsError as exc:
+        raise gr.Error(str(exc), print_exception=False) from None
+
+
+def build(suite: Suite, config: Config) -> None:
+    m_out = config.synthesis.m_out
+
+    def show(manifest_file: str, class_id: str, energy_min: float | None, energy_max: float | None, label: str,
+             sort: str, order: str, size: int, number: float | None = 1):
+        if not manifest_file:
+            raise gr.Error("Load a generation folder or manifest first.", print_exception=False)
+        manifest = load_manifest(manifest_file)
+        chosen = pairs.filter_pairs(manifest.pairs, class_id or None, energy_min, energy_max, label or "")
+        try:
+            chosen = pairs.sort_pairs(chosen, sort, descending=order == "descending")
+            page = pairs.paginate(chosen, int(number or 1), int(size))
+        except PairsError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        try:
+            files = pairs.thumbnails(page.pairs)
+        except OSError as exc:
+            raise gr.Error(f"Cannot write thumbnails under {pairs.thumbnail_dir()}: {exc.strerror or exc}",
+                           print_exception=False) from None
+        gallery = [(str(path), caption(pair)) for path, pair in zip(files, page.pairs)]
+        return gallery, page_line(page, manifest), [pair.id for pair in page.pairs], page.number
+
+    def turn(delta: int):
+        def step(*filters_and_page):
+            *filters, number = filters_and_page
+            return show(*filters, (number or 1) + delta)
+        return step
+
+    def load(path: str, sort: str, order: str, size: int):
+        manifest = load_manifest(path)
+        low, high = manifest.energy_range()
+        low, high = outward(low, up=False), outward(high, up=True)
+        choices = [ALL_CLASSES] + [(f"{name} ({class_id})", class_id) for class_id, name in manifest.classes()]
+        view = show(str(manifest.path), "", low, high, "", sort, order, size, 1)
+        return (str(manifest.path), gr.update(choices=choices, value=""), low, high, "", *view,
+                None, None, None, "", "")
+
+    def picked(ids: list[str], event: gr.SelectData) -> str:
+        return ids[event.index]
+
+    def open_pair(manifest_file: str, pair_id: str):
+        if not manifest_file:
+            raise gr.Error("Load a generation folder or manifest first.", print_exception=False)
+        try:
+            pair = load_manifest(manifest_file).get(pair_id.strip())
+        except PairsError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        return (pairs.pair_image(pair.source, "source image"), pairs.pair_image(pair.image, "synthetic image"),
+                curve(pair, m_out), details(pair))
+
+    with gr.Tab("Synthetic pairs", id="pairs"):
+        gr.Markdown(INTRO)
+        manifest_file = gr.State("")
+        page_ids = gr.State([])
+        with gr.Row():
+            path = gr.Textbox(label="Generation folder or its manifest.jsonl", scale=5, elem_id="pairs-path",
+                              placeholder="/path/to/generation  (written by synood generate)")
+            load_button = gr.Button("Load", variant="primary", scale=1, elem_id="pairs-load")
+        with gr.Row():
+            class_id = gr.Dropdown([ALL_CLASSES], value="", label="Class", elem_id="pairs-class")
+            energy_min = gr.Number(label="Energy after, from", elem_id="pairs-energy-min")
+            energy_max = gr.Number(label="Energy after, to", elem_id="pairs-energy-max")
+            label = gr.Textbox(label="Label contains (negative, class or context; Enter applies)",
+                               elem_id="pairs-label")
+        with gr.Row():
+            sort = gr.Dropdown(SORT_CHOICES, value="manifest", label="Sort by", elem_id="pairs-sort")
+            order = gr.Radio(["ascending", "descending"], value="ascending", label="Order", elem_id="pairs-order")
+            size = gr.Dropdown(PAGE_SIZES, value=24, label="Pairs per page", elem_id="pairs-size")
+            apply = gr.Button("Apply filters", elem_id="pairs-apply")
+        with gr.Row():
+            prev_button = gr.Button("◀ Previous", size="sm", scale=1, elem_id="pairs-prev")
+            number = gr.Number(1, precision=0, minimum=1, label="Page (Enter jumps)", scale=1,
+                               elem_id="pairs-page-number")
+            next_button = gr.Button("Next ▶", size="sm", scale=1, elem_id="pairs-next")
+            where = gr.Markdown(elem_id="pairs-page")
+        gallery = gr.Gallery(label="Pairs: source | synthetic (click one to open it)", columns=4, object_fit="contain",
+                             allow_preview=False, interactive=False, elem_id="pairs-gallery")
+        with gr.Row():
+            source = gr.Image(type="pil", format="png", label="ID image (source)", interactive=False, height=400,
+                              elem_id="pairs-source")
+            synthetic = gr.Image(type="pil", format="png", label="Synthetic image", interactive=False, height=400,
+                                 elem_id="pairs-synthetic")
+        with gr.Row():
+            with gr.Column(scale=1):
+                pair_id = gr.Textbox(label="Pair id (the source's path in the training folder; Enter opens it)",
+                                     elem_id="pairs-id")
+                detail = gr.Markdown(elem_id="pairs-detail")
+            plot = gr.Plot(label="Loss and energy", elem_id="pairs-curve", scale=1)
+
+        filters = [manifest_file, class_id, energy_min, energy_max, label, sort, order, size]
+        view = [gallery, where, page_ids, number]
+        pair_view = [source, synthetic, plot, detail]
+        gr.on([load_button.click, path.submit], load, inputs=[path, sort, order, size],
+              outputs=[manifest_file, class_id, energy_min, energy_max, label, *view, *pair_view, pair_id],
+              api_name="pairs_load")
+        gr.on([apply.click, label.submit, energy_min.submit, energy_max.submit, class_id.input, sort.input,
+               order.input, size.input], show, inputs=filters, outputs=view, api_name="pairs_filter")
+        number.submit(show, inputs=[*filters, number], outputs=view, api_name="pairs_page")
+        prev_button.click(turn(-1), inputs=[*filters, number], outputs=view, api_name=False)
+        next_button.click(turn(+1), inputs=[*filters, number], outputs=view, api_name=False)
+        gallery.select(picked, inputs=page_ids, outputs=pair_id, api_name=False).success(
+            open_pair, inputs=[manifest_file, pair_id], outputs=pair_view, api_name=False)
+        pair_id.submit(open_pair, inputs=[manifest_file, pair_id], outputs=pair_view, api_name="pairs_open")
