@@ -5,7 +5,6 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import synood.storage as storage
 from synood.storage import save_tensors
 from synood.textcache import cache_key, cached_text_features, encode_in_batches
 
@@ -128,7 +127,7 @@ def test_save_tensors_failure_keeps_previous_file_and_leaves_no_temp(tmp_path, m
             handle.write(b"partial bytes")
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(storage, "save_file", broken_save_file)
+    monkeypatch.setattr("safetensors.torch.save_file", broken_save_file)  # save_tensors imports it per call
     with pytest.raises(RuntimeError, match="disk full"):
         save_tensors(path, {"x": torch.zeros(100)})
     assert path.read_bytes() == before
