@@ -399,7 +399,7 @@ def _cmd_select(args: argparse.Namespace, config: Config) -> int:
         _say(f"skipped {problem}")
     write_selection(args.out, chosen)
     classes = sorted({item.cls for item in chosen})
-    known = sum(1 for c in classes if any(i.cls == c and i.class_index is not None for i in chosen))
+    known = len({item.cls for item in chosen if item.class_index is not None})
     _say(f"selected {len(chosen):,} images from {len(classes):,} classes ({known:,} matched to ImageNet classes), "
          f"at most {per_class} per class by file bytes per pixel; {len(problems)} unreadable; written to {args.out}")
     return 0
@@ -407,8 +407,7 @@ def _cmd_select(args: argparse.Namespace, config: Config) -> int:
 
 def _settings_flags(args: argparse.Namespace, config: Config) -> None:
     """Apply generate's dedicated synthesis flags and check the values before any model loads."""
-    from .models.generator import GRADIENTS
-    from .synthesis import LOSSES
+    from .synthesis import GRADIENTS, LOSSES
 
     s = config.synthesis
     for key in ("iterations", "loss", "gradient", "step_size", "seed"):
@@ -424,6 +423,7 @@ def _settings_flags(args: argparse.Namespace, config: Config) -> None:
 
 
 def _cmd_generate(args: argparse.Namespace, config: Config) -> int:
+    import torch
     from accelerate import PartialState
 
     from .generation import GenerationError, Parts, check_settings, generate, settings_record
@@ -434,8 +434,6 @@ def _cmd_generate(args: argparse.Namespace, config: Config) -> int:
     out = Path(args.out)
     if out.exists() and not out.is_dir():
         raise CommandError(f"--out {out} exists and is not a folder")
-    import torch
-
     # Under `accelerate launch`: this process's rank, the world size and its device (gloo on CPU-only machines).
     state = PartialState(cpu=config.models.device == "cpu" or not torch.cuda.is_available())
     rank, world = state.process_index, state.num_processes

@@ -14,6 +14,7 @@ import torch
 from .scores import energy, msp_score
 
 LOSSES = ("squared", "hinge", "energy")
+GRADIENTS = ("skip", "full")  # how a diffusion generator's noise gets its gradient (models.generator.InpaintCanvas)
 
 
 def boundary_score(logits: torch.Tensor) -> torch.Tensor:

@@ -57,9 +57,10 @@ def outward(value: float, up: bool) -> float:
 
 
 def curve(pair: Pair, m_out: float) -> go.Figure:
-    """Loss and energy over the pair's iterations, with the source's energy and m_out marked."""
+    """Loss and energy over the pair's iterations (numbered from 1, as the Noise optimisation tab does), with
+    the source's energy and m_out marked."""
     steps = pair.iterations
-    return optimisation_curve([s.index for s in steps], [s.loss for s in steps], [s.energy for s in steps],
+    return optimisation_curve([s.index + 1 for s in steps], [s.loss for s in steps], [s.energy for s in steps],
                               pair.energy_before, m_out, "m_out (this app's config)")
 
 

@@ -20,6 +20,7 @@ from PIL import Image
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
 from ..runtime import pick_dtype, seeded_init
+from ..synthesis import GRADIENTS
 from . import sources
 from .interfaces import ComponentInfo, count_parameters
 from .suites import GENERATOR_STEP_SIZES, ComponentSpec, download_snapshot
@@ -36,7 +37,6 @@ SD2_SCHEDULER = dict(
     num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear",
     clip_sample=False, set_alpha_to_one=False, steps_offset=1, prediction_type="epsilon",
 )
-GRADIENTS = ("skip", "full")
 
 
 @dataclass(frozen=True)
