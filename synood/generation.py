@@ -127,12 +127,16 @@ def check_settings(folder: Path, expected: dict) -> None:
         found = json.loads(path.read_text())
     except (OSError, ValueError) as exc:
         raise GenerationError(f"{path}: unreadable ({exc}); move it away to start this folder afresh") from None
-    changed = [key for key in ("components", "synthesis", "selection") if found.get(key) != expected[key]]
-    for key in changed:
-        if isinstance(expected[key], dict) and isinstance(found.get(key), dict):
-            differ = sorted(k for k in expected[key].keys() | found[key].keys()
-                            if expected[key].get(k) != found[key].get(k))
-            changed[changed.index(key)] = f"{key} ({', '.join(differ)})"
+    changed = []
+    for key in ("components", "synthesis", "selection"):
+        want, have = expected[key], found.get(key)
+        if want == have:
+            continue
+        if isinstance(want, dict) and isinstance(have, dict):
+            differ = sorted(k for k in want.keys() | have.keys() if want.get(k) != have.get(k))
+            changed.append(f"{key} ({', '.join(differ)})")
+        else:
+            changed.append(key)
     if changed:
         raise GenerationError(f"{folder} was generated with other settings: {'; '.join(changed)} differ. "
                               "Resume with the same settings, or choose a new --out folder.")
@@ -152,8 +156,9 @@ def generate(items: Sequence[Selected], folder: str | os.PathLike, parts: Parts,
     folder = Path(folder)
     manifest = Manifest(folder)
     finished = manifest.done()
-    mine = [item for item in shard(items, rank, world) if item.id not in finished]
-    counts = {"generated": 0, "skipped": len(shard(items, rank, world)) - len(mine), "failed": 0}
+    share = shard(items, rank, world)
+    mine = [item for item in share if item.id not in finished]
+    counts = {"generated": 0, "skipped": len(share) - len(mine), "failed": 0}
     order, merged_at = [item.id for item in items], time.monotonic()
     for number, item in enumerate(mine, 1):
         def report(step: Iteration) -> None:

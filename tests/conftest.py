@@ -23,3 +23,12 @@ import pytest  # noqa: E402
 def cache_root() -> Path:
     """The private cache root every test of this session shares."""
     return _CACHE
+
+
+@pytest.fixture(scope="session")
+def offline_app(tmp_path_factory):
+    """One real `python app.py --suite offline` on 127.0.0.1 for every test file that drives it."""
+    from tests.serve import running_app
+
+    with running_app("--suite", "offline", log=tmp_path_factory.mktemp("offline-app") / "app.log") as url:
+        yield url

@@ -102,12 +102,6 @@ def test_default_start_without_network_is_the_offline_suite(tmp_path, browser):
     assert "no_network" not in (tmp_path / "auto.log").read_text()
 
 
-@pytest.fixture(scope="module")
-def offline_app(tmp_path_factory):
-    with running_app("--suite", "offline", log=tmp_path_factory.mktemp("offline") / "app.log") as url:
-        yield url
-
-
 def test_client_lists_context_and_builds_the_prompt(offline_app):
     client = Client(offline_app, verbose=False)
     labels, prompt, heading = client.predict(handle_file(str(photos.by_name("coffee").path)), api_name="/context")

@@ -13,6 +13,7 @@ from PIL import Image
 from synood import photos
 from synood.manifest import Manifest, cut_torn_tail, read_lines
 from synood.selection import read_selection, select, write_selection
+from tests.serve import free_port
 from tests.test_cli import SYNOOD, synood
 
 ACCELERATE = str(Path(SYNOOD).with_name("accelerate"))
@@ -138,12 +139,6 @@ def generate(*args, processes=1, timeout=SLOW):
                    "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_ip", "127.0.0.1",
                    "--main_process_port", str(free_port()), SYNOOD, "generate", "--suite", "tiny", *args]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def free_port() -> int:
-    from tests.serve import free_port as port
-
-    return port()
 
 
 def records(folder: Path) -> list[dict]:

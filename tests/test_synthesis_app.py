@@ -9,7 +9,6 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from synood import photos
-from tests.serve import running_app
 from tests.test_app import SCREENSHOTS, browser, examples_beside  # noqa: F401 (a fixture)
 from tests.test_cli import synood
 from tests.test_generation import ok
@@ -42,12 +41,6 @@ def test_generate_on_the_offline_suite(generation):
         assert record["context"] and record["prompt"] == "A photo only remain " + ", ".join(record["context"])[:73]
         assert record["negative_label"] and record["generator"].startswith("Classical object eraser")
         assert Image.open(generation / record["image"]).size == (256, 256)
-
-
-@pytest.fixture(scope="module")
-def offline_app(tmp_path_factory):
-    with running_app("--suite", "offline", log=tmp_path_factory.mktemp("stage1-app") / "app.log") as url:
-        yield url
 
 
 def test_client_runs_the_noise_optimisation(offline_app):

@@ -133,7 +133,7 @@ class InpaintGenerator:
         with torch.no_grad():
             positive, negative = pipe.encode_prompt(prompt, self.device, 1, True)
             scheduler.set_timesteps(steps, device=self.device)
-            start = max(steps - min(int(steps * strength), steps), 0)
+            start = max(steps - min(int(steps * strength), steps), 0)  # pipe.get_timesteps, on our own scheduler
             timesteps = scheduler.timesteps[start * scheduler.order:]
             if len(timesteps) < 1:
                 raise ValueError(f"strength {strength} with {steps} steps leaves no denoising step")
