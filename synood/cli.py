@@ -17,9 +17,11 @@ from . import SCORE_TITLES, __version__, images
 from .config import Config, ConfigError, load_config
 from .models import suites
 from .models.interfaces import ROLE_TITLES, ROLES
+from .runs import RunError
 from .wordnet import WordNetUnavailableError
 
 SCORE_NAMES = tuple(SCORE_TITLES)
+TITLES = {**SCORE_TITLES, "synood": "SynOOD"}  # "synood": NegLabel with a fine-tuned detector (--checkpoint)
 METRIC_KEYS = ("auroc", "fpr95", "fpr95_openood", "aupr_in", "aupr_out")
 FPR95_NOTE = ("FPR95: share of OOD images scored above the threshold that keeps 95 % of ID images (MOS / NegLabel / "
               "SynOOD convention; OpenOOD's is fpr95_openood in --json and --csv). All values in %.")
@@ -290,8 +292,10 @@ def _ood_sets(specs: Sequence[str]) -> dict[str, str]:
     return sets
 
 
-def _score_folder(detector, name: str, paths: Sequence[Path]) -> tuple[dict, list[str]]:
-    """Scores of every readable image in paths, batch by batch; the messages of the skipped ones."""
+def _score_folder(detector, name: str, paths: Sequence[Path], tuned=None,
+                  combination: str = "both") -> tuple[dict, list[str]]:
+    """Scores of every readable image in paths, batch by batch; the messages of the skipped ones.
+    With a tuned detector the "synood" score is added, from the same image features."""
     import torch
 
     chunks, skipped = [], []
@@ -305,14 +309,52 @@ def _score_folder(detector, name: str, paths: Sequence[Path]) -> tuple[dict, lis
                     skipped.append(str(exc))
                 bar.update(1)
             if batch:
-                chunks.append(detector.score(batch))
-    return {key: torch.cat([c[key] for c in chunks]) for key in SCORE_NAMES if chunks}, skipped
+                found = detector.score(batch)
+                if tuned is not None:
+                    found["synood"] = tuned.score(found["features"], detector.id_features, detector.negative_features,
+                                                  detector.config, combination)
+                chunks.append(found)
+    names = [*SCORE_NAMES, "synood"] if tuned is not None else SCORE_NAMES
+    return {key: torch.cat([c[key] for c in chunks]) for key in names if chunks}, skipped
+
+
+def _tuned(config: Config, reference: str):
+    """The tuned detector of a detector file or of a fine-tuning run's id (CommandError when neither)."""
+    from .checkpoint import CheckpointError, load_detector
+
+    path = Path(reference)
+    if not path.exists() and not reference.endswith(".safetensors"):
+        try:
+            run = _store(config).get(reference)
+        except RunError as exc:
+            raise CommandError(f"--checkpoint {reference}: neither a detector file nor a run id ({exc})") from None
+        if "detector" not in run.artifacts:
+            raise CommandError(f"--checkpoint {reference}: run {run.id} is {run.status} and has no detector file yet")
+        path = Path(run.artifacts["detector"])
+    try:
+        return path, load_detector(path)
+    except CheckpointError as exc:
+        raise CommandError(f"--checkpoint: {exc}") from None
+
+
+def _store(config: Config):
+    from .runs import store_for
+
+    return store_for(config.paths.home)
 
 
 def _cmd_evaluate(args: argparse.Namespace, config: Config) -> int:
-    methods = [m.strip() for m in args.scores.split(",") if m.strip()]
-    if not methods or any(m not in SCORE_NAMES for m in methods):
-        raise CommandError(f"--scores {args.scores!r}: choose from {','.join(SCORE_NAMES)}")
+    names = [*SCORE_NAMES, "synood"] if args.checkpoint else SCORE_NAMES
+    methods = [m.strip() for m in (args.scores or ",".join(names)).split(",") if m.strip()]
+    if not methods or any(m not in names for m in methods):
+        raise CommandError(f"--scores {args.scores!r}: choose from {','.join(names)}"
+                           + ("" if args.checkpoint else " (synood needs --checkpoint)"))
+    from .checkpoint import COMBINATIONS, CheckpointError
+
+    if config.finetune.combination not in COMBINATIONS:
+        raise ConfigError(f"finetune.combination: {config.finetune.combination!r} is not one of "
+                          f"{', '.join(COMBINATIONS)}")
+    checkpoint_path, tuned = _tuned(config, args.checkpoint) if args.checkpoint else (None, None)
     _check_output(args.csv)
     ood = _ood_sets(args.ood)
     sets = {"ID": args.id, **{f"OOD {name}": folder for name, folder in ood.items()}}
@@ -324,12 +366,40 @@ def _cmd_evaluate(args: argparse.Namespace, config: Config) -> int:
             raise CommandError(f"{key} folder {exc}") from None
         if not found[key]:
             raise CommandError(f"{key} folder {folder}: no image files ({', '.join(sorted(images.IMAGE_SUFFIXES))})")
+    suite, detector = _detector(config)
+    if tuned is not None:
+        try:
+            tuned.check(detector.encoder.identity, [label.word for label in detector.negatives])
+        except CheckpointError as exc:
+            raise CommandError(f"--checkpoint {checkpoint_path}: {exc}") from None
+    store = _store(config)
+    inputs = {"id": args.id, "ood": ood, "suite": suite.name, "methods": methods,
+              "checkpoint": str(checkpoint_path) if checkpoint_path else None}
+    full = config.to_dict()
+    run = store.create("evaluate", {key: full[key] for key in ("models", "neglabel", "finetune")}, inputs)
+    try:
+        result = _evaluate_sets(detector, tuned, config, found, sets, ood, methods, suite)
+    except BaseException as exc:
+        store.update(run.id, status="failed" if isinstance(exc, Exception) else "interrupted",
+                     message=f"{type(exc).__name__}: {exc}")
+        raise
+    result["run"] = run.id
+    store.update(run.id, status="completed", summary={m: r["average"] for m, r in result["methods"].items()},
+                 artifacts={"csv": args.csv} if args.csv else {})
+    if args.csv:
+        _output(args.csv, _csv(result))
+    print(json.dumps(result, indent=2) if args.json else _table(result))
+    return 0
+
+
+def _evaluate_sets(detector, tuned, config: Config, found: dict, sets: dict, ood: dict, methods: list,
+                   suite) -> dict:
+    """Score every folder, then every method's metrics per OOD set and their average."""
     from .metrics import MetricError, evaluate
 
-    suite, detector = _detector(config)
     scored, info = {}, {}
     for key, paths in found.items():
-        scored[key], skipped = _score_folder(detector, key, paths)
+        scored[key], skipped = _score_folder(detector, key, paths, tuned, config.finetune.combination)
         for message in skipped:
             _say(f"skipped {message}")
         if len(skipped) == len(paths):
@@ -344,15 +414,14 @@ def _cmd_evaluate(args: argparse.Namespace, config: Config) -> int:
             try:
                 m = evaluate(scored["ID"][method], scored[f"OOD {name}"][method]).as_percent()
             except MetricError as exc:
-                raise CommandError(f"{SCORE_TITLES[method]} on {name}: {exc}") from None
+                raise CommandError(f"{TITLES[method]} on {name}: {exc}") from None
             per_set[name] = {**{k: m[k] for k in METRIC_KEYS}, "id_count": id_info["count"],
                              "ood_count": result["ood"][name]["count"]}
         average = {k: sum(s[k] for s in per_set.values()) / len(per_set) for k in METRIC_KEYS}
         result["methods"][method] = {"sets": per_set, "average": average}
-    if args.csv:
-        _output(args.csv, _csv(result))
-    print(json.dumps(result, indent=2) if args.json else _table(result))
-    return 0
+    if tuned is not None:
+        result["checkpoint"] = {"run": tuned.meta.get("run"), "combination": config.finetune.combination}
+    return result
 
 
 def _csv(result: dict) -> str:
@@ -375,7 +444,7 @@ def _table(result: dict) -> str:
              f"{'Method':<10}" + f"  {'AUROC':>6} {'FPR95':>6}".ljust(width + 2) * len(names)]
     for method, r in result["methods"].items():
         cells = [*r["sets"].values(), r["average"]]
-        lines.append(f"{SCORE_TITLES[method]:<10}" + "".join(
+        lines.append(f"{TITLES[method]:<10}" + "".join(
             f"  {c['auroc']:6.2f} {c['fpr95']:6.2f}".ljust(width + 2) for c in cells))
     return "\n".join([*lines, "", FPR95_NOTE])
 
@@ -453,12 +522,141 @@ def _cmd_generate(args: argparse.Namespace, config: Config) -> int:
         raise CommandError(str(exc)) from None
     _, detector = _detector(config, suite)
     parts = Parts(generator, classifier, labeller, detector)
+    store = _store(config) if rank == 0 else None  # the first process records the run for all of them
+    if store:
+        full = config.to_dict()
+        run = store.create("generate", {key: full[key] for key in ("models", "neglabel", "synthesis")},
+                           {"selection": args.selection, "out": str(out), "items": len(items), "processes": world,
+                            "components": components})
     start = time.perf_counter()
-    counts = generate(items, out, parts, config.synthesis, rank, world, log=_say)
+    try:
+        counts = generate(items, out, parts, config.synthesis, rank, world, log=_say)
+    except BaseException as exc:
+        if store:
+            store.update(run.id, status="failed" if isinstance(exc, Exception) else "interrupted",
+                         message=f"{type(exc).__name__}: {exc}")
+        raise
     _say(f"[{rank}] generated {counts['generated']}, skipped {counts['skipped']} finished before, "
          f"{counts['failed']} failed, in {time.perf_counter() - start:.1f} s; "
          f"{out / 'manifest.jsonl'} lists {counts['merged']} of {len(items)} items")
+    state.wait_for_everyone()
+    if store:
+        from .manifest import MANIFEST, Manifest
+
+        merged = len(Manifest(out).done() & {item.id for item in items})
+        store.update(run.id, status="completed" if merged == len(items) else "failed",
+                     summary={"merged": merged, "items": len(items), **{f"rank0_{k}": v for k, v in counts.items()}},
+                     artifacts={"manifest": str(out / MANIFEST)},
+                     message="" if merged == len(items) else f"{len(items) - merged} items not generated")
     return 1 if counts["failed"] else 0
+
+
+def _finetune_flags(args: argparse.Namespace, config: Config) -> None:
+    """Apply finetune's dedicated flags and check the values before any model loads."""
+    from .checkpoint import COMBINATIONS
+
+    if args.synthetic_images is not None:
+        config.finetune.synthetic_images = args.synthetic_images
+    if args.joint:
+        config.negtune.joint = True
+    if args.stage3_projection:
+        config.negtune.use_projection = True
+    if config.finetune.combination not in COMBINATIONS:
+        raise ConfigError(f"finetune.combination: {config.finetune.combination!r} is not one of "
+                          f"{', '.join(COMBINATIONS)}")
+    for key in ("projection.epochs", "negtune.epochs", "projection.batch_size", "negtune.batch_size"):
+        section, name = key.split(".")
+        if getattr(getattr(config, section), name) < (0 if name == "epochs" else 1):
+            raise ConfigError(f"{key} must be {'at least 0' if name == 'epochs' else 'positive'}")
+
+
+def _cmd_finetune(args: argparse.Namespace, config: Config) -> int:
+    from . import training
+
+    store = _store(config)
+    if args.resume:
+        run = store.get(args.resume)
+        config = training.resume_config(run, config.paths.home)
+        generation = run.inputs["generation"]
+    else:
+        if not args.generation:
+            raise CommandError("give --generation DIR (a `synood generate` folder) or --resume RUN")
+        _finetune_flags(args, config)
+        generation = args.generation
+    from .pairs import PairsError, load_manifest
+
+    try:
+        load_manifest(generation)  # a wrong folder fails before any model loads
+    except PairsError as exc:
+        raise CommandError(str(exc)) from None
+    suite, detector = _detector(config)
+    encoder = detector.encoder
+    words = [label.word for label in detector.negatives]
+    bar = tqdm(desc="image features", unit="image", file=sys.stderr, disable=None)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    try:
+        data = training.training_data(generation, encoder, detector.id_features, detector.negative_features, config,
+                                      progress)
+    except training.TrainingError as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        bar.close()
+    for problem in data.info["skipped"]:
+        _say(f"skipped {problem}")
+    info = data.info
+    if not args.resume:
+        run = training.start(store, config, generation, data, encoder.identity, words, suite.name)
+    _say(f"run {run.id}: {info['synthetic']:,} synthetic and {info['id']:,} ID images, {info['negatives_used']:,} of "
+         f"{len(words):,} negatives paired; stages "
+         + ", ".join(f"{stage} x{epochs}" for stage, epochs in training.plan(config)))
+
+    def report(epoch) -> None:
+        _say(f"[{run.id}] {epoch.stage} epoch {epoch.epoch}: loss {epoch.loss:.4f}, accuracy {epoch.accuracy:.3f}, "
+             f"lr {epoch.lr:.2e}")
+
+    try:
+        run = training.execute(store, run, data, config, on_epoch=report)
+    except training.TrainingError as exc:
+        raise CommandError(str(exc)) from None
+    print(json.dumps({"run": run.id, "status": run.status, "detector": run.artifacts.get("detector"),
+                      "summary": run.summary}, indent=2) if args.json else
+          f"run {run.id} {run.status}; detector: {run.artifacts.get('detector')}")
+    return 0 if run.status == "completed" else 1
+
+
+def _cmd_runs(args: argparse.Namespace, config: Config) -> int:
+    store = _store(config)
+    if args.run:
+        run = store.get(args.run)
+        record = {**dataclasses.asdict(run), "epochs": store.epochs(run.id)}
+        if args.json:
+            print(json.dumps(record, indent=2))
+            return 0
+        for key in ("id", "kind", "status", "message"):
+            print(f"{key:<10} {record[key]}")
+        for key in ("inputs", "summary", "artifacts"):
+            print(f"{key:<10} {json.dumps(record[key])}")
+        for epoch in record["epochs"]:
+            print(f"  {epoch['stage']:<10} epoch {epoch['epoch']:>3}  loss {epoch['loss']:.4f}  "
+                  f"accuracy {epoch['accuracy']:.3f}")
+        return 0
+    found = store.list(args.kind)
+    if args.json:
+        print(json.dumps([dataclasses.asdict(run) for run in found], indent=2))
+        return 0
+    if not found:
+        print(f"no runs yet in {store.path}")
+        return 0
+    for run in found:
+        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(run.created))
+        summary = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in run.summary.items()
+                            if not isinstance(v, dict))
+        print(f"{run.id:<24} {run.kind:<9} {run.status:<12} {when}  {summary}")
+    return 0
 
 
 def _positive(text: str) -> int:
@@ -509,8 +707,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_args(p)
     p.add_argument("--id", required=True, metavar="DIR", help="folder of in-distribution images (recursive)")
     p.add_argument("--ood", required=True, action="append", metavar="NAME=DIR", help="an OOD set; repeatable")
-    p.add_argument("--scores", default=",".join(SCORE_NAMES), metavar="LIST",
-                   help=f"comma-separated scores (default {','.join(SCORE_NAMES)})")
+    p.add_argument("--scores", metavar="LIST",
+                   help=f"comma-separated scores (default {','.join(SCORE_NAMES)}, plus synood with --checkpoint)")
+    p.add_argument("--checkpoint", metavar="FILE|RUN",
+                   help="a fine-tuned detector file, or a fine-tuning run's id: adds the synood score "
+                        "(finetune.combination picks the tuned parts it uses: both, projection, negatives, none)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--csv", metavar="PATH", help="also write one row per (score, OOD set) to this CSV file")
     p.set_defaults(func=_cmd_evaluate)
@@ -534,6 +735,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--step-size", type=float, help="noise step r*rho (default: the generator's own, 10 for SD2)")
     p.add_argument("--seed", type=int, help="base seed; each item's seed derives from it and the item (default 0)")
     p.set_defaults(func=_cmd_generate)
+
+    p = sub.add_parser("finetune", help="stages 2 and 3 on a generation: train the projection and the negative "
+                                        "labels' features; every epoch is recorded and resumable")
+    add_config_args(p)
+    p.add_argument("--generation", metavar="DIR", help="a `synood generate` folder (or its manifest.jsonl)")
+    p.add_argument("--synthetic-images", type=_positive, metavar="M",
+                   help="use a seeded subset of M synthetic images (default all)")
+    p.add_argument("--joint", action="store_true", help="train projection and negatives together (ablation)")
+    p.add_argument("--stage3-projection", action="store_true",
+                   help="stage 3 sees projected features (ablation; the paper's best excludes it)")
+    p.add_argument("--resume", metavar="RUN", help="continue a stopped, failed or interrupted run from its last epoch")
+    p.add_argument("--json", action="store_true", help="machine-readable result")
+    p.set_defaults(func=_cmd_finetune)
+
+    p = sub.add_parser("runs", help="list recorded runs (generate, finetune, evaluate), or show one with its epochs")
+    add_config_args(p)
+    p.add_argument("run", nargs="?", metavar="RUN", help="show this run in full")
+    p.add_argument("--kind", choices=("generate", "finetune", "evaluate"), help="only runs of this kind")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=_cmd_runs)
     return parser
 
 
@@ -544,7 +765,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = config_from_args(args)
         return args.func(args, config)
     except (ConfigError, suites.ModelUnavailableError, CommandError, images.ImageError,
-            WordNetUnavailableError) as exc:
+            WordNetUnavailableError, RunError) as exc:
         print(f"synood: error: {exc}", file=sys.stderr)
         return 2
 

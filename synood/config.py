@@ -97,6 +97,16 @@ class NegTuneConfig:
 
 
 @dataclass
+class FinetuneConfig:
+    """What stages 2 and 3 train on, and what the tuned detector substitutes at test time (METHOD.md 4-6)."""
+
+    synthetic_images: int | None = None  # m: synthetic images used (None: all; a seeded subset otherwise)
+    seed: int = 0  # picks the subset of m synthetic images
+    combination: str = "both"  # both | projection | negatives | none: the tuned parts the detector uses
+    keep_states: int = 2  # per-epoch training states kept on disk for --resume (the newest ones)
+
+
+@dataclass
 class PathsConfig:
     """Where caches, artifacts and the run database live."""
 
@@ -115,6 +125,7 @@ class Config:
     synthesis: SynthesisConfig = field(default_factory=SynthesisConfig)
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
     negtune: NegTuneConfig = field(default_factory=NegTuneConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
@@ -190,11 +201,20 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
             raise ConfigError(f"cannot read config file {path}: {exc.strerror}") from None
         except yaml.YAMLError as exc:
             raise ConfigError(f"config file {path} is not valid YAML: {exc}") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"config file {path} must hold a mapping of sections")
-        for section, values in data.items():
-            if not isinstance(values, dict):
-                raise ConfigError(f"config file {path}: section {section!r} must be a mapping")
-            for name, value in values.items():
-                _set(config, f"{section}.{name}", value)
+        try:
+            apply_mapping(config, data)
+        except ConfigError as exc:
+            raise ConfigError(f"config file {path}: {exc}") from None
     return apply_overrides(config, overrides)
+
+
+def apply_mapping(config: Config, data: Any) -> Config:
+    """Apply {section: {field: value}} (a YAML file, or a run's stored `Config.to_dict()`)."""
+    if not isinstance(data, dict):
+        raise ConfigError("the configuration must be a mapping of sections")
+    for section, values in data.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"section {section!r} must be a mapping")
+        for name, value in values.items():
+            _set(config, f"{section}.{name}", value)
+    return config

@@ -5,6 +5,8 @@ cache only. `download` fills that cache through open_clip's own download path.
 """
 from __future__ import annotations
 
+import functools
+
 import json
 from pathlib import Path
 from typing import Any, Sequence
@@ -72,17 +74,22 @@ class OpenClipEncoder:
             x = model.text_projection(x) if isinstance(model.text_projection, torch.nn.Linear) else x @ model.text_projection
             return F.normalize(x.float(), dim=-1)
 
-    def text_features(self, texts: Sequence[str], progress: Progress | None = None) -> torch.Tensor:
-        """Many texts, batched and truncated (encode_text_fast), cached on disk.
-        bf16 autocast is off: on the 2-core CPU it was slower (BENCHMARKS.md); `--dtype bfloat16`
-        runs the whole model in bf16 where that pays."""
+    @functools.cached_property
+    def identity(self) -> str:
+        """Architecture, weights file (with its size and time) or random seed, dtype and open_clip version:
+        the key of every feature cached with this encoder."""
         source = Path(self.info.source)
         if not self.info.pretrained:
             stamp = f"random-init-seed-{RANDOM_INIT_SEED}"
         else:
             stamp = f"{source.stat().st_size}:{source.stat().st_mtime_ns}" if source.is_file() else ""
-        identity = f"open_clip:{self.info.architecture}:{source}:{stamp}:{self.dtype}:{open_clip.__version__}"
-        return cached_text_features(identity, texts, self.encode_text_fast, progress=progress)
+        return f"open_clip:{self.info.architecture}:{source}:{stamp}:{self.dtype}:{open_clip.__version__}"
+
+    def text_features(self, texts: Sequence[str], progress: Progress | None = None) -> torch.Tensor:
+        """Many texts, batched and truncated (encode_text_fast), cached on disk.
+        bf16 autocast is off: on the 2-core CPU it was slower (BENCHMARKS.md); `--dtype bfloat16`
+        runs the whole model in bf16 where that pays."""
+        return cached_text_features(self.identity, texts, self.encode_text_fast, progress=progress)
 
 
 def load(spec: ComponentSpec, device: torch.device, dtype: str) -> OpenClipEncoder:

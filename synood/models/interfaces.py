@@ -47,6 +47,7 @@ class ImageTextEncoder(Protocol):
 
     info: ComponentInfo
     embed_dim: int
+    identity: str  # what its features depend on (weights, dtype, library version): the key of cached features
 
     def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """PIL images -> (B, 3, S, S) tensor ready for `encode_image`."""

@@ -57,6 +57,11 @@ class StandInEncoder:
         self.ridge = _ridge(self.anchors, class_rows(classifier), RIDGE_LAMBDA) if carrier == "ridge" else None
         self.embed_dim = self.ridge.shape[1] if self.ridge is not None else sentences.dim
 
+    @property
+    def identity(self) -> str:
+        """Carrier, classifier weights and sentence model: the key of every feature cached with this encoder."""
+        return f"standin:{self.carrier}:{self.classifier.info.source}:{self.classifier.dtype}:{self.sentences.identity}"
+
     def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """PIL images -> (B, 3, S, S) in [0, 1]: the classifier's resize and centre crop, done once."""
         view = self.classifier.view

@@ -1,0 +1,120 @@
+"""Image features of a frozen encoder, computed once per image content and kept on disk.
+
+Fine-tuning reads these features every epoch instead of re-running the encoder. The cache is one
+folder per encoder identity holding safetensors chunks of (content sha256, feature) rows; a chunk
+that cannot be read is deleted and its images are encoded again.
+"""
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+
+from . import images
+from .config import cache_home
+from .storage import save_tensors
+
+Progress = Callable[[int, int], None]
+CHUNK_ROWS = 2048  # features written per chunk: a crash loses at most this much encoding
+
+
+@dataclass
+class FeatureSet:
+    """The features of the readable images among the paths asked for, in the order asked."""
+
+    paths: list[Path]
+    features: torch.Tensor  # (N, D) float32, unit-norm
+    problems: list[str] = field(default_factory=list)  # one "path: reason" per skipped file
+    hashes: list[str] = field(default_factory=list)  # sha256 of each kept file's bytes
+
+
+def content_hash(path: Path) -> str:
+    """sha256 of the file's bytes: an image renamed or copied keeps its features, an edited one does not."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def cache_folder(identity: str, root: Path | None = None) -> Path:
+    """Where the features of one encoder identity live."""
+    return (root or cache_home()) / "image-features" / hashlib.sha256(identity.encode()).hexdigest()[:32]
+
+
+def read_cache(folder: Path) -> dict[str, torch.Tensor]:
+    """Every cached feature of the folder by content hash; unreadable chunks are removed."""
+    found: dict[str, torch.Tensor] = {}
+    for chunk in sorted(folder.glob("*.safetensors")):
+        try:
+            tensors = load_file(str(chunk))
+            hashes, features = tensors["hashes"], tensors["features"]
+            if hashes.shape != (len(features), 32) or features.ndim != 2:
+                raise ValueError("shapes do not match")
+        except (SafetensorError, KeyError, OSError, ValueError):
+            chunk.unlink(missing_ok=True)
+            continue
+        found.update(zip((bytes(row).hex() for row in hashes.tolist()), features))
+    return found
+
+
+def write_chunk(folder: Path, hashes: Sequence[str], features: torch.Tensor, identity: str) -> None:
+    """Append one chunk of new features, atomically, under a fresh name (writers never collide)."""
+    rows = torch.tensor([list(bytes.fromhex(h)) for h in hashes], dtype=torch.uint8)
+    save_tensors(folder / f"{uuid.uuid4().hex}.safetensors", {"hashes": rows, "features": features.contiguous()},
+                 {"identity": identity})
+
+
+def image_features(encoder, paths: Sequence[str | Path], batch_size: int = 32, progress: Progress | None = None,
+                   root: Path | None = None) -> FeatureSet:
+    """(N, D) unit-norm features of `paths` under `encoder`, encoding only images the cache lacks.
+
+    Unreadable files are skipped and named in `problems`; equal bytes are encoded once.
+    """
+    folder = cache_folder(encoder.identity, root)
+    cached = read_cache(folder)
+    kept: list[tuple[Path, str]] = []
+    problems: list[str] = []
+    for path in map(Path, paths):
+        try:
+            kept.append((path, content_hash(path)))
+        except OSError as exc:
+            problems.append(f"{path}: cannot read ({exc.strerror or exc})")
+    missing = list(dict.fromkeys(h for _, h in kept if h not in cached))
+    first_path = {h: p for p, h in reversed(kept)}
+    pending_hashes: list[str] = []
+    pending: list[torch.Tensor] = []
+    done = len(kept) - len(missing)
+    if progress:
+        progress(done, len(kept))
+    for start in range(0, len(missing), batch_size):
+        batch_hashes, pictures = [], []
+        for h in missing[start:start + batch_size]:
+            try:
+                pictures.append(images.load_image(first_path[h]))
+                batch_hashes.append(h)
+            except images.ImageError as exc:
+                problems.append(str(exc))
+        if pictures:
+            features = encoder.encode_image(encoder.preprocess(pictures)).float().cpu()
+            cached.update(zip(batch_hashes, features))
+            pending_hashes += batch_hashes
+            pending.append(features)
+        if len(pending_hashes) >= CHUNK_ROWS:
+            write_chunk(folder, pending_hashes, torch.cat(pending), encoder.identity)
+            pending_hashes, pending = [], []
+        done += len(missing[start:start + batch_size])
+        if progress:
+            progress(done, len(kept))
+    if pending_hashes:
+        write_chunk(folder, pending_hashes, torch.cat(pending), encoder.identity)
+    kept = [(p, h) for p, h in kept if h in cached]
+    dim = next(iter(cached.values())).shape[0] if cached else encoder.embed_dim
+    features = torch.stack([cached[h] for _, h in kept]) if kept else torch.empty(0, dim)
+    return FeatureSet([p for p, _ in kept], features, problems, [h for _, h in kept])

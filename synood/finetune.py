@@ -1,0 +1,229 @@
+"""Stages 2 and 3 as plain functions over cached features (shared/METHOD.md sections 3-5).
+
+Stage 2 trains a projection delta(f) = normalize(f + ReLU(LayerNorm(Linear(f)))) after the frozen
+image encoder, classifying ID images into their class and synthetic images into their paired
+negative label. Stage 3 makes the paired negatives' text features learnable and pulls each toward
+its synthetic images. Both are cross-entropy on `logit_scale` * cosine, with a cosine learning-rate
+schedule stepped per batch, and a shuffle seeded per epoch so a resumed run repeats an
+uninterrupted one exactly.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+STAGES = ("projection", "negatives", "joint")
+
+
+class Projection(nn.Module):
+    """SynOOD's image-side projection: a residual ReLU(LayerNorm(Linear)) branch, then L2-normalised."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.linear = nn.Linear(dim, dim)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, features: Tensor) -> Tensor:
+        return F.normalize(features + F.relu(self.norm(self.linear(features))), dim=-1)
+
+
+def pair_negatives(synthetic: Tensor, negatives: Tensor) -> tuple[Tensor, Tensor]:
+    """For each synthetic image, the index of the most similar negative label and that cosine similarity."""
+    similarity = synthetic.float() @ negatives.float().T
+    values, indices = similarity.max(dim=1)
+    return indices, values
+
+
+@dataclass
+class Problem:
+    """The tensors both stages train on: features, labels and the text features of the classes."""
+
+    id_features: Tensor  # (I, D) source ID images
+    id_labels: Tensor  # (I,) their ImageNet class index
+    synthetic: Tensor  # (S, D) synthetic images
+    paired: Tensor  # (S,) index of each synthetic image's negative within `used`
+    id_text: Tensor  # (C, D) the ID labels' text features (frozen)
+    used: Tensor  # (K,) indices into the full negative list of the negatives used in pairing
+    negative_text: Tensor  # (K, D) their text features before tuning
+
+    @classmethod
+    def build(cls, id_features: Tensor, id_labels: Tensor, synthetic: Tensor, id_text: Tensor,
+              negatives: Tensor) -> "Problem":
+        """Pair every synthetic image with its nearest negative and keep only the negatives used."""
+        nearest, _ = pair_negatives(synthetic, negatives)
+        used, paired = torch.unique(nearest, sorted=True, return_inverse=True)
+        return cls(id_features.float(), id_labels.long(), synthetic.float(), paired, id_text.float(), used,
+                   negatives[used].float().clone())
+
+
+@dataclass
+class Epoch:
+    """What one epoch reports: mean loss, accuracy over its samples, and the last learning rate."""
+
+    stage: str
+    epoch: int  # 1-based
+    loss: float
+    accuracy: float
+    lr: float
+    samples: int
+
+    def as_dict(self) -> dict:
+        return {"stage": self.stage, "epoch": self.epoch, "loss": self.loss, "accuracy": self.accuracy,
+                "lr": self.lr, "samples": self.samples}
+
+
+def cosine_lr(base: float, step: int, total: int) -> float:
+    """The cosine schedule at batch `step` of `total` (from base down to 0)."""
+    return 0.5 * base * (1 + math.cos(math.pi * step / max(total, 1)))
+
+
+def batches(count: int, batch_size: int, seed: int, epoch: int) -> Iterator[Tensor]:
+    """The index batches of one epoch: a permutation seeded by (seed, epoch), so it never depends on history."""
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    order = torch.randperm(count, generator=generator)
+    yield from order.split(batch_size)
+
+
+def stage2_logits(model: Projection, features: Tensor, id_text: Tensor, negative_text: Tensor,
+                  scale: float) -> Tensor:
+    """logit_scale * cosine of projected images against [ID labels; paired negatives]."""
+    classes = torch.cat([id_text, F.normalize(negative_text, dim=-1)])
+    return scale * model(features) @ classes.T
+
+
+def stage3_logits(features: Tensor, negative_text: Tensor, scale: float) -> Tensor:
+    """Eq. 14's logits: logit_scale * cosine of synthetic images against the learnable negatives only."""
+    return scale * features @ F.normalize(negative_text, dim=-1).T
+
+
+@dataclass
+class Trainer:
+    """One stage's parameters, optimisers and loss; `run_epoch` trains it for one epoch.
+
+    `loss(indices)` returns (loss, correct predictions) for one batch of sample indices.
+    """
+
+    stage: str
+    samples: int
+    loss: Callable[[Tensor], tuple[Tensor, int]]
+    optimizers: list[torch.optim.Optimizer]
+    epochs: int
+    batch_size: int
+    seed: int
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(self.samples / self.batch_size)
+
+    def run_epoch(self, epoch: int, stop: Callable[[], bool] | None = None) -> Epoch | None:
+        """Train epoch `epoch` (1-based); None when `stop()` turned true before it finished."""
+        total = self.epochs * self.steps_per_epoch
+        step = (epoch - 1) * self.steps_per_epoch
+        loss_sum, correct, lr = 0.0, 0, 0.0
+        for indices in batches(self.samples, self.batch_size, self.seed, epoch):
+            if stop and stop():
+                return None
+            for optimizer in self.optimizers:
+                for group in optimizer.param_groups:
+                    group["lr"] = lr = cosine_lr(group["initial_lr"], step, total)
+            loss, hits = self.loss(indices)
+            for optimizer in self.optimizers:
+                optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            for optimizer in self.optimizers:
+                optimizer.step()
+            loss_sum += float(loss.detach()) * len(indices)
+            correct += hits
+            step += 1
+        return Epoch(self.stage, epoch, loss_sum / self.samples, correct / self.samples, lr, self.samples)
+
+
+def _adam(params, config) -> torch.optim.Optimizer:
+    optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+    for group in optimizer.param_groups:
+        group["initial_lr"] = config.lr
+    return optimizer
+
+
+def _sgd(params, config) -> torch.optim.Optimizer:
+    optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
+    for group in optimizer.param_groups:
+        group["initial_lr"] = config.lr
+    return optimizer
+
+
+def new_projection(dim: int, seed: int) -> Projection:
+    """A projection with the Linear/LayerNorm default init drawn from `seed`."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return Projection(dim)
+
+
+def _correct(logits: Tensor, labels: Tensor) -> int:
+    return int((logits.argmax(dim=1) == labels).sum())
+
+
+def projection_trainer(problem: Problem, projection: Projection, config) -> Trainer:
+    """Stage 2: ID images -> their class, synthetic images -> 1000 + their paired negative (frozen texts).
+
+    `config` is a ProjectionConfig (Adam, lr 1e-3, weight decay 1e-5, 3 epochs, batch 128)."""
+    features = torch.cat([problem.id_features, problem.synthetic])
+    labels = torch.cat([problem.id_labels, len(problem.id_text) + problem.paired])
+
+    def loss(indices: Tensor) -> tuple[Tensor, int]:
+        logits = stage2_logits(projection, features[indices], problem.id_text, problem.negative_text,
+                               config.logit_scale)
+        return F.cross_entropy(logits, labels[indices]), _correct(logits, labels[indices])
+
+    return Trainer("projection", len(features), loss, [_adam(projection.parameters(), config)], config.epochs,
+                   config.batch_size, config.seed)
+
+
+def negatives_trainer(problem: Problem, negatives: nn.Parameter, config,
+                      projection: Projection | None = None) -> Trainer:
+    """Stage 3: each synthetic image -> its paired negative among the learnable ones (eq. 14).
+
+    The image features come straight from the frozen encoder unless `projection` is given (the paper's
+    Table 5 ablation). `config` is a NegTuneConfig (SGD momentum 0.9, lr 2e-3, 5 epochs, batch 128)."""
+    if projection is not None:
+        with torch.no_grad():
+            features = projection(problem.synthetic)
+    else:
+        features = problem.synthetic
+
+    def loss(indices: Tensor) -> tuple[Tensor, int]:
+        logits = stage3_logits(features[indices], negatives, config.logit_scale)
+        return F.cross_entropy(logits, problem.paired[indices]), _correct(logits, problem.paired[indices])
+
+    return Trainer("negatives", len(features), loss, [_sgd([negatives], config)], config.epochs,
+                   config.batch_size, config.seed)
+
+
+def joint_trainer(problem: Problem, projection: Projection, negatives: nn.Parameter, projection_config,
+                  negtune_config) -> Trainer:
+    """Joint ablation: stage 2's loss with the paired negatives learnable, plus stage 3's loss on the
+    projected synthetic images, both optimised together (Adam for the projection, SGD for the
+    negatives, each with its own stage's hyperparameters) for the projection's epochs."""
+    features = torch.cat([problem.id_features, problem.synthetic])
+    labels = torch.cat([problem.id_labels, len(problem.id_text) + problem.paired])
+    synthetic = torch.zeros(len(features), dtype=torch.bool)
+    synthetic[len(problem.id_features):] = True
+
+    def loss(indices: Tensor) -> tuple[Tensor, int]:
+        logits = stage2_logits(projection, features[indices], problem.id_text, negatives,
+                               projection_config.logit_scale)
+        total = F.cross_entropy(logits, labels[indices])
+        chosen = indices[synthetic[indices]]
+        if len(chosen):
+            own = stage3_logits(projection(features[chosen]), negatives, negtune_config.logit_scale)
+            total = total + F.cross_entropy(own, labels[chosen] - len(problem.id_text))
+        return total, _correct(logits, labels[indices])
+
+    optimizers = [_adam(projection.parameters(), projection_config), _sgd([negatives], negtune_config)]
+    return Trainer("joint", len(features), loss, optimizers, projection_config.epochs, projection_config.batch_size,
+                   projection_config.seed)

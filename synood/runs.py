@@ -1,0 +1,166 @@
+"""The run database: every generation, fine-tuning and evaluation run in one embedded SQLite file.
+
+A run row holds its kind, status, config, inputs, summary metrics and artifact paths; fine-tuning
+adds one row per epoch. The file lives in the SynOOD home, so runs outlive the app and the shell
+that started them. A run whose process died while "running" reads as "interrupted".
+"""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+import uuid
+from contextlib import closing, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+KINDS = ("generate", "finetune", "evaluate")
+ACTIVE = ("queued", "running")
+FINISHED = ("completed", "failed", "stopped", "interrupted")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    id TEXT PRIMARY KEY, kind TEXT NOT NULL, status TEXT NOT NULL, created REAL NOT NULL, updated REAL NOT NULL,
+    host TEXT NOT NULL, pid INTEGER NOT NULL, config TEXT NOT NULL, inputs TEXT NOT NULL,
+    summary TEXT NOT NULL DEFAULT '{}', artifacts TEXT NOT NULL DEFAULT '{}', message TEXT NOT NULL DEFAULT '');
+CREATE TABLE IF NOT EXISTS epochs (
+    run_id TEXT NOT NULL REFERENCES runs(id), stage TEXT NOT NULL, epoch INTEGER NOT NULL, metrics TEXT NOT NULL,
+    recorded REAL NOT NULL, PRIMARY KEY (run_id, stage, epoch));
+"""
+
+
+class RunError(ValueError):
+    """A run that does not exist or cannot do what was asked."""
+
+
+@dataclass
+class Run:
+    """One row of the runs table, its JSON columns decoded."""
+
+    id: str
+    kind: str
+    status: str
+    created: float
+    updated: float
+    host: str
+    pid: int
+    config: dict
+    inputs: dict
+    summary: dict = field(default_factory=dict)
+    artifacts: dict = field(default_factory=dict)
+    message: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.status in FINISHED
+
+
+def _alive(host: str, pid: int) -> bool:
+    """Whether the process that owns a run still exists (only knowable on its own host)."""
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class RunStore:
+    """The run database at `path`; every call opens its own connection, so threads and processes may share it."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.executescript(SCHEMA)
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        with closing(sqlite3.connect(self.path, timeout=30)) as db:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            with db:  # one transaction: committed on success, rolled back on error
+                yield db
+
+    def create(self, kind: str, config: dict, inputs: dict, status: str = "running") -> Run:
+        """A new run owned by this process."""
+        if kind not in KINDS:
+            raise RunError(f"unknown run kind {kind!r}; kinds are {', '.join(KINDS)}")
+        now = time.time()
+        run_id = time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + "-" + uuid.uuid4().hex[:6]
+        run = Run(run_id, kind, status, now, now, socket.gethostname(), os.getpid(), config, inputs)
+        with self._connect() as db:
+            db.execute("INSERT INTO runs (id, kind, status, created, updated, host, pid, config, inputs) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       (run.id, kind, status, now, now, run.host, run.pid, json.dumps(config), json.dumps(inputs)))
+        return run
+
+    def update(self, run_id: str, *, status: str | None = None, summary: dict | None = None,
+               artifacts: dict | None = None, message: str | None = None, claim: bool = False) -> None:
+        """Change a run's columns; `summary` and `artifacts` are merged into what is there.
+        `claim` makes this process its owner (a resumed run)."""
+        run = self.get(run_id)
+        values: dict[str, Any] = {"updated": time.time()}
+        if status is not None:
+            values["status"] = status
+        if summary is not None:
+            values["summary"] = json.dumps({**run.summary, **summary})
+        if artifacts is not None:
+            values["artifacts"] = json.dumps({**run.artifacts, **artifacts})
+        if message is not None:
+            values["message"] = message
+        if claim:
+            values.update(host=socket.gethostname(), pid=os.getpid())
+        with self._connect() as db:
+            db.execute(f"UPDATE runs SET {', '.join(f'{k} = ?' for k in values)} WHERE id = ?",
+                       (*values.values(), run_id))
+
+    def log_epoch(self, run_id: str, stage: str, epoch: int, metrics: dict) -> None:
+        """Record one epoch; recording the same (stage, epoch) again replaces it (a resumed run)."""
+        with self._connect() as db:
+            db.execute("INSERT OR REPLACE INTO epochs (run_id, stage, epoch, metrics, recorded) VALUES (?, ?, ?, ?, ?)",
+                       (run_id, stage, epoch, json.dumps(metrics), time.time()))
+            db.execute("UPDATE runs SET updated = ? WHERE id = ?", (time.time(), run_id))
+
+    def epochs(self, run_id: str) -> list[dict]:
+        """Every recorded epoch of a run in training order, each a dict with its stage and epoch."""
+        with self._connect() as db:
+            rows = db.execute("SELECT stage, epoch, metrics FROM epochs WHERE run_id = ? ORDER BY recorded, rowid",
+                              (run_id,)).fetchall()
+        return [{**json.loads(metrics), "stage": stage, "epoch": epoch} for stage, epoch, metrics in rows]
+
+    def get(self, run_id: str) -> Run:
+        """One run, with "running" read as "interrupted" when its process is gone."""
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM runs WHERE id = ?", (run_id,)).fetchone()
+        if row is None:
+            raise RunError(f"no run {run_id!r} in {self.path}")
+        return self._run(row)
+
+    def list(self, kind: str | None = None, limit: int = 200) -> list[Run]:
+        """The most recent runs first, optionally of one kind."""
+        query, args = "SELECT * FROM runs", ()
+        if kind:
+            query, args = query + " WHERE kind = ?", (kind,)
+        with self._connect() as db:
+            rows = db.execute(query + " ORDER BY created DESC LIMIT ?", (*args, limit)).fetchall()
+        return [self._run(row) for row in rows]
+
+    @staticmethod
+    def _run(row: tuple) -> Run:
+        run_id, kind, status, created, updated, host, pid, config, inputs, summary, artifacts, message = row
+        if status in ACTIVE and not _alive(host, pid):
+            status = "interrupted"
+        return Run(run_id, kind, status, created, updated, host, pid, json.loads(config), json.loads(inputs),
+                   json.loads(summary), json.loads(artifacts), message)
+
+
+def store_for(home: str | Path) -> RunStore:
+    """The run database of a SynOOD home folder (config.paths.home)."""
+    return RunStore(Path(home).expanduser() / "runs.sqlite")

@@ -1,0 +1,257 @@
+"""A fine-tuning run, from a generation folder to a detector file, recorded in the run database.
+
+`training_data` turns a manifest into cached features and a `finetune.Problem`; `train` runs the
+stages with a training state written atomically after every epoch; `execute` ties one run of the
+database to both and resumes it from its newest readable state. The CLI and the app call these.
+"""
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+from torch import nn
+
+from . import checkpoint, finetune, pairs
+from .config import Config, apply_mapping
+from .features import Progress, image_features
+from .runs import Run, RunError, RunStore
+
+STATE_NAME = re.compile(r"^(\d+)-([a-z]+)-(\d+)\.safetensors$")
+EpochCallback = Callable[[finetune.Epoch], None]
+
+
+class TrainingError(ValueError):
+    """Training data or a run that cannot be trained; the message says why."""
+
+
+@dataclass
+class TrainingData:
+    """The features a run trains on and what they came from."""
+
+    problem: finetune.Problem
+    info: dict  # counts, skipped files and a digest of exactly what is trained on
+
+
+def subset(count: int, limit: int | None, seed: int) -> list[int]:
+    """The first `limit` of a seeded permutation of range(count), in their original order (all when None)."""
+    if limit is None or limit >= count:
+        return list(range(count))
+    order = torch.randperm(count, generator=torch.Generator().manual_seed(seed))
+    return sorted(order[:limit].tolist())
+
+
+def training_data(generation: str | Path, encoder, id_text: torch.Tensor, negative_text: torch.Tensor,
+                  config: Config, progress: Progress | None = None) -> TrainingData:
+    """Cached encoder features of a generation's synthetic images and of their sources, paired with negatives.
+
+    Sources outside the ImageNet classes (no class index) train only as synthetic images' origin, not as ID."""
+    try:
+        manifest = pairs.load_manifest(generation)
+    except pairs.PairsError as exc:
+        raise TrainingError(str(exc)) from None
+    chosen = [manifest.pairs[i] for i in subset(len(manifest.pairs), config.finetune.synthetic_images,
+                                                config.finetune.seed)]
+    synthetic = image_features(encoder, [p.image for p in chosen], progress=progress)
+    sources = list(dict.fromkeys(p.source for p in chosen if p.class_index is not None))
+    labels = {p.source: p.class_index for p in chosen if p.class_index is not None}
+    source_set = image_features(encoder, sources, progress=progress)
+    if not len(synthetic.features):
+        raise TrainingError(f"{manifest.path}: none of its {len(chosen)} synthetic images could be read")
+    problem = finetune.Problem.build(source_set.features, torch.tensor([labels[p] for p in source_set.paths]),
+                                     synthetic.features, id_text, negative_text)
+    digest = hashlib.sha256()
+    for h in [*synthetic.hashes, "|", *source_set.hashes]:
+        digest.update(h.encode())
+    digest.update(problem.id_labels.numpy().tobytes())
+    info = {"manifest": str(manifest.path), "pairs": len(manifest.pairs), "synthetic": len(synthetic.paths),
+            "id": len(source_set.paths), "negatives_used": len(problem.used),
+            "skipped": synthetic.problems + source_set.problems, "data_digest": digest.hexdigest()}
+    return TrainingData(problem, info)
+
+
+def plan(config: Config) -> list[tuple[str, int]]:
+    """The stages a run trains, in order, with their epochs (a stage with 0 epochs is left out)."""
+    stages = [("joint", config.projection.epochs)] if config.negtune.joint else [
+        ("projection", config.projection.epochs), ("negatives", config.negtune.epochs)]
+    return [(stage, epochs) for stage, epochs in stages if epochs > 0]
+
+
+def states(folder: Path) -> list[Path]:
+    """The training states in a folder, oldest first."""
+    found = [(tuple(int(g) for g in m.group(1, 3)), p) for p in folder.glob("*.safetensors")
+             if (m := STATE_NAME.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def _trainer(stage: str, problem: finetune.Problem, projection: finetune.Projection, negatives: nn.Parameter,
+             config: Config) -> finetune.Trainer:
+    if stage == "projection":
+        return finetune.projection_trainer(problem, projection, config.projection)
+    if stage == "negatives":
+        return finetune.negatives_trainer(problem, negatives, config.negtune,
+                                          projection if config.negtune.use_projection else None)
+    return finetune.joint_trainer(problem, projection, negatives, config.projection, config.negtune)
+
+
+def train(problem: finetune.Problem, config: Config, state_dir: Path, stop: Callable[[], bool] | None = None,
+          on_epoch: EpochCallback | None = None) -> checkpoint.TunedDetector | None:
+    """Run every stage of `plan(config)`, continuing from the newest readable state in `state_dir`.
+
+    After each epoch the parameters, optimiser state and history are written atomically, then
+    `on_epoch` is told; on resume the recorded epochs are told again first. Returns None when
+    `stop()` turned true (the run can be resumed), else the tuned detector's trainable parts."""
+    stages = plan(config)
+    if not stages:
+        raise TrainingError("nothing to train: projection.epochs and negtune.epochs are both 0")
+    projection = finetune.new_projection(problem.synthetic.shape[1], config.projection.seed)
+    negatives = nn.Parameter(problem.negative_text.clone())
+    start, history, optimizer_states = (0, 0), [], None
+    for path in reversed(states(state_dir)):  # the newest state that reads; a damaged one is skipped
+        try:
+            params, optimizer_states, meta = checkpoint.load_state(path)
+            projection.load_state_dict({k.removeprefix("projection."): v for k, v in params.items()
+                                        if k.startswith("projection.")})
+            negatives.data.copy_(params["negatives"])
+        except (checkpoint.CheckpointError, KeyError, RuntimeError):
+            optimizer_states = None
+            continue
+        start, history = (meta["phase"], meta["epoch"]), meta["history"]
+        break
+    for record in history:
+        if on_epoch:
+            on_epoch(finetune.Epoch(**record))
+    for phase, (stage, epochs) in enumerate(stages):
+        if phase < start[0]:
+            continue
+        trainer = _trainer(stage, problem, projection, negatives, config)
+        first = 1
+        if phase == start[0] and optimizer_states is not None:
+            for optimizer, state in zip(trainer.optimizers, optimizer_states):
+                optimizer.load_state_dict(state)
+            first = start[1] + 1
+        for epoch in range(first, epochs + 1):
+            result = trainer.run_epoch(epoch, stop)
+            if result is None:
+                return None
+            history.append(result.as_dict())
+            tensors = {f"projection.{k}": v for k, v in projection.state_dict().items()}
+            tensors["negatives"] = negatives.detach()
+            checkpoint.save_state(state_dir / f"{phase}-{stage}-{epoch:04d}.safetensors", tensors,
+                                  trainer.optimizers, {"phase": phase, "epoch": epoch, "history": history})
+            for old in states(state_dir)[:-max(config.finetune.keep_states, 1)]:
+                old.unlink(missing_ok=True)
+            if on_epoch:
+                on_epoch(result)
+    trained = {stage for stage, _ in stages}
+    tuned_projection = projection.eval().requires_grad_(False) if trained & {"projection", "joint"} else None
+    tuned_negatives = negatives.detach().clone() if trained & {"negatives", "joint"} else None
+    return checkpoint.TunedDetector(tuned_projection, problem.used.clone(), tuned_negatives)
+
+
+def run_config(config: Config) -> dict:
+    """The config sections a fine-tuning run depends on, as stored in its database row."""
+    full = config.to_dict()
+    return {key: full[key] for key in ("models", "neglabel", "projection", "negtune", "finetune")}
+
+
+def resume_config(run: Run, home: str) -> Config:
+    """The config a stopped, failed or interrupted fine-tuning run was started with (RunError otherwise)."""
+    if run.kind != "finetune":
+        raise RunError(f"run {run.id} is a {run.kind} run, not a fine-tuning run")
+    if run.status in ("completed", "running"):
+        raise RunError(f"run {run.id} is {run.status}: only stopped, failed or interrupted runs resume")
+    config = apply_mapping(Config(), run.config)
+    config.paths.home = home
+    return config
+
+
+def run_folder(config: Config, run_id: str) -> Path:
+    """Where a run's states and detector file live."""
+    return Path(config.paths.home).expanduser() / "runs" / run_id
+
+
+def start(store: RunStore, config: Config, generation: str | Path, data: TrainingData, encoder_identity: str,
+          negative_words: Sequence[str], suite: str) -> Run:
+    """A new fine-tuning run in the database, with everything needed to resume or audit it."""
+    inputs = {"generation": str(generation), "suite": suite, "encoder": encoder_identity,
+              "negatives_digest": checkpoint.negatives_digest(negative_words),
+              "negatives_count": len(negative_words), **{k: v for k, v in data.info.items() if k != "skipped"},
+              "skipped_count": len(data.info["skipped"])}
+    return store.create("finetune", run_config(config), inputs)
+
+
+def execute(store: RunStore, run: Run, data: TrainingData, config: Config, stop: Callable[[], bool] | None = None,
+            on_epoch: EpochCallback | None = None) -> Run:
+    """Train `run` to its end (or until `stop`), recording epochs, status and the detector file."""
+    if data.info["data_digest"] != run.inputs.get("data_digest"):
+        raise RunError(f"run {run.id}: its training data changed since it started (the manifest, the images or "
+                       f"finetune.synthetic_images differ); start a new run instead")
+    folder = run_folder(config, run.id)
+    store.update(run.id, status="running", claim=True, message="")
+
+    def record(result: finetune.Epoch) -> None:
+        store.log_epoch(run.id, result.stage, result.epoch, result.as_dict())
+        if on_epoch:
+            on_epoch(result)
+
+    try:
+        tuned = train(data.problem, config, folder / "state", stop, record)
+        if tuned is None:
+            store.update(run.id, status="stopped", message="stopped; resume to continue from the last epoch")
+            return store.get(run.id)
+        tuned.meta = {"run": run.id, "encoder": run.inputs["encoder"], "negatives_digest": run.inputs["negatives_digest"],
+                      "negatives_count": run.inputs["negatives_count"], "config": run.config,
+                      "generation": run.inputs["generation"]}
+        path = folder / "detector.safetensors"
+        checkpoint.save_detector(path, tuned)
+        last = store.epochs(run.id)[-1]
+        store.update(run.id, status="completed", artifacts={"detector": str(path), "states": str(folder / "state")},
+                     summary={"loss": last["loss"], "accuracy": last["accuracy"], "epochs": len(store.epochs(run.id))})
+    except BaseException as exc:
+        store.update(run.id, status="failed" if isinstance(exc, Exception) else "interrupted",
+                     message=f"{type(exc).__name__}: {exc}")
+        raise
+    return store.get(run.id)
+
+
+def folder_features(encoder, folder: str | Path, progress: Progress | None = None):
+    """Cached features of every image file under `folder` (TrainingError when it has none)."""
+    from . import images
+
+    try:
+        paths = images.find_images(folder)
+    except images.ImageError as exc:
+        raise TrainingError(str(exc)) from None
+    if not paths:
+        raise TrainingError(f"{folder}: no image files ({', '.join(sorted(images.IMAGE_SUFFIXES))})")
+    found = image_features(encoder, paths, progress=progress)
+    if not len(found.paths):
+        raise TrainingError(f"{folder}: none of its {len(paths)} image files could be read")
+    return found
+
+
+def before_after(encoder, id_text: torch.Tensor, negative_text: torch.Tensor, tuned: checkpoint.TunedDetector,
+                 id_folder: str | Path, ood_folder: str | Path, config: Config,
+                 progress: Progress | None = None) -> dict:
+    """NegLabel before and the tuned detector after, on one ID and one OOD folder: metrics in % and the scores."""
+    from . import metrics, scores
+
+    sets = {"id": folder_features(encoder, id_folder, progress), "ood": folder_features(encoder, ood_folder, progress)}
+    result: dict = {"id": {"folder": str(id_folder), "count": len(sets["id"].paths), "skipped": sets["id"].problems},
+                    "ood": {"folder": str(ood_folder), "count": len(sets["ood"].paths),
+                            "skipped": sets["ood"].problems}, "methods": {}, "scores": {}}
+    n = config.neglabel
+    for method in ("neglabel", "synood"):
+        if method == "neglabel":
+            found = {k: scores.neglabel_score(s.features.double(), id_text.double(), negative_text.double(),
+                                              n.ngroups, n.temperature, n.group_seed)[0] for k, s in sets.items()}
+        else:
+            found = {k: tuned.score(s.features, id_text, negative_text, n, config.finetune.combination)
+                     for k, s in sets.items()}
+        result["methods"][method] = metrics.evaluate(found["id"], found["ood"]).as_percent()
+        result["scores"][method] = {k: v.tolist() for k, v in found.items()}
+    return result

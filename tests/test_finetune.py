@@ -1,0 +1,354 @@
+"""Stages 2 and 3 on a constructed feature problem with a known answer, exact resume, and the detector file."""
+import json
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from synood import checkpoint, finetune, metrics, scores, training
+from synood.config import Config
+from synood.features import image_features, read_cache, cache_folder
+from synood.runs import RunError, RunStore
+
+unit = lambda x: F.normalize(x, dim=-1)  # noqa: E731
+
+
+class Toy:
+    """ID images near their class text; near-boundary images = an ID class plus one of 8 "concepts" no ID
+    label covers. Three negatives sit loosely (cosine 0.5) around each concept, 76 elsewhere, so NegLabel
+    before tuning barely tells the two apart; pulling images and negatives together should."""
+
+    D, C, K = 32, 10, 8
+
+    def __init__(self, seed: int = 0):
+        g = self.g = torch.Generator().manual_seed(seed)
+        self.id_text = unit(torch.randn(self.C, self.D, generator=g))
+        self.concepts = unit(torch.randn(self.K, self.D, generator=g))
+        near = 0.5
+        close = unit(near * self.concepts.repeat_interleave(3, 0)
+                     + (1 - near ** 2) ** 0.5 * unit(torch.randn(3 * self.K, self.D, generator=g)))
+        self.negatives = torch.cat([close, unit(torch.randn(76, self.D, generator=g))])
+        id_train, self.labels = self.id_images(256)
+        self.problem = finetune.Problem.build(id_train, self.labels, self.boundary(256), self.id_text, self.negatives)
+        self.test_id, _ = self.id_images(400)
+        self.test_ood = self.boundary(400)
+
+    def id_images(self, n):
+        c = torch.randint(self.C, (n,), generator=self.g)
+        return unit(self.id_text[c] + 0.1 * torch.randn(n, self.D, generator=self.g)), c
+
+    def boundary(self, n):
+        c = torch.randint(self.C, (n,), generator=self.g)
+        k = torch.randint(self.K, (n,), generator=self.g)
+        return unit(self.id_text[c] + 0.5 * self.concepts[k] + 0.1 * torch.randn(n, self.D, generator=self.g))
+
+    def auroc(self, tuned, config, combination="both"):
+        s = lambda x: tuned.score(x, self.id_text, self.negatives, config.neglabel, combination)  # noqa: E731
+        return metrics.auroc(s(self.test_id), s(self.test_ood))
+
+
+def toy_config(**changes) -> Config:
+    config = Config()
+    config.neglabel.ngroups = 10
+    config.projection.epochs, config.projection.batch_size, config.projection.lr = 20, 64, 1e-2
+    config.negtune.epochs, config.negtune.batch_size, config.negtune.lr = 10, 64, 0.02
+    for key, value in changes.items():
+        section, name = key.split("__")
+        setattr(getattr(config, section), name, value)
+    return config
+
+
+@pytest.fixture(scope="module")
+def toy():
+    return Toy()
+
+
+@pytest.fixture(scope="module")
+def trained(toy, tmp_path_factory):
+    history = []
+    tuned = training.train(toy.problem, toy_config(), tmp_path_factory.mktemp("state"), on_epoch=history.append)
+    return tuned, history
+
+
+def test_projection_is_the_papers_residual_block():
+    projection = finetune.new_projection(512, seed=0)
+    assert sum(p.numel() for p in projection.parameters()) == 512 * 512 + 512 + 2 * 512  # 263,680
+    f = unit(torch.randn(4, 512))
+    expected = unit(f + torch.relu(torch.nn.functional.layer_norm(f @ projection.linear.weight.T + projection.linear.bias,
+                                                                  (512,))))
+    torch.testing.assert_close(projection(f), expected)
+    torch.testing.assert_close(finetune.new_projection(512, seed=0).linear.weight, projection.linear.weight)
+
+
+def test_pairing_takes_the_most_similar_negative():
+    synthetic = unit(torch.randn(50, 16))
+    negatives = unit(torch.randn(30, 16))
+    index, similarity = finetune.pair_negatives(synthetic, negatives)
+    for i in range(50):
+        sims = [float(synthetic[i] @ n) for n in negatives]
+        assert index[i] == max(range(30), key=sims.__getitem__)
+        assert similarity[i] == pytest.approx(max(sims), abs=1e-6)
+
+
+def test_problem_keeps_only_the_paired_negatives(toy):
+    p = toy.problem
+    nearest, _ = finetune.pair_negatives(p.synthetic, toy.negatives)
+    assert torch.equal(p.used[p.paired], nearest)
+    assert torch.equal(p.used, torch.unique(nearest)) and len(p.used) < len(toy.negatives)
+    assert torch.equal(p.negative_text, toy.negatives[p.used])
+
+
+def test_cosine_schedule_and_seeded_batches():
+    assert finetune.cosine_lr(1.0, 0, 10) == 1.0
+    assert finetune.cosine_lr(1.0, 5, 10) == pytest.approx(0.5)
+    assert finetune.cosine_lr(1.0, 10, 10) == pytest.approx(0.0)
+    first = [b.tolist() for b in finetune.batches(10, 4, seed=3, epoch=2)]
+    assert [b.tolist() for b in finetune.batches(10, 4, seed=3, epoch=2)] == first
+    assert sorted(sum(first, [])) == list(range(10)) and [len(b) for b in first] == [4, 4, 2]
+    assert [b.tolist() for b in finetune.batches(10, 4, seed=3, epoch=3)] != first
+
+
+def test_both_stages_reduce_their_loss_and_raise_auroc(toy, trained):
+    tuned, history = trained
+    config = toy_config()
+    for stage in ("projection", "negatives"):
+        losses = [h.loss for h in history if h.stage == stage]
+        assert len(losses) == {"projection": 20, "negatives": 10}[stage]
+        assert losses[-1] < 0.5 * losses[0], (stage, losses)
+    before = toy.auroc(checkpoint.TunedDetector(None, toy.problem.used, None), config)
+    after = {c: toy.auroc(tuned, config, c) for c in ("projection", "negatives", "both")}
+    assert toy.auroc(tuned, config, "none") == before  # "none" is plain NegLabel
+    assert after["projection"] > before + 0.03 and after["negatives"] > before + 0.01, (before, after)
+    assert after["both"] > before + 0.03, (before, after)
+
+
+def test_none_combination_is_neglabel(toy, trained):
+    tuned, _ = trained
+    s = tuned.score(toy.test_id, toy.id_text, toy.negatives, toy_config().neglabel, "none")
+    expected, _ = scores.neglabel_score(toy.test_id.double(), toy.id_text.double(), toy.negatives.double(), 10)
+    torch.testing.assert_close(s, expected)
+
+
+def test_tuned_negatives_replace_only_the_paired_rows(toy, trained):
+    tuned, _ = trained
+    full = tuned.negatives(toy.negatives)
+    others = torch.ones(len(toy.negatives), dtype=torch.bool)
+    others[toy.problem.used] = False
+    assert torch.equal(full[others], toy.negatives[others])
+    assert not torch.allclose(full[toy.problem.used], toy.negatives[toy.problem.used])
+    torch.testing.assert_close(full.norm(dim=1), torch.ones(len(full)))
+
+
+@pytest.mark.parametrize("changes", [{"negtune__joint": True}, {"negtune__use_projection": True}])
+def test_ablations_train(toy, tmp_path, changes):
+    config = toy_config(**changes)
+    history = []
+    tuned = training.train(toy.problem, config, tmp_path, on_epoch=history.append)
+    stages = [h.stage for h in history]
+    assert stages == (["joint"] * 20 if "negtune__joint" in changes else ["projection"] * 20 + ["negatives"] * 10)
+    assert history[-1].loss < history[0].loss
+    assert tuned.projection is not None and tuned.negative_features is not None
+
+
+def test_a_stage_with_zero_epochs_is_left_out(toy, tmp_path):
+    tuned = training.train(toy.problem, toy_config(negtune__epochs=0), tmp_path)
+    assert tuned.projection is not None and tuned.negative_features is None
+    with pytest.raises(training.TrainingError, match="nothing to train"):
+        training.train(toy.problem, toy_config(negtune__epochs=0, projection__epochs=0), tmp_path / "x")
+
+
+class Crash(Exception):
+    pass
+
+
+@pytest.mark.parametrize("crash_after", [("projection", 7), ("projection", 20), ("negatives", 4)])
+def test_resume_after_a_crash_equals_an_uninterrupted_run(toy, trained, tmp_path, crash_after):
+    def crash(epoch):
+        if (epoch.stage, epoch.epoch) == crash_after:
+            raise Crash  # after the state of this epoch is on disk, as a kill would leave it
+    with pytest.raises(Crash):
+        training.train(toy.problem, toy_config(), tmp_path, on_epoch=crash)
+    replayed = []
+    resumed = training.train(toy.problem, toy_config(), tmp_path, on_epoch=replayed.append)
+    uninterrupted, history = trained
+    assert [e.as_dict() for e in replayed] == [e.as_dict() for e in history]  # recorded epochs are told again first
+    for name, tensor in uninterrupted.tensors().items():
+        assert torch.equal(resumed.tensors()[name], tensor), name
+    assert len(training.states(tmp_path)) == 2  # finetune.keep_states
+
+
+def test_a_damaged_newest_state_falls_back_to_the_one_before(toy, trained, tmp_path):
+    def crash(epoch):
+        if (epoch.stage, epoch.epoch) == ("negatives", 3):
+            raise Crash
+    with pytest.raises(Crash):
+        training.train(toy.problem, toy_config(), tmp_path, on_epoch=crash)
+    newest = training.states(tmp_path)[-1]
+    newest.write_bytes(newest.read_bytes()[:100])  # a torn write (atomic writes prevent it; a disk fault may not)
+    resumed = training.train(toy.problem, toy_config(), tmp_path)
+    for name, tensor in trained[0].tensors().items():
+        assert torch.equal(resumed.tensors()[name], tensor), name
+
+
+def test_stop_returns_none_and_resume_finishes(toy, trained, tmp_path):
+    calls = {"n": 0}
+
+    def stop():
+        calls["n"] += 1
+        return calls["n"] > 30  # some batches into the projection stage
+    assert training.train(toy.problem, toy_config(), tmp_path, stop=stop) is None
+    resumed = training.train(toy.problem, toy_config(), tmp_path)
+    assert torch.equal(resumed.tensors()["negatives.features"], trained[0].tensors()["negatives.features"])
+
+
+def test_detector_file_round_trip_and_checks(toy, trained, tmp_path):
+    tuned, _ = trained
+    tuned.meta = {"encoder": "enc-1", "negatives_digest": checkpoint.negatives_digest(["a", "b"]),
+                  "negatives_count": 2}
+    path = tmp_path / "detector.safetensors"
+    checkpoint.save_detector(path, tuned)
+    assert path.stat().st_size < 200_000  # projection of a 32-d toy plus the tuned rows
+    loaded = checkpoint.load_detector(path)
+    config = toy_config()
+    torch.testing.assert_close(loaded.score(toy.test_ood, toy.id_text, toy.negatives, config.neglabel),
+                               tuned.score(toy.test_ood, toy.id_text, toy.negatives, config.neglabel))
+    loaded.check("enc-1", ["a", "b"])
+    with pytest.raises(checkpoint.CheckpointError, match="tuned on features of 'enc-1'"):
+        loaded.check("enc-2", ["a", "b"])
+    with pytest.raises(checkpoint.CheckpointError, match="another negative-label list"):
+        loaded.check("enc-1", ["a", "c"])
+    with pytest.raises(checkpoint.CheckpointError, match="unknown detector combination"):
+        loaded.score(toy.test_ood, toy.id_text, toy.negatives, config.neglabel, "everything")
+
+
+def test_damaged_or_foreign_detector_files_are_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    with pytest.raises(checkpoint.CheckpointError, match="no such detector file"):
+        checkpoint.load_detector(tmp_path / "missing.safetensors")
+    (tmp_path / "junk.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{}garbage")
+    with pytest.raises(checkpoint.CheckpointError, match="not a readable safetensors file|damaged"):
+        checkpoint.load_detector(tmp_path / "junk.safetensors")
+    save_file({"x": torch.zeros(2)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(checkpoint.CheckpointError, match="not a synood-detector/1 file"):
+        checkpoint.load_detector(tmp_path / "other.safetensors")
+    save_file({"negatives.index": torch.arange(3), "negatives.features": torch.zeros(2, 4)},
+              str(tmp_path / "bad.safetensors"), metadata={"format": checkpoint.FORMAT, "meta": "{}"})
+    with pytest.raises(checkpoint.CheckpointError, match="2 tuned features for 3 indices"):
+        checkpoint.load_detector(tmp_path / "bad.safetensors")
+
+
+# --- the feature cache ------------------------------------------------------------------------------------
+
+class CountingEncoder:
+    """A deterministic stand-in encoder (mean colour, 3-d) that counts the images it encodes."""
+
+    identity, embed_dim = "counting-encoder/1", 3
+
+    def __init__(self):
+        self.encoded = 0
+
+    def preprocess(self, pictures):
+        return torch.stack([torch.tensor(list(p.resize((1, 1)).getpixel((0, 0))), dtype=torch.float32)
+                            for p in pictures])
+
+    def encode_image(self, pixels):
+        self.encoded += len(pixels)
+        return unit(pixels + 1)
+
+
+def write_images(folder, colours):
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i, colour in enumerate(colours):
+        paths.append(folder / f"{i}.png")
+        Image.new("RGB", (8, 8), colour).save(paths[-1])
+    return paths
+
+
+def test_feature_cache_encodes_each_content_once(tmp_path):
+    paths = write_images(tmp_path / "a", [(255, 0, 0), (0, 255, 0), (255, 0, 0)])  # 0 and 2: same bytes
+    (tmp_path / "a" / "broken.png").write_bytes(b"not an image")
+    encoder = CountingEncoder()
+    first = image_features(encoder, [*paths, tmp_path / "a" / "broken.png", tmp_path / "missing.png"],
+                           root=tmp_path / "cache")
+    assert encoder.encoded == 2 and first.paths == paths
+    assert torch.equal(first.features[0], first.features[2])
+    assert len(first.problems) == 2
+    assert any("broken.png: not an image" in p for p in first.problems)
+    assert any("missing.png: cannot read" in p for p in first.problems)
+    copy = tmp_path / "b" / "renamed.png"
+    copy.parent.mkdir()
+    copy.write_bytes(paths[1].read_bytes())
+    again = image_features(encoder, [copy, *paths], root=tmp_path / "cache")
+    assert encoder.encoded == 2  # nothing new: the cache is keyed by content, not by path
+    assert torch.equal(again.features[0], first.features[1])
+    other = image_features(type("Other", (CountingEncoder,), {"identity": "other/1"})(), paths, root=tmp_path / "cache")
+    assert other.features.shape == (3, 3)  # another identity has its own cache
+
+
+def test_a_corrupted_cache_chunk_is_detected_and_rebuilt(tmp_path):
+    paths = write_images(tmp_path / "a", [(10, 20, 30), (40, 50, 60)])
+    encoder = CountingEncoder()
+    good = image_features(encoder, paths, root=tmp_path / "cache")
+    (chunk,) = cache_folder(encoder.identity, tmp_path / "cache").glob("*.safetensors")
+    chunk.write_bytes(chunk.read_bytes()[:40])
+    assert read_cache(chunk.parent) == {} and not chunk.exists()  # detected and removed
+    rebuilt = image_features(encoder, paths, root=tmp_path / "cache")
+    assert encoder.encoded == 4 and torch.equal(rebuilt.features, good.features)
+
+
+# --- the run database -------------------------------------------------------------------------------------
+
+def test_run_store_records_and_survives_reopening(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite")
+    run = store.create("finetune", {"projection": {"lr": 0.001}}, {"generation": "/g"})
+    store.log_epoch(run.id, "projection", 1, {"loss": 2.0, "accuracy": 0.1})
+    store.log_epoch(run.id, "projection", 1, {"loss": 1.5, "accuracy": 0.2})  # a resumed run re-records: replaced
+    store.log_epoch(run.id, "negatives", 1, {"loss": 0.5, "accuracy": 0.9})
+    store.update(run.id, status="completed", summary={"loss": 0.5}, artifacts={"detector": "/d.safetensors"})
+    store.update(run.id, summary={"auroc": 90.0})
+    reopened = RunStore(tmp_path / "runs.sqlite")
+    got = reopened.get(run.id)
+    assert (got.status, got.config, got.inputs) == ("completed", {"projection": {"lr": 0.001}}, {"generation": "/g"})
+    assert got.summary == {"loss": 0.5, "auroc": 90.0} and got.artifacts == {"detector": "/d.safetensors"}
+    assert [(e["stage"], e["epoch"], e["loss"]) for e in reopened.epochs(run.id)] == [
+        ("projection", 1, 1.5), ("negatives", 1, 0.5)]
+    assert [r.id for r in reopened.list("finetune")] == [run.id] and reopened.list("evaluate") == []
+    with pytest.raises(RunError, match="no run 'nope'"):
+        reopened.get("nope")
+    with pytest.raises(RunError, match="unknown run kind"):
+        reopened.create("dance", {}, {})
+
+
+def test_a_running_run_whose_process_is_gone_reads_interrupted(tmp_path):
+    import subprocess
+    import sys
+
+    store = RunStore(tmp_path / "runs.sqlite")
+    code = (f"from synood.runs import RunStore; print(RunStore({str(tmp_path / 'runs.sqlite')!r})"
+            ".create('finetune', {}, {}).id)")
+    run_id = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert store.get(run_id).status == "interrupted"
+    mine = store.create("finetune", {}, {})
+    assert store.get(mine.id).status == "running"
+    store.update(run_id, status="running", claim=True)  # resumed by this process
+    assert store.get(run_id).status == "running"
+
+
+def test_execute_records_epochs_status_and_the_detector(toy, tmp_path):
+    config = toy_config(projection__epochs=2, negtune__epochs=2)
+    config.paths.home = str(tmp_path)
+    store = RunStore(tmp_path / "runs.sqlite")
+    data = training.TrainingData(toy.problem, {"data_digest": "d1", "skipped": []})
+    run = training.start(store, config, tmp_path / "gen", data, "enc-1", ["w"] * len(toy.negatives), "toy")
+    done = training.execute(store, run, data, config)
+    assert done.status == "completed" and [e["epoch"] for e in store.epochs(run.id)] == [1, 2, 1, 2]
+    detector = checkpoint.load_detector(done.artifacts["detector"])
+    assert detector.meta["run"] == run.id and detector.meta["config"]["projection"]["epochs"] == 2
+    assert json.loads(json.dumps(done.summary))["epochs"] == 4
+    changed = training.TrainingData(toy.problem, {"data_digest": "d2", "skipped": []})
+    with pytest.raises(RunError, match="training data changed"):
+        training.execute(store, run, changed, config)

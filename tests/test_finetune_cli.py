@@ -1,0 +1,127 @@
+"""`synood finetune`, `synood runs` and `synood evaluate --checkpoint` through the installed entry point, on
+the tiny suite: a run recorded epoch by epoch, killed with SIGKILL and resumed to the same detector."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+from safetensors.torch import load_file
+
+from synood import photos
+from tests.test_cli import synood
+from tests.test_generation import generate, ok
+
+EPOCHS = ("--set", "projection.epochs=4", "--set", "negtune.epochs=3")
+KILLER = """
+import os, signal, sys
+from synood import checkpoint, cli
+real = checkpoint.save_state
+def save_then_die(path, *args, **kwargs):
+    real(path, *args, **kwargs)
+    if os.path.basename(str(path)) == sys.argv[1]:
+        os.kill(os.getpid(), signal.SIGKILL)  # after this epoch's state is on disk, before the database hears of it
+checkpoint.save_state = save_then_die
+sys.exit(cli.main(sys.argv[2:]))
+"""
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("finetune")
+    for photo, cls in zip(photos.photos("id")[:4], ["n02123045", "n02123045", "coffee_mug", "coffee_mug"]):
+        (root / "train" / cls).mkdir(parents=True, exist_ok=True)
+        shutil.copy(photo.path, root / "train" / cls / photo.path.name)
+        (root / "id").mkdir(exist_ok=True)
+        shutil.copy(photo.path, root / "id" / photo.path.name)
+    (root / "ood").mkdir()
+    for photo in photos.photos("ood")[:4]:
+        shutil.copy(photo.path, root / "ood" / photo.path.name)
+    ok(synood("select", "--train", str(root / "train"), "--per-class", "2", "--out", str(root / "sel.jsonl")))
+    ok(generate("--selection", str(root / "sel.jsonl"), "--out", str(root / "gen")))
+    return root
+
+
+def finetune(*args, timeout=600):
+    return synood("finetune", "--suite", "tiny", *args, timeout=timeout)
+
+
+def runs(*args):
+    return json.loads(ok(synood("runs", "--json", *args)).stdout)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(folders):
+    result = ok(finetune("--generation", str(folders / "gen"), *EPOCHS, "--json"))
+    return json.loads(result.stdout), result
+
+
+def test_finetune_records_every_epoch_and_writes_the_detector(uninterrupted, folders):
+    done, result = uninterrupted
+    assert done["status"] == "completed" and os.path.isfile(done["detector"])
+    assert "4 synthetic and 4 ID images" in result.stderr and "stages projection x4, negatives x3" in result.stderr
+    assert "negatives epoch 3: loss" in result.stderr
+    run = runs(done["run"])
+    assert [(e["stage"], e["epoch"]) for e in run["epochs"]] == [
+        *(("projection", i) for i in range(1, 5)), *(("negatives", i) for i in range(1, 4))]
+    assert run["inputs"]["synthetic"] == 4 and run["config"]["projection"]["epochs"] == 4
+    assert os.path.getsize(done["detector"]) < 2_000_000  # a 32-d tiny projection plus the tuned rows
+    kinds = {r["kind"]: r["status"] for r in runs()}
+    assert kinds["generate"] == "completed" and kinds["finetune"] == "completed"
+    listing = ok(synood("runs", "--kind", "finetune")).stdout
+    assert done["run"] in listing and "completed" in listing
+
+
+def test_evaluate_with_the_checkpoint_adds_the_tuned_score(uninterrupted, folders):
+    done, _ = uninterrupted
+    result = ok(synood("evaluate", "--suite", "tiny", "--id", str(folders / "id"), "--ood",
+                       f"photos={folders / 'ood'}", "--checkpoint", done["run"], "--json"))
+    report = json.loads(result.stdout)
+    assert set(report["methods"]) == {"neglabel", "mcm", "msp", "energy", "synood"}
+    assert 0 <= report["methods"]["synood"]["average"]["auroc"] <= 100
+    assert report["checkpoint"] == {"run": done["run"], "combination": "both"}
+    assert runs(report["run"])["status"] == "completed"
+    table = ok(synood("evaluate", "--suite", "tiny", "--id", str(folders / "id"), "--ood", f"photos={folders / 'ood'}",
+                      "--checkpoint", done["detector"], "--scores", "neglabel,synood",
+                      "--set", "finetune.combination=projection")).stdout
+    assert "NegLabel" in table and "SynOOD" in table and "MCM" not in table
+
+
+def test_kill_9_then_resume_gives_the_uninterrupted_detector(uninterrupted, folders):
+    command = [sys.executable, "-c", KILLER, "0-projection-0002.safetensors", "finetune", "--suite", "tiny",
+               "--generation", str(folders / "gen"), *EPOCHS]
+    killed = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    run_id = next(r["id"] for r in runs("--kind", "finetune") if r["status"] == "interrupted")
+    assert [e["epoch"] for e in runs(run_id)["epochs"]] == [1]  # epoch 2's state was written, not recorded
+    resumed = ok(finetune("--resume", run_id, "--json"))
+    assert json.loads(resumed.stdout)["status"] == "completed"
+    assert f"[{run_id}] projection epoch 3" in resumed.stderr
+    run = runs(run_id)
+    assert [(e["stage"], e["epoch"]) for e in run["epochs"]] == [
+        *(("projection", i) for i in range(1, 5)), *(("negatives", i) for i in range(1, 4))]
+    expected = load_file(uninterrupted[0]["detector"])
+    got = load_file(run["artifacts"]["detector"])
+    assert expected.keys() == got.keys()
+    for name in expected:
+        assert (expected[name] == got[name]).all(), name
+    again = finetune("--resume", run_id)
+    assert again.returncode == 2 and "is completed: only stopped, failed or interrupted runs resume" in again.stderr
+
+
+def test_bad_finetune_and_checkpoint_arguments_are_one_line_errors(folders, tmp_path):
+    cases = [
+        (finetune(), "give --generation DIR"),
+        (finetune("--resume", "nope"), "no run 'nope'"),
+        (finetune("--generation", str(tmp_path / "missing")), "missing"),  # before any model loads
+        (finetune("--generation", str(folders / "gen"), "--set", "finetune.combination=all"),
+         "finetune.combination: 'all' is not one of both, projection, negatives, none"),
+        (synood("evaluate", "--suite", "tiny", "--id", str(folders / "id"), "--ood", f"x={folders / 'ood'}",
+                "--checkpoint", str(tmp_path / "nope.safetensors")), "no such detector file"),
+        (synood("evaluate", "--suite", "tiny", "--id", str(folders / "id"), "--ood", f"x={folders / 'ood'}",
+                "--scores", "synood"), "synood needs --checkpoint"),
+    ]
+    for result, message in cases:
+        assert result.returncode == 2, result.stderr
+        assert message in result.stderr and "Traceback" not in result.stderr
