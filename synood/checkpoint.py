@@ -137,7 +137,7 @@ def load_detector(path: str | Path) -> TunedDetector:
 def save_state(path: str | Path, tensors: dict[str, Tensor], optimizers: Sequence[torch.optim.Optimizer],
                meta: dict) -> None:
     """A resumable training state: parameters, every optimiser's state and `meta`, atomically."""
-    payload = {f"param.{k}": v.detach().contiguous() for k, v in tensors.items()}
+    payload = {f"param.{k}": v.detach().cpu().contiguous() for k, v in tensors.items()}
     groups = []
     for i, optimizer in enumerate(optimizers):
         state = optimizer.state_dict()
@@ -145,7 +145,7 @@ def save_state(path: str | Path, tensors: dict[str, Tensor], optimizers: Sequenc
         for index, values in state["state"].items():
             for key, value in values.items():
                 if isinstance(value, Tensor):
-                    payload[f"optim.{i}.{index}.{key}"] = value.detach().contiguous()
+                    payload[f"optim.{i}.{index}.{key}"] = value.detach().cpu().contiguous()
     save_tensors(path, payload, {"format": STATE_FORMAT, "meta": json.dumps(meta), "groups": json.dumps(groups)})
 
 

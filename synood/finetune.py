@@ -51,6 +51,10 @@ class Problem:
     used: Tensor  # (K,) indices into the full negative list of the negatives used in pairing
     negative_text: Tensor  # (K, D) their text features before tuning
 
+    def to(self, device: torch.device | str) -> "Problem":
+        """The same problem with every tensor on `device` (training runs where the problem lives)."""
+        return Problem(**{name: getattr(self, name).to(device) for name in self.__dataclass_fields__})
+
     @classmethod
     def build(cls, id_features: Tensor, id_labels: Tensor, synthetic: Tensor, id_text: Tensor,
               negatives: Tensor) -> "Problem":
@@ -84,7 +88,7 @@ def cosine_lr(base: float, step: int, total: int) -> float:
 
 def batches(count: int, batch_size: int, seed: int, epoch: int) -> Iterator[Tensor]:
     """The index batches of one epoch: a permutation seeded by (seed, epoch), so it never depends on history."""
-    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)  # on the CPU: the same order on any device
     order = torch.randperm(count, generator=generator)
     yield from order.split(batch_size)
 
@@ -176,6 +180,7 @@ def projection_trainer(problem: Problem, projection: Projection, config) -> Trai
     labels = torch.cat([problem.id_labels, len(problem.id_text) + problem.paired])
 
     def loss(indices: Tensor) -> tuple[Tensor, int]:
+        indices = indices.to(features.device)
         logits = stage2_logits(projection, features[indices], problem.id_text, problem.negative_text,
                                config.logit_scale)
         return F.cross_entropy(logits, labels[indices]), _correct(logits, labels[indices])
@@ -197,6 +202,7 @@ def negatives_trainer(problem: Problem, negatives: nn.Parameter, config,
         features = problem.synthetic
 
     def loss(indices: Tensor) -> tuple[Tensor, int]:
+        indices = indices.to(features.device)
         logits = stage3_logits(features[indices], negatives, config.logit_scale)
         return F.cross_entropy(logits, problem.paired[indices]), _correct(logits, problem.paired[indices])
 
@@ -211,10 +217,11 @@ def joint_trainer(problem: Problem, projection: Projection, negatives: nn.Parame
     negatives, each with its own stage's hyperparameters) for the projection's epochs."""
     features = torch.cat([problem.id_features, problem.synthetic])
     labels = torch.cat([problem.id_labels, len(problem.id_text) + problem.paired])
-    synthetic = torch.zeros(len(features), dtype=torch.bool)
+    synthetic = torch.zeros(len(features), dtype=torch.bool, device=features.device)
     synthetic[len(problem.id_features):] = True
 
     def loss(indices: Tensor) -> tuple[Tensor, int]:
+        indices = indices.to(features.device)
         logits = stage2_logits(projection, features[indices], problem.id_text, negatives,
                                projection_config.logit_scale)
         total = F.cross_entropy(logits, labels[indices])

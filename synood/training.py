@@ -19,6 +19,7 @@ from . import checkpoint, finetune, pairs
 from .config import Config, apply_mapping
 from .features import Progress, image_features
 from .runs import Run, RunError, RunStore
+from .runtime import pick_device
 
 STATE_NAME = re.compile(r"^(\d+)-([a-z]+)-(\d+)\.safetensors$")
 EpochCallback = Callable[[finetune.Epoch], None]
@@ -107,7 +108,7 @@ def train(problem: finetune.Problem, config: Config, state_dir: Path, stop: Call
     stages = plan(config)
     if not stages:
         raise TrainingError("nothing to train: projection.epochs and negtune.epochs are both 0")
-    projection = finetune.new_projection(problem.synthetic.shape[1], config.projection.seed)
+    projection = finetune.new_projection(problem.synthetic.shape[1], config.projection.seed).to(problem.synthetic.device)
     negatives = nn.Parameter(problem.negative_text.clone())
     start, history, optimizer_states = (0, 0), [], None
     for path in reversed(states(state_dir)):  # the newest state that reads; a damaged one is skipped
@@ -147,9 +148,9 @@ def train(problem: finetune.Problem, config: Config, state_dir: Path, stop: Call
             if on_epoch:
                 on_epoch(result)
     trained = {stage for stage, _ in stages}
-    tuned_projection = projection.eval().requires_grad_(False) if trained & {"projection", "joint"} else None
-    tuned_negatives = negatives.detach().clone() if trained & {"negatives", "joint"} else None
-    return checkpoint.TunedDetector(tuned_projection, problem.used.clone(), tuned_negatives)
+    tuned_projection = projection.cpu().eval().requires_grad_(False) if trained & {"projection", "joint"} else None
+    tuned_negatives = negatives.detach().cpu() if trained & {"negatives", "joint"} else None
+    return checkpoint.TunedDetector(tuned_projection, problem.used.cpu(), tuned_negatives)
 
 
 def run_config(config: Config) -> dict:
@@ -199,7 +200,8 @@ def execute(store: RunStore, run: Run, data: TrainingData, config: Config, stop:
             on_epoch(result)
 
     try:
-        tuned = train(data.problem, config, folder / "state", stop, record)
+        problem = data.problem.to(pick_device(config.models.device))  # trains on the GPU when there is one
+        tuned = train(problem, config, folder / "state", stop, record)
         if tuned is None:
             store.update(run.id, status="stopped", message="stopped; resume to continue from the last epoch")
             return store.get(run.id)

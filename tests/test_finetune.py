@@ -352,3 +352,20 @@ def test_execute_records_epochs_status_and_the_detector(toy, tmp_path):
     changed = training.TrainingData(toy.problem, {"data_digest": "d2", "skipped": []})
     with pytest.raises(RunError, match="training data changed"):
         training.execute(store, run, changed, config)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_training_on_cuda_matches_cpu_and_resumes_exactly(toy, trained, tmp_path):
+    config = toy_config()
+    on_gpu = training.train(toy.problem.to("cuda"), config, tmp_path / "a")
+    for name, tensor in trained[0].tensors().items():
+        torch.testing.assert_close(on_gpu.tensors()[name].float(), tensor.float(), atol=1e-5, rtol=0)
+
+    def crash(epoch):
+        if (epoch.stage, epoch.epoch) == ("projection", 7):
+            raise Crash
+    with pytest.raises(Crash):
+        training.train(toy.problem.to("cuda"), config, tmp_path / "b", on_epoch=crash)
+    resumed = training.train(toy.problem.to("cuda"), config, tmp_path / "b")
+    for name, tensor in on_gpu.tensors().items():
+        assert torch.equal(resumed.tensors()[name], tensor), name
