@@ -599,8 +599,7 @@ def _cmd_finetune(args: argparse.Namespace, config: Config) -> int:
         bar.update(done - bar.n)
 
     try:
-        data = training.training_data(generation, encoder, detector.id_features, detector.negative_features, config,
-                                      progress)
+        data = training.training_data(generation, detector, config, progress)
     except training.TrainingError as exc:
         raise CommandError(str(exc)) from None
     finally:
@@ -609,7 +608,7 @@ def _cmd_finetune(args: argparse.Namespace, config: Config) -> int:
         _say(f"skipped {problem}")
     info = data.info
     if not args.resume:
-        run = training.start(store, config, generation, data, encoder.identity, words, suite.name)
+        run = training.start(store, config, generation, data, suite.name)
     _say(f"run {run.id}: {info['synthetic']:,} synthetic and {info['id']:,} ID images, {info['negatives_used']:,} of "
          f"{len(words):,} negatives paired; stages "
          + ", ".join(f"{stage} x{epochs}" for stage, epochs in training.plan(config)))

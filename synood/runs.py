@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from .config import Config, apply_mapping
+
 KINDS = ("generate", "finetune", "evaluate")
 ACTIVE = ("queued", "running")
 FINISHED = ("completed", "failed", "stopped", "interrupted")
@@ -159,6 +161,13 @@ class RunStore:
             status = "interrupted"
         return Run(run_id, kind, status, created, updated, host, pid, json.loads(config), json.loads(inputs),
                    json.loads(summary), json.loads(artifacts), message)
+
+
+def config_of(run: Run, home: str) -> Config:
+    """The config a run was started with (its stored sections), with `home` as its home folder."""
+    config = apply_mapping(Config(), run.config)
+    config.paths.home = home
+    return config
 
 
 def store_for(home: str | Path) -> RunStore:

@@ -10,17 +10,18 @@ import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable
 
 import torch
 from torch import nn
 
 from . import checkpoint, finetune, pairs
-from .config import Config, apply_mapping
+from .config import Config
 from .features import Progress, image_features
-from .runs import Run, RunError, RunStore
+from .runs import Run, RunError, RunStore, config_of
 from .runtime import pick_device
 
+RESUMABLE = ("stopped", "failed", "interrupted")
 STATE_NAME = re.compile(r"^(\d+)-([a-z]+)-(\d+)\.safetensors$")
 EpochCallback = Callable[[finetune.Epoch], None]
 
@@ -45,11 +46,12 @@ def subset(count: int, limit: int | None, seed: int) -> list[int]:
     return sorted(order[:limit].tolist())
 
 
-def training_data(generation: str | Path, encoder, id_text: torch.Tensor, negative_text: torch.Tensor,
-                  config: Config, progress: Progress | None = None) -> TrainingData:
-    """Cached encoder features of a generation's synthetic images and of their sources, paired with negatives.
+def training_data(generation: str | Path, detector, config: Config, progress: Progress | None = None) -> TrainingData:
+    """Cached features, under `detector`'s encoder, of a generation's synthetic images and of their sources,
+    paired with `detector`'s mined negatives (a `synood.detect.Detector`).
 
     Sources outside the ImageNet classes (no class index) train only as synthetic images' origin, not as ID."""
+    encoder = detector.encoder
     try:
         manifest = pairs.load_manifest(generation)
     except pairs.PairsError as exc:
@@ -63,14 +65,17 @@ def training_data(generation: str | Path, encoder, id_text: torch.Tensor, negati
     if not len(synthetic.features):
         raise TrainingError(f"{manifest.path}: none of its {len(chosen)} synthetic images could be read")
     problem = finetune.Problem.build(source_set.features, torch.tensor([labels[p] for p in source_set.paths]),
-                                     synthetic.features, id_text, negative_text)
+                                     synthetic.features, detector.id_features, detector.negative_features)
     digest = hashlib.sha256()
     for h in [*synthetic.hashes, "|", *source_set.hashes]:
         digest.update(h.encode())
     digest.update(problem.id_labels.numpy().tobytes())
+    words = [label.word for label in detector.negatives]
     info = {"manifest": str(manifest.path), "pairs": len(manifest.pairs), "synthetic": len(synthetic.paths),
             "id": len(source_set.paths), "negatives_used": len(problem.used),
-            "skipped": synthetic.problems + source_set.problems, "data_digest": digest.hexdigest()}
+            "skipped": synthetic.problems + source_set.problems, "data_digest": digest.hexdigest(),
+            "encoder": encoder.identity, "negatives_digest": checkpoint.negatives_digest(words),
+            "negatives_count": len(words)}
     return TrainingData(problem, info)
 
 
@@ -163,11 +168,9 @@ def resume_config(run: Run, home: str) -> Config:
     """The config a stopped, failed or interrupted fine-tuning run was started with (RunError otherwise)."""
     if run.kind != "finetune":
         raise RunError(f"run {run.id} is a {run.kind} run, not a fine-tuning run")
-    if run.status in ("completed", "running"):
+    if run.status not in RESUMABLE:
         raise RunError(f"run {run.id} is {run.status}: only stopped, failed or interrupted runs resume")
-    config = apply_mapping(Config(), run.config)
-    config.paths.home = home
-    return config
+    return config_of(run, home)
 
 
 def run_folder(config: Config, run_id: str) -> Path:
@@ -175,22 +178,28 @@ def run_folder(config: Config, run_id: str) -> Path:
     return Path(config.paths.home).expanduser() / "runs" / run_id
 
 
-def start(store: RunStore, config: Config, generation: str | Path, data: TrainingData, encoder_identity: str,
-          negative_words: Sequence[str], suite: str) -> Run:
+def start(store: RunStore, config: Config, generation: str | Path, data: TrainingData, suite: str,
+          status: str = "running") -> Run:
     """A new fine-tuning run in the database, with everything needed to resume or audit it."""
-    inputs = {"generation": str(generation), "suite": suite, "encoder": encoder_identity,
-              "negatives_digest": checkpoint.negatives_digest(negative_words),
-              "negatives_count": len(negative_words), **{k: v for k, v in data.info.items() if k != "skipped"},
+    inputs = {"generation": str(generation), "suite": suite, **{k: v for k, v in data.info.items() if k != "skipped"},
               "skipped_count": len(data.info["skipped"])}
-    return store.create("finetune", run_config(config), inputs)
+    return store.create("finetune", run_config(config), inputs, status=status)
+
+
+def check_data(run: Run, data: TrainingData) -> None:
+    """RunError unless `data` is what `run` started on: the same images, encoder and negative labels."""
+    differ = {"encoder": "the image encoder", "negatives_digest": "the mined negative labels",
+              "data_digest": "the training images (the manifest, the images or finetune.synthetic_images)"}
+    changed = [what for key, what in differ.items() if data.info.get(key) != run.inputs.get(key)]
+    if changed:
+        raise RunError(f"run {run.id} cannot continue: {'; '.join(changed)} changed since it started "
+                       f"(it ran with the {run.inputs.get('suite')} suite); start a new run instead")
 
 
 def execute(store: RunStore, run: Run, data: TrainingData, config: Config, stop: Callable[[], bool] | None = None,
             on_epoch: EpochCallback | None = None) -> Run:
     """Train `run` to its end (or until `stop`), recording epochs, status and the detector file."""
-    if data.info["data_digest"] != run.inputs.get("data_digest"):
-        raise RunError(f"run {run.id}: its training data changed since it started (the manifest, the images or "
-                       f"finetune.synthetic_images differ); start a new run instead")
+    check_data(run, data)
     folder = run_folder(config, run.id)
     store.update(run.id, status="running", claim=True, message="")
 

@@ -32,3 +32,23 @@ def offline_app(tmp_path_factory):
 
     with running_app("--suite", "offline", log=tmp_path_factory.mktemp("offline-app") / "app.log") as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def offline_generation(tmp_path_factory) -> Path:
+    """A generation of two packaged photos (cat, orange) by the real `synood select` and
+    `synood generate --suite offline`, for every test file that needs stage 1's output."""
+    from synood import photos
+    from tests.test_cli import synood
+    from tests.test_generation import ok
+
+    root = tmp_path_factory.mktemp("stage1")
+    for wnid, name in {"n02124075": "cat", "n07747607": "orange"}.items():  # Egyptian cat, orange
+        photo = photos.by_name(name)
+        (root / "train" / wnid).mkdir(parents=True)
+        os.symlink(photo.path, root / "train" / wnid / f"{name}{photo.path.suffix}")
+    ok(synood("select", "--train", str(root / "train"), "--per-class", "1", "--out", str(root / "sel.jsonl")))
+    result = ok(synood("generate", "--suite", "offline", "--selection", str(root / "sel.jsonl"), "--out",
+                       str(root / "gen"), timeout=580))  # 580 s: the first offline mining in a fresh home
+    assert "generated 2, skipped 0 finished before, 0 failed" in result.stderr
+    return root / "gen"

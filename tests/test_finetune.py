@@ -342,16 +342,23 @@ def test_execute_records_epochs_status_and_the_detector(toy, tmp_path):
     config = toy_config(projection__epochs=2, negtune__epochs=2)
     config.paths.home = str(tmp_path)
     store = RunStore(tmp_path / "runs.sqlite")
-    data = training.TrainingData(toy.problem, {"data_digest": "d1", "skipped": []})
-    run = training.start(store, config, tmp_path / "gen", data, "enc-1", ["w"] * len(toy.negatives), "toy")
+    info = {"data_digest": "d1", "skipped": [], "encoder": "enc-1", "negatives_digest": "n1", "negatives_count": 100}
+    data = training.TrainingData(toy.problem, info)
+    run = training.start(store, config, tmp_path / "gen", data, "toy")
     done = training.execute(store, run, data, config)
     assert done.status == "completed" and [e["epoch"] for e in store.epochs(run.id)] == [1, 2, 1, 2]
     detector = checkpoint.load_detector(done.artifacts["detector"])
     assert detector.meta["run"] == run.id and detector.meta["config"]["projection"]["epochs"] == 2
     assert json.loads(json.dumps(done.summary))["epochs"] == 4
-    changed = training.TrainingData(toy.problem, {"data_digest": "d2", "skipped": []})
-    with pytest.raises(RunError, match="training data changed"):
-        training.execute(store, run, changed, config)
+    for key, what in (("data_digest", "the training images"), ("encoder", "the image encoder"),
+                      ("negatives_digest", "the mined negative labels")):
+        changed = training.TrainingData(toy.problem, {**info, key: "other"})
+        with pytest.raises(RunError, match=f"cannot continue: {what}.* changed since it started"):
+            training.execute(store, run, changed, config)
+    with pytest.raises(RunError, match="is completed: only stopped, failed or interrupted runs resume"):
+        training.resume_config(store.get(run.id), str(tmp_path))
+    store.update(run.id, status="stopped")
+    assert training.resume_config(store.get(run.id), "/elsewhere").paths.home == "/elsewhere"
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")

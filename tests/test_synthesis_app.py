@@ -1,8 +1,6 @@
 """Stage 1 end to end on the offline suite (real weights): `synood select` and `synood generate` on packaged
 photos, then the Noise optimisation and Synthetic pairs tabs in the real app, by gradio_client and Chromium."""
 import json
-import os
-from pathlib import Path
 
 import pytest
 from gradio_client import Client, handle_file
@@ -10,29 +8,9 @@ from PIL import Image
 
 from synood import photos
 from tests.test_app import SCREENSHOTS, browser, examples_beside  # noqa: F401 (a fixture)
-from tests.test_cli import synood
-from tests.test_generation import ok
 
-SLOW = 580  # the first offline mining when this file runs alone
-PHOTOS = {"n02124075": "cat", "n07747607": "orange"}  # Egyptian cat, orange
-
-
-@pytest.fixture(scope="module")
-def generation(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("stage1")
-    for wnid, name in PHOTOS.items():
-        photo = photos.by_name(name)
-        (root / "train" / wnid).mkdir(parents=True)
-        os.symlink(photo.path, root / "train" / wnid / f"{name}{photo.path.suffix}")
-    ok(synood("select", "--train", str(root / "train"), "--per-class", "1", "--out", str(root / "sel.jsonl")))
-    result = ok(synood("generate", "--suite", "offline", "--selection", str(root / "sel.jsonl"), "--out",
-                       str(root / "gen"), timeout=SLOW))
-    assert "generated 2, skipped 0 finished before, 0 failed" in result.stderr
-    return root / "gen"
-
-
-def test_generate_on_the_offline_suite(generation):
-    records = [json.loads(line) for line in (generation / "manifest.jsonl").read_text().splitlines()]
+def test_generate_on_the_offline_suite(offline_generation):
+    records = [json.loads(line) for line in (offline_generation / "manifest.jsonl").read_text().splitlines()]
     assert [r["class_name"] for r in records] == ["Egyptian Mau", "orange"]
     for record in records:
         losses = [step["loss"] for step in record["iterations"]]
@@ -40,7 +18,7 @@ def test_generate_on_the_offline_suite(generation):
         assert record["energy_after"] > record["energy_before"]  # pushed toward OOD
         assert record["context"] and record["prompt"] == "A photo only remain " + ", ".join(record["context"])[:73]
         assert record["negative_label"] and record["generator"].startswith("Classical object eraser")
-        assert Image.open(generation / record["image"]).size == (256, 256)
+        assert Image.open(offline_generation / record["image"]).size == (256, 256)
 
 
 def test_client_runs_the_noise_optimisation(offline_app):
@@ -106,11 +84,11 @@ def test_noise_optimisation_tab_in_chromium(offline_app, browser):
 
 
 @pytest.mark.browser
-def test_generated_pair_opens_in_the_gallery(offline_app, browser, generation):
+def test_generated_pair_opens_in_the_gallery(offline_app, browser, offline_generation):
     page = browser.new_page(viewport={"width": 1280, "height": 1300})
     page.goto(offline_app)
     page.get_by_role("tab", name="Synthetic pairs").click()
-    page.locator("#pairs-path textarea, #pairs-path input").first.fill(str(generation))
+    page.locator("#pairs-path textarea, #pairs-path input").first.fill(str(offline_generation))
     page.locator("#pairs-load").click()
     page.locator("#pairs-page").get_by_text("2 pairs shown of 2").wait_for(timeout=60_000)
     page.wait_for_function("() => [...document.querySelectorAll('#pairs-gallery img')].length === 2 &&"

@@ -8,7 +8,7 @@ import gradio as gr
 from synood.config import Config
 from synood.models import Suite
 
-from . import context_tab, models_tab, neglabel_tab, noise_tab, pairs_tab
+from . import context_tab, featuremap_tab, finetune_tab, models_tab, neglabel_tab, noise_tab, pairs_tab
 
 CSS_PATH = Path(__file__).with_name("style.css")
 
@@ -37,5 +37,7 @@ def build_app(config: Config, suite: Suite | None = None) -> gr.Blocks:
             context_tab.build(suite, config)
             noise_tab.build(suite, config)
             pairs_tab.build(suite, config)
+            finetune_tab.build(suite, config)
+            featuremap_tab.build(suite, config)
             models_tab.build(suite)
     return app

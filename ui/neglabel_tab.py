@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import html
 import threading
+import weakref
 from dataclasses import dataclass
-
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import gradio as gr
 import plotly.graph_objects as go
@@ -45,10 +45,22 @@ class Analysis:
 class DetectorHolder:
     """The suite's detector, built once on first use (mining can take minutes cold) and shared."""
 
+    _shared: ClassVar[weakref.WeakKeyDictionary] = weakref.WeakKeyDictionary()
+    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
+
     def __init__(self, suite: Suite, config: Config):
         self.suite, self.config = suite, config
         self._detector: Detector | None = None
         self._lock = threading.Lock()
+
+    @classmethod
+    def shared(cls, suite: Suite, config: Config) -> DetectorHolder:
+        """The one holder of this suite and NegLabel settings, so that every tab uses one detector."""
+        with cls._shared_lock:
+            holder = cls._shared.get(suite)
+            if holder is None or holder.config.neglabel != config.neglabel:
+                holder = cls._shared[suite] = cls(suite, config)
+            return holder
 
     def get(self, progress: gr.Progress) -> Detector:
         with self._lock:
@@ -97,7 +109,7 @@ def summary(score: float, analysis: Analysis, ngroups: int, temperature: float, 
 
 
 def build(suite: Suite, config: Config) -> None:
-    holder = DetectorHolder(suite, config)
+    holder = DetectorHolder.shared(suite, config)
     defaults = config.neglabel
 
     def rescore(analysis: Analysis | None, ngroups: float, temperature: float, progress=gr.Progress()):

@@ -1,0 +1,221 @@
+"""2-D maps of image features: PCA (instant) and UMAP (seconds), the plotly figure, and per-point thumbnails.
+
+UMAP gets its k-nearest-neighbour graph from scikit-learn instead of building one with pynndescent, whose
+numba JIT is most of a cold fit; numba's own cache lives in $NUMBA_CACHE_DIR (default $SYNOOD_HOME/numba). The
+first fit in a process still compiles UMAP's own numba code: warm_up() does that ahead, on a tiny problem.
+Embeddings are kept in memory keyed by the features' bytes and the parameters, so redrawing a map is instant.
+Torch-free: features may be NumPy arrays or CPU tensors. Figures: bench/featuremap.py.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import warnings
+from collections import OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+from urllib.parse import quote
+
+import numpy as np
+
+from synood.config import cache_home
+from synood.pairs import thumbnail_dir
+
+if TYPE_CHECKING:
+    import plotly.graph_objects as go
+
+GROUPS = ("ID", "synthetic", "OOD")
+GROUP_COLOURS = {"ID": "#16a34a", "synthetic": "#f59e0b", "OOD": "#dc2626"}
+GROUP_SYMBOLS = {"ID": "circle", "synthetic": "diamond", "OOD": "x"}
+HOVER = "%{customdata[0]} · %{customdata[1]}<br>score %{customdata[2]:.3f}<extra></extra>"  # the panel has the image
+MIN_UMAP_POINTS = 4  # below this a neighbour graph says nothing: PCA only
+THUMBNAIL_SIZE = 160
+_THUMBNAIL_VERSION = "1"  # bump when the thumbnails' look changes
+_CACHE_SIZE = 16
+
+_embeddings: OrderedDict[tuple, np.ndarray] = OrderedDict()
+_embeddings_lock = threading.Lock()
+_umap_lock = threading.Lock()  # one fit at a time: numba compiles once, and 2 cores are no use to two fits
+_warm = False
+
+
+@dataclass(frozen=True)
+class Point:
+    """What the map says about one point: its group, label, score, file name and thumbnail URL."""
+
+    group: str  # one of GROUPS
+    label: str
+    score: float
+    name: str
+    thumbnail: str  # a URL relative to the app's root
+
+
+def as_matrix(features: object) -> np.ndarray:
+    """(N, D) features (array or CPU tensor) as a C-contiguous float32 array."""
+    return np.ascontiguousarray(np.asarray(features, dtype=np.float32))
+
+
+def cap_indices(count: int, cap: int) -> np.ndarray:
+    """`min(count, cap)` indices spread evenly over range(count): deterministic, and every part of a sorted folder
+    (every class) keeps its share."""
+    if count <= cap:
+        return np.arange(count)
+    return np.linspace(0, count - 1, max(cap, 0)).round().astype(int)
+
+
+def pca_2d(features: object) -> np.ndarray:
+    """(N, 2) coordinates on the top two principal components of the centred features; each axis's sign is set so
+    its largest loading is positive. From the D x D scatter matrix (about 40 ms for 5k x 512; encoders are at most
+    a few thousand wide). An axis with no variance (fewer than 3 distinct points) stays at 0."""
+    x = as_matrix(features).astype(np.float64)
+    out = np.zeros((len(x), 2))
+    if len(x) < 2:
+        return out
+    x -= x.mean(axis=0)
+    values, vectors = np.linalg.eigh(x.T @ x)  # ascending
+    for axis in range(min(2, len(values))):
+        value, component = values[-1 - axis], vectors[:, -1 - axis]
+        if value <= 1e-10 * values[-1] or value <= 0:
+            break
+        out[:, axis] = x @ (component * np.sign(component[np.argmax(np.abs(component))]))
+    return out
+
+
+def _umap():
+    """The umap module, with numba's cache pointed at a writable folder before numba is first imported."""
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(cache_home() / "numba"))
+    import umap
+
+    return umap
+
+
+def _fit(x: np.ndarray, n_neighbors: int, min_dist: float, seed: int, n_epochs: int) -> np.ndarray:
+    from sklearn.neighbors import NearestNeighbors
+
+    umap = _umap()
+    k = min(n_neighbors, len(x) - 1)
+    x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)  # euclidean on unit vectors ~ cosine
+    distances, indices = NearestNeighbors(n_neighbors=k).fit(x).kneighbors(x)  # each point is its own 1st neighbour
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*(n_jobs value|knn_search_index).*")
+        reducer = umap.UMAP(n_neighbors=k, min_dist=min_dist, random_state=seed, n_jobs=1, n_epochs=n_epochs,
+                            precomputed_knn=(indices, distances.astype(np.float32)))
+        return reducer.fit_transform(x).astype(np.float64)
+
+
+def warm_up() -> None:
+    """Compile UMAP's numba code once per process on a tiny problem (about 7 s on 2 cores), so that a map whose
+    images are being encoded meanwhile pays only for its own fit."""
+    global _warm
+    with _umap_lock:
+        if not _warm:
+            points = np.random.default_rng(0).normal(size=(32, 8)).astype(np.float32)
+            _fit(points, 5, 0.1, 0, 10)
+            _warm = True
+
+
+def umap_key(features: object, n_neighbors: int = 15, min_dist: float = 0.1, seed: int = 0,
+             n_epochs: int = 200) -> tuple:
+    """The in-memory cache key: a hash of the features' bytes and shape, and the parameters."""
+    x = as_matrix(features)
+    return hashlib.sha256(x.tobytes()).hexdigest(), x.shape, n_neighbors, float(min_dist), seed, n_epochs
+
+
+def cached_umap(key: tuple) -> np.ndarray | None:
+    """The embedding for `key` if it is in memory (and now the most recently used), else None."""
+    with _embeddings_lock:
+        if key in _embeddings:
+            _embeddings.move_to_end(key)
+            return _embeddings[key]
+    return None
+
+
+def umap_2d(features: object, n_neighbors: int = 15, min_dist: float = 0.1, seed: int = 0,
+            n_epochs: int = 200) -> np.ndarray:
+    """(N, 2) UMAP coordinates (read-only; the same array again for the same features and parameters).
+    n_neighbors is clamped to N - 1; 200 epochs is UMAP's own choice for large data (it picks 500 below 10k
+    points: twice the time, for no gain in cluster purity). Fewer than MIN_UMAP_POINTS points: ValueError."""
+    x = as_matrix(features)
+    if len(x) < MIN_UMAP_POINTS:
+        raise ValueError(f"UMAP needs at least {MIN_UMAP_POINTS} points, got {len(x)}")
+    key = umap_key(x, n_neighbors, min_dist, seed, n_epochs)
+    found = cached_umap(key)
+    if found is not None:
+        return found
+    with _umap_lock:
+        embedding = _fit(x, n_neighbors, min_dist, seed, n_epochs)
+    embedding.flags.writeable = False
+    with _embeddings_lock:
+        _embeddings[key] = embedding
+        while len(_embeddings) > _CACHE_SIZE:
+            _embeddings.popitem(last=False)
+    return embedding
+
+
+def thumbnail_path(content: str, size: int = THUMBNAIL_SIZE) -> Path:
+    """Where the thumbnail of an image whose bytes hash to `content` is cached (a copy elsewhere shares it, an
+    edited file gets a new one): under pairs.thumbnail_dir(), the folder the app serves."""
+    key = hashlib.sha256(f"{_THUMBNAIL_VERSION}|{size}|{content}".encode()).hexdigest()
+    return thumbnail_dir() / "points" / key[:2] / f"{key}.jpg"
+
+
+def thumbnail(image: Path, path: Path, size: int = THUMBNAIL_SIZE) -> Path:
+    """The thumbnail of `image` at `path`, built atomically on a miss (a placeholder for an unreadable image)."""
+    if not path.exists():
+        from PIL import ImageOps
+
+        from synood.pairs import pair_image
+        from synood.storage import atomic_path
+
+        small = ImageOps.contain(pair_image(image, "image"), (size, size))
+        with atomic_path(path) as tmp:
+            small.save(tmp, "JPEG", quality=85)
+    return path
+
+
+def thumbnails(images: Sequence[Path], contents: Sequence[str], size: int = THUMBNAIL_SIZE) -> list[Path]:
+    """Thumbnails of `images`, given their content hashes (features.FeatureSet.hashes); only the misses are
+    built, in parallel (PIL releases the GIL)."""
+    paths = [thumbnail_path(content, size) for content in contents]
+    missing = [(image, path) for image, path in zip(images, paths) if not path.exists()]
+    if missing:
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+            list(pool.map(lambda job: thumbnail(*job, size), missing))
+    return paths
+
+
+def file_url(path: Path) -> str:
+    """The URL, relative to the app's root, at which Gradio serves a file from its allowed paths."""
+    return "gradio_api/file=" + quote(str(path), safe="/")
+
+
+def figure(xy: np.ndarray, points: Sequence[Point], colour: str = "group", title: str = "",
+           score_title: str = "S(x)") -> go.Figure:
+    """A scatter of `xy` coloured by group (one legend entry each) or by score (one shared colour scale, a symbol
+    per group); each point's customdata is [group, label, score, thumbnail URL, file name] for the hover panel."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for group in GROUPS:
+        chosen = [i for i, point in enumerate(points) if point.group == group]
+        if not chosen:
+            continue
+        shown = [points[i] for i in chosen]
+        marker = dict(size=7, symbol=GROUP_SYMBOLS[group], line=dict(width=0))
+        if colour == "score":
+            marker.update(color=[point.score for point in shown], coloraxis="coloraxis")
+        else:
+            marker.update(color=GROUP_COLOURS[group], opacity=0.75)
+        fig.add_scatter(x=xy[chosen, 0], y=xy[chosen, 1], mode="markers", name=f"{group} ({len(chosen):,})",
+                        marker=marker, customdata=[[p.group, p.label, p.score, p.thumbnail, p.name] for p in shown],
+                        hovertemplate=HOVER)
+    fig.update_layout(title=title, height=560, margin=dict(l=10, r=10, t=50, b=10), hovermode="closest",
+                      legend=dict(orientation="h", y=-0.02, itemsizing="constant"),
+                      xaxis=dict(showticklabels=False, zeroline=False),
+                      yaxis=dict(showticklabels=False, zeroline=False))
+    if colour == "score":
+        fig.update_layout(coloraxis=dict(colorscale="Viridis", colorbar=dict(title=score_title)))
+    return fig

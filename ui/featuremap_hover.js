@@ -1,0 +1,35 @@
+// Feature map hover panel, run as the panel's js_on_load (Gradio 6 gr.HTML; `element` is the panel).
+// Plotly's hover labels cannot show images, so this listens to plotly_hover (and plotly_click, for touch) on the
+// map and shows the point's thumbnail, label and score. customdata is [group, label, score, thumbnail URL, file].
+// Gradio may mount the plot after this panel, or swap its div, so each new one is listened to as soon as it appears.
+const image = element.querySelector(".featuremap-thumb");
+const label = element.querySelector(".featuremap-label");
+const meta = element.querySelector(".featuremap-meta");
+const file = element.querySelector(".featuremap-file");
+
+function show(point) {
+  if (!point || !Array.isArray(point.customdata)) return;
+  const [group, text, score, url, name] = point.customdata;
+  image.src = url;
+  image.alt = `${group} image: ${name}`;
+  image.hidden = false;
+  label.textContent = text;
+  meta.textContent = `${group} · score ${Number(score).toFixed(3)}`;
+  file.textContent = name;
+  element.dataset.group = group;
+}
+
+function listen() {
+  const host = document.getElementById("featuremap-plot");
+  if (!host) return;
+  for (const plot of host.querySelectorAll(".js-plotly-plot")) {
+    if (plot.featuremapListening || typeof plot.on !== "function") continue;
+    plot.featuremapListening = true;
+    for (const name of ["plotly_hover", "plotly_click"]) {
+      plot.on(name, (event) => show(event && event.points && event.points[0]));
+    }
+  }
+}
+
+listen();
+new MutationObserver(listen).observe(document.body, { childList: true, subtree: true });  // a cheap look per change

@@ -1,0 +1,273 @@
+"""Feature map tab: ID, synthetic and OOD images as points, by UMAP with an instant PCA preview, in the encoder's
+feature space or after the fine-tuned projection; hovering a point shows its image, label and score."""
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import gradio as gr
+import numpy as np
+
+from synood import featuremap
+from synood.config import Config
+from synood.featuremap import GROUPS, Point
+from synood.images import ImageError, find_images
+from synood.models import ModelUnavailableError, Suite
+from synood.pairs import PairsError, load_manifest
+
+from .neglabel_tab import DetectorHolder
+from .pairs_tab import escape
+
+if TYPE_CHECKING:  # torch and the detector load on first use
+    import plotly.graph_objects as go
+    import torch
+
+    from synood.detect import Detector
+
+INTRO = (
+    "Each point is an image: **ID** images of the training classes, **synthetic** near-boundary images from a "
+    "generation, and **OOD** images. Close points have similar features. Before the projection they are the frozen "
+    "encoder's features; after it, a fine-tuned detector's projection should pull the synthetic and OOD points away "
+    "from the ID ones. Colour by **score** to see NegLabel's S(x) (after: the tuned detector's), near 1 for images "
+    "that look ID. A PCA preview appears at once while UMAP computes; hover a point to see its image."
+)
+SPACE_CHOICES = [("encoder features (before the projection)", "before"),
+                 ("after the projection (needs a detector file)", "after")]
+SPACE_TITLES = {"before": "encoder features (before the projection)", "after": "features after the projection"}
+COLOUR_CHOICES = [("group", "group"), ("score S(x)", "score")]
+DEFAULT_CAP = 2000
+SHOWN_PROBLEMS = 5
+HOVER_SCRIPT = Path(__file__).with_name("featuremap_hover.js")
+PANEL = ('<div class="featuremap-panel"><img class="featuremap-thumb" alt="" hidden>'
+         '<div class="featuremap-label">Hover a point to see its image</div>'
+         '<div class="featuremap-meta"></div><div class="featuremap-file"></div></div>')
+
+
+class MapError(ValueError):
+    """Inputs the map cannot use; the message says which and why."""
+
+
+class Stopped(Exception):
+    """Stop was pressed while the images were being encoded (a long step with no yield to cancel at)."""
+
+
+@dataclass(frozen=True)
+class Source:
+    """One image to map: its file, its group, and its label ("" for ID: its class, found once it is encoded)."""
+
+    path: Path
+    group: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """The images that could be read, ready to map: their features and points, and what to tell the user."""
+
+    features: torch.Tensor  # (N, D) unit-norm, in the space being mapped
+    points: tuple[Point, ...]
+    paths: list[Path]
+    hashes: list[str]  # each image's content hash: its thumbnail's key
+    score_title: str
+    notes: list[str]
+    problems: list[str]
+
+
+@dataclass(frozen=True)
+class MapView:
+    """A drawn map, kept so that re-colouring it needs no computation."""
+
+    xy: np.ndarray
+    points: tuple[Point, ...]
+    title: str
+    score_title: str
+
+    def figure(self, colour: str) -> go.Figure:
+        return featuremap.figure(self.xy, self.points, colour, self.title, self.score_title)
+
+
+def folder_sources(folder: str, group: str, label_by_name: bool) -> list[Source]:
+    """Every image under `folder`; OOD images are labelled by file name."""
+    return [Source(path, group, path.name if label_by_name else "")
+            for path in find_images(Path(folder.strip()).expanduser())]
+
+
+def gather(id_folder: str, generation: str, ood_folder: str, cap: int) -> tuple[list[Source], list[str]]:
+    """At most `cap` images of each group given (spread evenly over each), and a note per short or capped group."""
+    found: dict[str, list[Source]] = {}
+    if id_folder.strip():
+        found["ID"] = folder_sources(id_folder, "ID", False)
+    if generation.strip():
+        found["synthetic"] = [Source(pair.image, "synthetic", f"{pair.negative_label} (from {pair.class_name})")
+                              for pair in load_manifest(generation).pairs]
+    if ood_folder.strip():
+        found["OOD"] = folder_sources(ood_folder, "OOD", True)
+    if not found:
+        raise MapError("Give at least one of: an ID image folder, a generation folder (or its manifest), "
+                       "an OOD image folder.")
+    chosen, notes = [], []
+    for group, items in found.items():
+        kept = [items[i] for i in featuremap.cap_indices(len(items), cap)]
+        if len(kept) < len(items):
+            notes.append(f"{group}: {len(kept):,} of {len(items):,} images (the cap per group)")
+        elif not items:
+            notes.append(f"{group}: no images found")
+        chosen += kept
+    if not chosen:
+        raise MapError("No images to map: " + "; ".join(notes))
+    return chosen, notes
+
+
+def id_labels(paths: list[Path], features: torch.Tensor, detector: Detector) -> list[str]:
+    """An ID image's class when its folder names one (a WNID or class name), else its nearest ID label."""
+    from synood.selection import imagenet_classes
+
+    classes = imagenet_classes()
+    nearest = (features @ detector.id_features.T).argmax(dim=1).tolist()
+    return [classes[path.parent.name.lower()][1] if path.parent.name.lower() in classes
+            else f"{detector.id_names[index]} (nearest label)" for path, index in zip(paths, nearest)]
+
+
+def counts(points: tuple[Point, ...]) -> str:
+    """"ID 12 · synthetic 0 · OOD 10": how many points of each group are shown."""
+    return " · ".join(f"{group} {sum(p.group == group for p in points):,}" for group in GROUPS)
+
+
+def report(headline: str, notes: list[str], problems: list[str]) -> str:
+    """The status line, then the capped groups and the files that could not be used."""
+    lines = [headline] + [f"- {escape(note)}" for note in notes]
+    if problems:
+        lines.append(f"- {len(problems):,} files skipped: " + "; ".join(escape(p) for p in problems[:SHOWN_PROBLEMS])
+                     + (" ..." if len(problems) > SHOWN_PROBLEMS else ""))
+    return "\n".join(lines)
+
+
+def build(suite: Suite, config: Config) -> None:
+    holder = DetectorHolder.shared(suite, config)
+    stops: dict[str, threading.Event] = {}  # per browser session: Stop sets it, the encoding loop reads it
+
+    def prepare(id_folder: str, generation: str, ood_folder: str, checkpoint_file: str, space: str, cap: int,
+                halted: threading.Event, progress: gr.Progress) -> Encoded:
+        from synood import checkpoint, scores
+        from synood.features import image_features
+
+        if space == "after" and not checkpoint_file.strip():
+            raise MapError("The map after the projection needs a fine-tuned detector file (.safetensors).")
+        chosen, notes = gather(id_folder, generation, ood_folder, cap)
+        detector = holder.get(progress)
+        tuned = None
+        if space == "after":
+            tuned = checkpoint.load_detector(Path(checkpoint_file.strip()).expanduser())
+            tuned.check(detector.encoder.identity, [label.word for label in detector.negatives])
+
+        def encoded(done: int, total: int) -> None:
+            if halted.is_set():
+                raise Stopped
+            progress(done / max(total, 1), desc=f"Image features: {done:,} of {total:,} (cached ones are free)")
+
+        found = image_features(detector.encoder, [source.path for source in chosen], progress=encoded)
+        if not found.paths:
+            raise MapError("None of the images could be read: " + "; ".join(found.problems[:SHOWN_PROBLEMS]))
+        kept, position = [], 0  # found.paths is `chosen` minus the unreadable files, in order
+        for source in chosen:
+            if position < len(found.paths) and found.paths[position] == source.path:
+                kept.append(source)
+                position += 1
+        features = found.features
+        ids = [i for i, source in enumerate(kept) if source.group == "ID"]
+        for i, label in zip(ids, id_labels([kept[i].path for i in ids], features[ids], detector)):
+            kept[i] = Source(kept[i].path, "ID", label)
+        if tuned is None:
+            score = scores.neglabel_score(features.double(), detector.id_features.double(),
+                                          detector.negative_features.double(), config.neglabel.ngroups,
+                                          config.neglabel.temperature, config.neglabel.group_seed)[0]
+            score_title = "NegLabel S(x)"
+        else:
+            score = tuned.score(features, detector.id_features, detector.negative_features, config.neglabel,
+                                config.finetune.combination)
+            features, score_title = tuned.project(features), "tuned S(x)"
+        points = tuple(Point(source.group, source.label, value, source.path.name,
+                             featuremap.file_url(featuremap.thumbnail_path(content)))
+                       for source, value, content in zip(kept, score.tolist(), found.hashes))
+        return Encoded(features, points, found.paths, found.hashes, score_title, notes, found.problems)
+
+    def draw(id_folder: str, generation: str, ood_folder: str, checkpoint_file: str, space: str, colour: str,
+             cap: float | None, request: gr.Request, progress=gr.Progress()):
+        from synood.checkpoint import CheckpointError
+
+        started = time.perf_counter()
+        threading.Thread(target=featuremap.warm_up, daemon=True).start()  # numba compiles while images encode
+        halted = stops[request.session_hash] = threading.Event()
+        try:
+            encoded = prepare(id_folder or "", generation or "", ood_folder or "", checkpoint_file or "", space,
+                              max(int(cap or DEFAULT_CAP), 1), halted, progress)
+        except Stopped:
+            yield gr.skip(), "Stopped while encoding the images.", gr.skip()
+            return
+        except (MapError, ImageError, PairsError, CheckpointError, ModelUnavailableError) as exc:
+            gr.Warning(str(exc))
+            yield gr.skip(), f"**No map:** {escape(exc)}", gr.skip()
+            return
+        finally:
+            stops.pop(request.session_hash, None)
+        points, notes, where = encoded.points, list(encoded.notes), SPACE_TITLES[space]
+        view = MapView(featuremap.pca_2d(encoded.features), points, f"PCA of {where}", encoded.score_title)
+        with ThreadPoolExecutor(max_workers=1) as background:  # thumbnails are made while the map computes
+            thumbnails = background.submit(featuremap.thumbnails, encoded.paths, encoded.hashes)
+            if len(points) < featuremap.MIN_UMAP_POINTS:
+                headline = (f"**PCA** of {len(points)} points ({counts(points)}): UMAP needs at least "
+                            f"{featuremap.MIN_UMAP_POINTS} points, so this is PCA only.")
+            else:
+                if featuremap.cached_umap(featuremap.umap_key(encoded.features)) is None:  # else no preview needed
+                    yield (view.figure(colour), report(f"**PCA preview**; UMAP computing... ({counts(points)})",
+                                                       notes, encoded.problems), view)
+                mapped = time.perf_counter()
+                view = MapView(featuremap.umap_2d(encoded.features), points, f"UMAP of {where}", encoded.score_title)
+                headline = (f"**UMAP** of {len(points):,} points ({counts(points)}) in "
+                            f"{time.perf_counter() - mapped:.1f} s; {time.perf_counter() - started:.1f} s in all.")
+            try:
+                thumbnails.result()
+            except OSError as exc:
+                notes.append(f"thumbnails could not be written under {featuremap.thumbnail_dir()}: "
+                             f"{exc.strerror or exc}")
+        yield view.figure(colour), report(headline, notes, encoded.problems), view
+
+    def halt(request: gr.Request) -> None:
+        if request.session_hash in stops:
+            stops[request.session_hash].set()
+
+    def recolour(view: MapView | None, colour: str):
+        return gr.skip() if view is None else view.figure(colour)
+
+    with gr.Tab("Feature map", id="featuremap"):
+        gr.Markdown(INTRO)
+        view = gr.State(None)
+        with gr.Row():
+            id_folder = gr.Textbox(label="ID image folder", placeholder="/path/to/train (class sub-folders or flat)",
+                                   elem_id="featuremap-id")
+            generation = gr.Textbox(label="Generation folder or its manifest.jsonl (synthetic images)",
+                                    placeholder="/path/to/generation", elem_id="featuremap-generation")
+            ood_folder = gr.Textbox(label="OOD image folder", placeholder="/path/to/ood", elem_id="featuremap-ood")
+        with gr.Row():
+            checkpoint_file = gr.Textbox(label="Fine-tuned detector (.safetensors; for the map after the projection)",
+                                         placeholder="/path/to/detector.safetensors", elem_id="featuremap-checkpoint")
+            space = gr.Radio(SPACE_CHOICES, value="before", label="Space", elem_id="featuremap-space")
+            colour = gr.Radio(COLOUR_CHOICES, value="group", label="Colour by", elem_id="featuremap-colour")
+            cap = gr.Number(DEFAULT_CAP, precision=0, minimum=1, label="Points per group, at most",
+                            elem_id="featuremap-cap")
+        with gr.Row():
+            start = gr.Button("Draw the map", variant="primary", elem_id="featuremap-run")
+            stop = gr.Button("Stop", variant="stop", elem_id="featuremap-stop")
+        status = gr.Markdown(elem_id="featuremap-status")
+        with gr.Row():
+            plot = gr.Plot(label="Feature map", elem_id="featuremap-plot", scale=3)
+            gr.HTML(PANEL, js_on_load=HOVER_SCRIPT.read_text(), elem_id="featuremap-hover", scale=1, min_width=200)
+        running = start.click(draw, inputs=[id_folder, generation, ood_folder, checkpoint_file, space, colour, cap],
+                              outputs=[plot, status, view], api_name="featuremap", concurrency_limit=1,
+                              concurrency_id="featuremap")
+        stop.click(halt, cancels=[running], api_name="featuremap_stop")
+        colour.input(recolour, inputs=[view, colour], outputs=plot, api_name="featuremap_colour")

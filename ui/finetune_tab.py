@@ -1,0 +1,407 @@
+"""Fine-tuning tab: train stages 2 and 3 on a generation in the background, watch the curves, compare before/after."""
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import gradio as gr
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from synood import runs
+from synood.config import Config, ConfigError
+from synood.models import ModelUnavailableError, Suite
+from synood.runs import Run, RunError
+
+from .jobs import JobRunner
+from .neglabel_tab import DetectorHolder
+
+if TYPE_CHECKING:  # torch loads on first use: the app must start in seconds
+    from synood.detect import Detector
+    from synood.training import TrainingData
+
+INTRO = (
+    "SynOOD's stages 2 and 3 train on a generation from `synood generate`: a small **projection** after the frozen "
+    "image encoder learns to put each ID image on its class and each synthetic image on its paired negative label, "
+    "then the **negative labels'** text features move toward their synthetic images. Per epoch the loss should fall "
+    "and the accuracy (the share of samples put on their own label) rise; runs go on in the background, one at a "
+    "time, and stay listed below after a reload or a restart. **Before / after** scores an ID and an OOD folder with "
+    "plain NegLabel and with a run's tuned detector: a higher AUROC and a lower FPR95 after means the near-boundary "
+    "images helped."
+)
+MODE_CHOICES = [("separate: projection, then negatives (paper's best)", "separate"),
+                ("joint: both at once, for the projection's epochs", "joint")]
+COMBINATION_CHOICES = [  # checkpoint.COMBINATIONS, named (checkpoint imports torch: the app must start in seconds)
+    ("both: projected images, tuned negatives", "both"), ("projection only", "projection"),
+    ("tuned negatives only", "negatives"), ("none: plain NegLabel", "none")]
+RUN_HEADERS = ["Run", "Status", "Created", "Generation", "Synthetic", "ID", "Negatives used", "Loss", "Accuracy",
+               "Detector"]
+RUN_WIDTHS = ["15%", "8%", "11%", "17%", "7%", "4%", "7%", "6%", "7%", "18%"]
+METRIC_HEADERS = ["Method", "AUROC %", "FPR95 %", "AUPR-In %", "AUPR-Out %"]
+STAGE_COLORS = {"projection": "#6366f1", "negatives": "#dc2626", "joint": "#16a34a"}
+
+
+def number(value: float | None, name: str, low: float, whole: bool = True, above: bool = False) -> float:
+    """`value` checked against its bound; gr.Error names the input when it is empty or out of range."""
+    if value is None:
+        raise gr.Error(f"{name} is empty.", print_exception=False)
+    if (whole and value != int(value)) or value < low or (above and value == low):
+        kind = "a whole number" if whole else "a number"
+        raise gr.Error(f"{name} must be {kind} {'above' if above else 'of at least'} {low:g}, not {value:g}.",
+                       print_exception=False)
+    return int(value) if whole else float(value)
+
+
+def hyperparameters(base: Config, projection_lr: float | None, projection_epochs: float | None,
+                    projection_batch: float | None, negatives_lr: float | None, negatives_epochs: float | None,
+                    negatives_batch: float | None, synthetic: float | None, mode: str, use_projection: bool,
+                    combination: str, projection_seed: float | None, negatives_seed: float | None,
+                    subset_seed: float | None) -> Config:
+    """The app's config with the tab's values in the projection, negtune and finetune sections."""
+    projection = dataclasses.replace(
+        base.projection, lr=number(projection_lr, "Projection learning rate", 0, whole=False, above=True),
+        epochs=number(projection_epochs, "Projection epochs", 0), batch_size=number(projection_batch,
+                                                                                   "Projection batch size", 1),
+        seed=number(projection_seed, "Projection seed", 0))
+    negtune = dataclasses.replace(
+        base.negtune, lr=number(negatives_lr, "Negatives learning rate", 0, whole=False, above=True),
+        epochs=number(negatives_epochs, "Negatives epochs", 0), batch_size=number(negatives_batch,
+                                                                                 "Negatives batch size", 1),
+        seed=number(negatives_seed, "Negatives seed", 0), joint=mode == "joint", use_projection=bool(use_projection))
+    finetune = dataclasses.replace(
+        base.finetune, synthetic_images=number(synthetic, "Synthetic images m", 1) if synthetic else None,
+        seed=number(subset_seed, "Subset seed", 0), combination=combination)
+    return dataclasses.replace(base, projection=projection, negtune=negtune, finetune=finetune)
+
+
+def stored_config(run: Run, home: str) -> Config:
+    """The config a run was trained with (its stored sections), with this app's home folder."""
+    try:
+        return runs.config_of(run, home)
+    except ConfigError as exc:
+        raise gr.Error(f"Run {run.id}: its stored configuration does not fit this version ({exc}).",
+                       print_exception=False) from None
+
+
+def stages(run: Run) -> list[tuple[str, int]]:
+    """The stages a run trains and their epochs, from its stored config (empty when that no longer reads)."""
+    from synood import training
+
+    try:
+        return training.plan(runs.config_of(run, ""))
+    except ConfigError:
+        return []
+
+
+def runs_table(store: runs.RunStore) -> list[list]:
+    """One row per fine-tuning run, newest first, read from the run database."""
+    rows = []
+    for run in store.list(kind="finetune"):
+        loss, accuracy = run.summary.get("loss"), run.summary.get("accuracy")
+        rows.append([run.id, run.status, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.created)),
+                     run.inputs.get("generation", ""), run.inputs.get("synthetic", ""), run.inputs.get("id", ""),
+                     run.inputs.get("negatives_used", ""), "" if loss is None else f"{loss:.4f}",
+                     "" if accuracy is None else f"{100 * accuracy:.1f} %", run.artifacts.get("detector", "")])
+    return rows
+
+
+def curves(epochs: list[dict]) -> go.Figure:
+    """Loss and accuracy per epoch, one line per stage; epochs are numbered through the stages in order."""
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy (share on its own label)"))
+    for stage, color in STAGE_COLORS.items():
+        points = [(i, e) for i, e in enumerate(epochs, 1) if e["stage"] == stage]
+        if not points:
+            continue
+        x, epoch = [i for i, _ in points], [e["epoch"] for _, e in points]
+        for col, key in ((1, "loss"), (2, "accuracy")):
+            figure.add_scatter(x=x, y=[e[key] for _, e in points], customdata=epoch, name=stage, legendgroup=stage,
+                               showlegend=col == 1, mode="lines+markers", line_color=color, row=1, col=col,
+                               hovertemplate=f"{stage} epoch %{{customdata}}: {key} %{{y:.4f}}<extra></extra>")
+    figure.update_layout(title="Training: loss and accuracy per epoch", height=320,
+                         margin=dict(l=10, r=10, t=60, b=30), legend=dict(orientation="h", y=-0.25))
+    figure.update_xaxes(title="epoch (stages in order)", rangemode="tozero")
+    figure.update_yaxes(range=[0, 1.02], row=1, col=2)
+    if not epochs:
+        figure.add_annotation(text="no epochs recorded yet", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
+    return figure
+
+
+def describe(run: Run, epochs: list[dict]) -> str:
+    """The run's status, where it is in its plan, its last epoch and its data, as Markdown."""
+    plan = stages(run)
+    total = sum(count for _, count in plan)
+    line = f"**Run {run.id}** · **{run.status}** · {len(epochs)} of {total} epochs ("
+    line += ", then ".join(f"{stage} {count}" for stage, count in plan) + ")"
+    if epochs:
+        last = epochs[-1]
+        line += (f" · last: {last['stage']} epoch {last['epoch']}, loss **{last['loss']:.4f}**, accuracy "
+                 f"**{100 * last['accuracy']:.1f} %**")
+    inputs = run.inputs
+    line += (f"\n\nData: `{inputs.get('generation')}` · {inputs.get('synthetic')} synthetic and {inputs.get('id')} ID "
+             f"images · {inputs.get('negatives_used')} of {inputs.get('negatives_count')} negative labels tuned")
+    if run.artifacts.get("detector"):
+        line += f" · detector: `{run.artifacts['detector']}`"
+    if run.message:
+        line += f"\n\n{run.message}"
+    return line
+
+
+def metrics_rows(result: dict) -> list[list]:
+    """AUROC, FPR95 and AUPR of NegLabel before and the tuned detector after, in %."""
+    names = {"neglabel": "NegLabel (before)", "synood": "SynOOD (after)"}
+    return [[names[method], *(round(values[k], 2) for k in ("auroc", "fpr95", "aupr_in", "aupr_out"))]
+            for method, values in result["methods"].items()]
+
+
+def score_histograms(result: dict) -> go.Figure:
+    """S(x) of the ID and the OOD images, before and after tuning: the less they overlap, the better."""
+    figure = make_subplots(rows=1, cols=2, shared_yaxes=True,
+                           subplot_titles=("NegLabel (before)", "SynOOD (after)"))
+    for col, method in enumerate(("neglabel", "synood"), 1):
+        for split, color, name in (("id", "#16a34a", "ID"), ("ood", "#dc2626", "OOD")):
+            figure.add_histogram(x=result["scores"][method][split], name=name, legendgroup=split, showlegend=col == 1,
+                                 marker_color=color, opacity=0.6, xbins=dict(start=0, end=1.0001, size=0.05),
+                                 hovertemplate=f"{name} %{{x}}: %{{y}} images<extra></extra>", row=1, col=col)
+    figure.update_layout(barmode="overlay", title="Scores S(x) of the ID and OOD images", height=320,
+                         margin=dict(l=10, r=10, t=60, b=30), legend=dict(orientation="h", y=-0.25))
+    figure.update_xaxes(title="S(x) (higher = looks ID)", range=[-0.02, 1.02])
+    return figure
+
+
+def warn_skipped(problems: list[str]) -> None:
+    """A toast naming the first unreadable image files: they were skipped, not fatal."""
+    if problems:
+        shown = "; ".join(problems[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+        gr.Warning(f"{len(problems)} image files could not be read and were skipped: {shown}")
+
+
+def build(suite: Suite, config: Config) -> None:
+    store = runs.store_for(config.paths.home)
+    runner = JobRunner(store)
+    holder = DetectorHolder.shared(suite, config)
+
+    def tools(progress: gr.Progress) -> tuple[Detector, object]:
+        try:
+            return holder.get(progress), suite.get("encoder")
+        except ModelUnavailableError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+
+    def encoding(progress: gr.Progress):
+        return lambda done, total: progress(done / max(total, 1), desc="Encoding images (cached after the first time)")
+
+    def find(run_id: str) -> Run:
+        if not (run_id or "").strip():
+            raise gr.Error("Launch a run or pick one in the table first.", print_exception=False)
+        try:
+            run = store.get(run_id.strip())
+        except RunError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        if run.kind != "finetune":
+            raise gr.Error(f"Run {run.id} is a {run.kind} run, not a fine-tuning run.", print_exception=False)
+        return run
+
+    def data_for(generation: str, run_config: Config, progress: gr.Progress) -> TrainingData:
+        from synood import training
+
+        detector, _ = tools(progress)
+        try:
+            data = training.training_data(generation, detector, run_config, encoding(progress))
+        except training.TrainingError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        warn_skipped(data.info["skipped"])
+        return data
+
+    def submit(run_id: str, data: TrainingData, run_config: Config) -> None:
+        from synood import training
+
+        def work(stop) -> None:
+            training.execute(store, store.get(run_id), data, run_config, stop=stop)
+
+        try:
+            runner.submit(run_id, work)
+        except ValueError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+
+    def show(run_id: str) -> tuple[str, go.Figure]:
+        """The run's status text and curves (a line of text, not an error, when there is no such run)."""
+        run_id = (run_id or "").strip()
+        if not run_id:
+            return "Launch a run or pick one in the table.", curves([])
+        try:
+            run = store.get(run_id)
+        except RunError as exc:
+            return str(exc), curves([])
+        if run.kind != "finetune":
+            return f"Run {run.id} is a {run.kind} run, not a fine-tuning run.", curves([])
+        epochs = store.epochs(run.id)
+        return describe(run, epochs), curves(epochs)
+
+    def poll(run_id: str, seen_key: tuple | None, seen_rows: list | None):
+        """Every second: redraw the shown run and the table only when the database says they changed."""
+        run_id = (run_id or "").strip()
+        try:
+            run = store.get(run_id)
+            key = (run.id, run.status, run.updated)
+        except RunError:
+            key = (run_id, "missing")
+        rows = runs_table(store)
+        view = show(run_id) if key != seen_key else (gr.skip(), gr.skip())
+        return *view, rows if rows != seen_rows else gr.skip(), key, rows
+
+    def launch(path: str, *values, progress=gr.Progress()):
+        if not (path or "").strip():
+            raise gr.Error("Give a generation folder or its manifest.jsonl first.", print_exception=False)
+        from synood import training
+
+        run_config = hyperparameters(config, *values)
+        if not training.plan(run_config):
+            raise gr.Error("Nothing to train: give the projection (or, in separate mode, the negatives) at least "
+                           "one epoch.", print_exception=False)
+        generation = str(Path(path.strip()).expanduser().resolve())
+        data = data_for(generation, run_config, progress)
+        run = training.start(store, run_config, generation, data, suite.name, status="queued")
+        submit(run.id, data, run_config)
+        return run.id, *show(run.id), runs_table(store)
+
+    def resume(run_id: str, progress=gr.Progress()):
+        from synood import training
+
+        run = find(run_id)
+        try:
+            run_config = training.resume_config(run, config.paths.home)
+        except (RunError, ConfigError) as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        data = data_for(run.inputs["generation"], run_config, progress)
+        try:
+            training.check_data(run, data)
+        except RunError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        submit(run.id, data, run_config)
+        return show(run.id)
+
+    def stop(run_id: str):
+        run = find(run_id)
+        if not runner.stop(run.id):
+            gr.Warning(f"Run {run.id} is not running in this app (status: {run.status}).")
+        return show(run.id)
+
+    def picked(event: gr.SelectData):
+        run_id = event.row_value[0]
+        return run_id, *show(run_id)
+
+    def evaluate(run_id: str, id_folder: str, ood_folder: str, progress=gr.Progress()):
+        from synood import checkpoint, training
+
+        run = find(run_id)
+        if run.status != "completed" or not run.artifacts.get("detector"):
+            raise gr.Error(f"Run {run.id} is {run.status} and has no detector yet: evaluate a completed run.",
+                           print_exception=False)
+        if not (id_folder or "").strip() or not (ood_folder or "").strip():
+            raise gr.Error("Give both an ID folder and an OOD folder.", print_exception=False)
+        run_config = stored_config(run, config.paths.home)
+        detector, encoder = tools(progress)
+        try:
+            tuned = checkpoint.load_detector(run.artifacts["detector"])
+            tuned.check(encoder.identity, [label.word for label in detector.negatives])
+            result = training.before_after(encoder, detector.id_features, detector.negative_features, tuned,
+                                           id_folder.strip(), ood_folder.strip(), run_config, encoding(progress))
+        except (checkpoint.CheckpointError, training.TrainingError) as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        warn_skipped(result["id"]["skipped"] + result["ood"]["skipped"])
+        inputs = {"finetune_run": run.id, "detector": run.artifacts["detector"], "id_folder": result["id"]["folder"],
+                  "ood_folder": result["ood"]["folder"]}
+        record = store.create("evaluate", training.run_config(run_config), inputs)
+        store.update(record.id, status="completed", summary={
+            "methods": result["methods"], "id": result["id"]["count"], "ood": result["ood"]["count"],
+            "skipped": len(result["id"]["skipped"]) + len(result["ood"]["skipped"])})
+        note = (f"{result['id']['count']} ID and {result['ood']['count']} OOD images · the detector of run {run.id}, "
+                f"combination **{run_config.finetune.combination}** · recorded as evaluate run {record.id}")
+        return metrics_rows(result), score_histograms(result), note
+
+    def latest() -> str:
+        found = store.list(kind="finetune", limit=1)
+        return found[0].id if found else ""
+
+    p, n, f = config.projection, config.negtune, config.finetune
+    with gr.Tab("Fine-tuning", id="finetune"):
+        gr.Markdown(INTRO)
+        seen_key, seen_rows = gr.State(None), gr.State(None)
+        with gr.Row():
+            with gr.Column(scale=1):
+                path = gr.Textbox(label="Generation folder or its manifest.jsonl (the synthetic images, and their "
+                                        "sources as the ID images)", elem_id="finetune-path",
+                                  placeholder="/path/to/generation  (written by synood generate)")
+                gr.Markdown("**Stage 2: projection** (Adam, cosine schedule)")
+                with gr.Row():
+                    projection_lr = gr.Number(p.lr, label="Learning rate", elem_id="finetune-projection-lr")
+                    projection_epochs = gr.Number(p.epochs, precision=0, label="Epochs",
+                                                  elem_id="finetune-projection-epochs")
+                    projection_batch = gr.Number(p.batch_size, precision=0, label="Batch size",
+                                                 elem_id="finetune-projection-batch")
+                gr.Markdown("**Stage 3: negative labels** (SGD momentum, cosine schedule; unused when joint)")
+                with gr.Row():
+                    negatives_lr = gr.Number(n.lr, label="Learning rate", elem_id="finetune-negatives-lr")
+                    negatives_epochs = gr.Number(n.epochs, precision=0, label="Epochs",
+                                                 elem_id="finetune-negatives-epochs")
+                    negatives_batch = gr.Number(n.batch_size, precision=0, label="Batch size",
+                                                elem_id="finetune-negatives-batch")
+                with gr.Row():
+                    synthetic = gr.Number(f.synthetic_images or 0, precision=0, label="Synthetic images m (0: all)",
+                                          elem_id="finetune-synthetic")
+                    mode = gr.Radio(MODE_CHOICES, value="joint" if n.joint else "separate", label="Stages",
+                                    elem_id="finetune-mode")
+                with gr.Row():
+                    use_projection = gr.Checkbox(n.use_projection, label="Projection in stage 3 (paper: off)",
+                                                 elem_id="finetune-use-projection")
+                    combination = gr.Dropdown(COMBINATION_CHOICES, value=f.combination,
+                                              label="Detector at test time", elem_id="finetune-combination")
+                with gr.Row():
+                    projection_seed = gr.Number(p.seed, precision=0, label="Projection seed",
+                                                elem_id="finetune-projection-seed")
+                    negatives_seed = gr.Number(n.seed, precision=0, label="Negatives seed",
+                                               elem_id="finetune-negatives-seed")
+                    subset_seed = gr.Number(f.seed, precision=0, label="Subset seed (m)",
+                                            elem_id="finetune-subset-seed")
+                with gr.Row():
+                    launch_button = gr.Button("Launch", variant="primary", elem_id="finetune-launch")
+                    stop_button = gr.Button("Stop", variant="stop", elem_id="finetune-stop")
+                    resume_button = gr.Button("Resume", elem_id="finetune-resume")
+            with gr.Column(scale=1):
+                run_box = gr.Textbox(latest, label="Run shown (pick one in the table, or paste its id and press Enter)",
+                                     elem_id="finetune-run")
+                status = gr.Markdown(elem_id="finetune-status")
+                plot = gr.Plot(label="Loss and accuracy", elem_id="finetune-curve")
+        with gr.Row():
+            gr.Markdown("### Runs (from the run database; click a row to show it)")
+            refresh = gr.Button("Refresh", size="sm", scale=0, elem_id="finetune-refresh")
+        table = gr.Dataframe(lambda: runs_table(store), headers=RUN_HEADERS, interactive=False, wrap=True,
+                             max_height=360, column_widths=RUN_WIDTHS, elem_id="finetune-runs")
+        gr.Markdown("### Before / after: the run's detector against plain NegLabel")
+        with gr.Row():
+            id_folder = gr.Textbox(label="ID folder (images of ImageNet classes)", scale=2, elem_id="finetune-id")
+            ood_folder = gr.Textbox(label="OOD folder", scale=2, elem_id="finetune-ood")
+            evaluate_button = gr.Button("Evaluate", variant="primary", scale=1, elem_id="finetune-evaluate")
+        note = gr.Markdown(elem_id="finetune-note")
+        with gr.Row():
+            metrics = gr.Dataframe(headers=METRIC_HEADERS, interactive=False, scale=1,
+                                   column_widths=["32%", "17%", "17%", "17%", "17%"], elem_id="finetune-metrics")
+            histogram = gr.Plot(label="Scores before and after", scale=1, elem_id="finetune-histogram")
+        timer = gr.Timer(1.0)
+
+        settings = [projection_lr, projection_epochs, projection_batch, negatives_lr, negatives_epochs,
+                    negatives_batch, synthetic, mode, use_projection, combination, projection_seed, negatives_seed,
+                    subset_seed]
+        launch_button.click(launch, inputs=[path, *settings], outputs=[run_box, status, plot, table],
+                            api_name="finetune_launch", concurrency_limit=1, concurrency_id="finetune-features")
+        resume_button.click(resume, inputs=run_box, outputs=[status, plot], api_name="finetune_resume",
+                            concurrency_limit=1, concurrency_id="finetune-features")
+        stop_button.click(stop, inputs=run_box, outputs=[status, plot], api_name="finetune_stop")
+        run_box.submit(show, inputs=run_box, outputs=[status, plot], api_name="finetune_show")
+        refresh.click(lambda: runs_table(store), outputs=table, api_name="finetune_runs")
+        table.select(picked, outputs=[run_box, status, plot], api_name=False)
+        timer.tick(poll, inputs=[run_box, seen_key, seen_rows], outputs=[status, plot, table, seen_key, seen_rows],
+                   api_name=False)
+        evaluate_button.click(evaluate, inputs=[run_box, id_folder, ood_folder], outputs=[metrics, histogram, note],
+                              api_name="finetune_evaluate", concurrency_limit=1, concurrency_id="finetune-features")
