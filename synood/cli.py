@@ -168,6 +168,17 @@ class StageBars:
             self.bar = None
 
 
+def _bar(desc: str) -> tuple[tqdm, Any]:
+    """An image-counting bar on stderr and the (done, total) callback that drives it."""
+    bar = tqdm(desc=desc, unit="image", file=sys.stderr, disable=None)
+
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
+
+    return bar, progress
+
+
 def _say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -454,12 +465,7 @@ def _cmd_select(args: argparse.Namespace, config: Config) -> int:
 
     _check_output(args.out)
     per_class = args.per_class or config.synthesis.per_class
-    bar = tqdm(desc="measuring", unit="image", file=sys.stderr, disable=None)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
-
+    bar, progress = _bar("measuring")
     try:
         chosen, problems = select(args.train, per_class, progress)
     finally:
@@ -590,14 +596,7 @@ def _cmd_finetune(args: argparse.Namespace, config: Config) -> int:
     except PairsError as exc:
         raise CommandError(str(exc)) from None
     suite, detector = _detector(config)
-    encoder = detector.encoder
-    words = [label.word for label in detector.negatives]
-    bar = tqdm(desc="image features", unit="image", file=sys.stderr, disable=None)
-
-    def progress(done: int, total: int) -> None:
-        bar.total = total
-        bar.update(done - bar.n)
-
+    bar, progress = _bar("image features")
     try:
         data = training.training_data(generation, detector, config, progress)
     except training.TrainingError as exc:
@@ -610,7 +609,7 @@ def _cmd_finetune(args: argparse.Namespace, config: Config) -> int:
     if not args.resume:
         run = training.start(store, config, generation, data, suite.name)
     _say(f"run {run.id}: {info['synthetic']:,} synthetic and {info['id']:,} ID images, {info['negatives_used']:,} of "
-         f"{len(words):,} negatives paired; stages "
+         f"{info['negatives_count']:,} negatives paired; stages "
          + ", ".join(f"{stage} x{epochs}" for stage, epochs in training.plan(config)))
 
     def report(epoch) -> None:
