@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import io
@@ -386,14 +387,9 @@ def _cmd_evaluate(args: argparse.Namespace, config: Config) -> int:
     store = _store(config)
     inputs = {"id": args.id, "ood": ood, "suite": suite.name, "methods": methods,
               "checkpoint": str(checkpoint_path) if checkpoint_path else None}
-    full = config.to_dict()
-    run = store.create("evaluate", {key: full[key] for key in ("models", "neglabel", "finetune")}, inputs)
-    try:
+    run = store.create("evaluate", config.to_dict("models", "neglabel", "finetune"), inputs)
+    with store.recording(run.id):
         result = _evaluate_sets(detector, tuned, config, found, sets, ood, methods, suite)
-    except BaseException as exc:
-        store.update(run.id, status="failed" if isinstance(exc, Exception) else "interrupted",
-                     message=f"{type(exc).__name__}: {exc}")
-        raise
     result["run"] = run.id
     store.update(run.id, status="completed", summary={m: r["average"] for m, r in result["methods"].items()},
                  artifacts={"csv": args.csv} if args.csv else {})
@@ -530,18 +526,12 @@ def _cmd_generate(args: argparse.Namespace, config: Config) -> int:
     parts = Parts(generator, classifier, labeller, detector)
     store = _store(config) if rank == 0 else None  # the first process records the run for all of them
     if store:
-        full = config.to_dict()
-        run = store.create("generate", {key: full[key] for key in ("models", "neglabel", "synthesis")},
+        run = store.create("generate", config.to_dict("models", "neglabel", "synthesis"),
                            {"selection": args.selection, "out": str(out), "items": len(items), "processes": world,
                             "components": components})
     start = time.perf_counter()
-    try:
+    with store.recording(run.id) if store else contextlib.nullcontext():
         counts = generate(items, out, parts, config.synthesis, rank, world, log=_say)
-    except BaseException as exc:
-        if store:
-            store.update(run.id, status="failed" if isinstance(exc, Exception) else "interrupted",
-                         message=f"{type(exc).__name__}: {exc}")
-        raise
     _say(f"[{rank}] generated {counts['generated']}, skipped {counts['skipped']} finished before, "
          f"{counts['failed']} failed, in {time.perf_counter() - start:.1f} s; "
          f"{out / 'manifest.jsonl'} lists {counts['merged']} of {len(items)} items")

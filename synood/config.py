@@ -128,8 +128,10 @@ class Config:
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
 
-    def to_dict(self) -> dict[str, dict[str, Any]]:
-        return dataclasses.asdict(self)
+    def to_dict(self, *sections: str) -> dict[str, dict[str, Any]]:
+        """Every section as plain data, or only the named ones (what a run record depends on)."""
+        full = dataclasses.asdict(self)
+        return {name: full[name] for name in sections} if sections else full
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)

@@ -147,18 +147,20 @@ class Trainer:
         return Epoch(self.stage, epoch, loss_sum / self.samples, correct / self.samples, lr, self.samples)
 
 
-def _adam(params, config) -> torch.optim.Optimizer:
-    optimizer = torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+def _scheduled(optimizer: torch.optim.Optimizer, lr: float) -> torch.optim.Optimizer:
+    """Record the base learning rate the cosine schedule scales (`Trainer.run_epoch`)."""
     for group in optimizer.param_groups:
-        group["initial_lr"] = config.lr
+        group["initial_lr"] = lr
     return optimizer
+
+
+def _adam(params, config) -> torch.optim.Optimizer:
+    return _scheduled(torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay), config.lr)
 
 
 def _sgd(params, config) -> torch.optim.Optimizer:
-    optimizer = torch.optim.SGD(params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay)
-    for group in optimizer.param_groups:
-        group["initial_lr"] = config.lr
-    return optimizer
+    return _scheduled(torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
+                                      weight_decay=config.weight_decay), config.lr)
 
 
 def new_projection(dim: int, seed: int) -> Projection:

@@ -123,6 +123,16 @@ class RunStore:
             db.execute(f"UPDATE runs SET {', '.join(f'{k} = ?' for k in values)} WHERE id = ?",
                        (*values.values(), run_id))
 
+    @contextmanager
+    def recording(self, run_id: str) -> Iterator[None]:
+        """Mark the run "failed" (an error) or "interrupted" (Ctrl-C, exit) with the reason if the body raises."""
+        try:
+            yield
+        except BaseException as exc:
+            self.update(run_id, status="failed" if isinstance(exc, Exception) else "interrupted",
+                        message=f"{type(exc).__name__}: {exc}")
+            raise
+
     def log_epoch(self, run_id: str, stage: str, epoch: int, metrics: dict) -> None:
         """Record one epoch; recording the same (stage, epoch) again replaces it (a resumed run)."""
         with self._connect() as db:

@@ -160,8 +160,7 @@ def train(problem: finetune.Problem, config: Config, state_dir: Path, stop: Call
 
 def run_config(config: Config) -> dict:
     """The config sections a fine-tuning run depends on, as stored in its database row."""
-    full = config.to_dict()
-    return {key: full[key] for key in ("models", "neglabel", "projection", "negtune", "finetune")}
+    return config.to_dict("models", "neglabel", "projection", "negtune", "finetune")
 
 
 def resume_config(run: Run, home: str) -> Config:
@@ -208,7 +207,7 @@ def execute(store: RunStore, run: Run, data: TrainingData, config: Config, stop:
         if on_epoch:
             on_epoch(result)
 
-    try:
+    with store.recording(run.id):
         problem = data.problem.to(pick_device(config.models.device))  # trains on the GPU when there is one
         tuned = train(problem, config, folder / "state", stop, record)
         if tuned is None:
@@ -219,13 +218,9 @@ def execute(store: RunStore, run: Run, data: TrainingData, config: Config, stop:
                       "generation": run.inputs["generation"]}
         path = folder / "detector.safetensors"
         checkpoint.save_detector(path, tuned)
-        last = store.epochs(run.id)[-1]
+        epochs = store.epochs(run.id)
         store.update(run.id, status="completed", artifacts={"detector": str(path), "states": str(folder / "state")},
-                     summary={"loss": last["loss"], "accuracy": last["accuracy"], "epochs": len(store.epochs(run.id))})
-    except BaseException as exc:
-        store.update(run.id, status="failed" if isinstance(exc, Exception) else "interrupted",
-                     message=f"{type(exc).__name__}: {exc}")
-        raise
+                     summary={"loss": epochs[-1]["loss"], "accuracy": epochs[-1]["accuracy"], "epochs": len(epochs)})
     return store.get(run.id)
 
 

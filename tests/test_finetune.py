@@ -376,3 +376,12 @@ def test_training_on_cuda_matches_cpu_and_resumes_exactly(toy, trained, tmp_path
     resumed = training.train(toy.problem.to("cuda"), config, tmp_path / "b")
     for name, tensor in on_gpu.tensors().items():
         assert torch.equal(resumed.tensors()[name], tensor), name
+
+
+def test_recording_marks_a_raising_run_failed_or_interrupted(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite")
+    for error, status in ((ValueError("bad folder"), "failed"), (KeyboardInterrupt(), "interrupted")):
+        run = store.create("evaluate", {}, {})
+        with pytest.raises(type(error)), store.recording(run.id):
+            raise error
+        assert (store.get(run.id).status, store.get(run.id).message) == (status, f"{type(error).__name__}: {error}")
