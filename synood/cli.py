@@ -58,13 +58,15 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
-    """Defaults < --config file < --set < dedicated flags."""
+    """Defaults < --config file < --set < dedicated flags; its image limits then hold for the whole process."""
     overrides = list(args.set)
     for key in MODEL_FLAGS.values():
         value = getattr(args, f"models_{key}")
         if value is not None:
             overrides.append(f"models.{key}={json.dumps(value)}")
-    return load_config(args.config, overrides)
+    config = load_config(args.config, overrides)
+    images.set_limits(config.images)
+    return config
 
 
 def _cmd_config(args: argparse.Namespace, config: Config) -> int:
@@ -756,6 +758,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             WordNetUnavailableError, RunError) as exc:
         print(f"synood: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a full disk, a folder it may not write: one line; the run database says the rest
+        print(f"synood: error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

@@ -107,6 +107,15 @@ class FinetuneConfig:
 
 
 @dataclass
+class ImagesConfig:
+    """Limits on every image file read (folders, uploads, generation sources); none: no limit."""
+
+    max_file_mb: float | None = 64.0  # bigger files are refused unread (MB = 2**20 bytes)
+    max_pixels: int | None = 64_000_000  # width x height, read before decoding (bombs); Pillow's limit too
+    max_aspect: float | None = 20.0  # longer side / shorter (resizing 1 x 50,000 to 224 high: 11M wide)
+
+
+@dataclass
 class PathsConfig:
     """Where caches, artifacts and the run database live."""
 
@@ -126,6 +135,7 @@ class Config:
     projection: ProjectionConfig = field(default_factory=ProjectionConfig)
     negtune: NegTuneConfig = field(default_factory=NegTuneConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    images: ImagesConfig = field(default_factory=ImagesConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
 
     def to_dict(self, *sections: str) -> dict[str, dict[str, Any]]:

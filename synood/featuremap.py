@@ -23,6 +23,7 @@ import numpy as np
 
 from synood.config import cache_home
 from synood.pairs import thumbnail_dir
+from synood.storage import atomic_path, intact_jpeg
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -164,11 +165,10 @@ def thumbnail_path(content: str, size: int = THUMBNAIL_SIZE) -> Path:
 
 def thumbnail(image: Path, path: Path, size: int = THUMBNAIL_SIZE) -> Path:
     """The thumbnail of `image` at `path`, built atomically on a miss (a placeholder for an unreadable image)."""
-    if not path.exists():
+    if not intact_jpeg(path):  # a miss, or a damaged file: rebuilt
         from PIL import ImageOps
 
         from synood.pairs import pair_image
-        from synood.storage import atomic_path
 
         small = ImageOps.contain(pair_image(image, "image"), (size, size))
         with atomic_path(path) as tmp:

@@ -4,6 +4,9 @@
 cached in memory by (path, size, mtime), so re-filtering 10k pairs costs no I/O; thumbnails are built only for the
 page being shown and cached on disk, keyed by both images' paths, sizes and mtimes. Torch-free: the app imports this
 at start-up, and PIL loads only when a thumbnail is made.
+
+The image functions take an optional `inside` test (the app's `DataRoots.contains`): an image path it rejects is
+never opened (a manifest may name any path) and shows as a placeholder saying it lies outside the data roots.
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from synood.config import cache_home
 from synood.manifest import MANIFEST
+from synood.storage import atomic_path, intact_jpeg
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -30,6 +34,7 @@ _TEXT_FIELDS = ("id", "source", "class", "class_name", "image", "prompt", "negat
                 "predicted_before", "predicted_after", "generator", "classifier")
 _NUMBER_FIELDS = ("energy_before", "energy_after", "id_score_before", "id_score_after", "negative_similarity")
 _MANIFEST_CACHE_SIZE = 8
+Inside = Callable[[Path], bool]
 
 
 class PairsError(ValueError):
@@ -277,7 +282,9 @@ def thumbnail_dir() -> Path:
     return cache_home() / "thumbnails"
 
 
-def _stamp(path: Path) -> str:
+def _stamp(path: Path, inside: Inside | None = None) -> str:
+    if inside is not None and not inside(path):
+        return f"{path}|outside"
     try:
         stat = path.stat()
     except OSError:
@@ -285,15 +292,17 @@ def _stamp(path: Path) -> str:
     return f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
 
 
-def thumbnail_key(pair: Pair, height: int = THUMBNAIL_HEIGHT) -> str:
-    """A hash of both images' absolute paths, sizes and mtimes, and the thumbnail height: a changed file is a miss."""
-    text = "\n".join([_THUMBNAIL_VERSION, _stamp(pair.source.absolute()), _stamp(pair.image.absolute()), str(height)])
+def thumbnail_key(pair: Pair, height: int = THUMBNAIL_HEIGHT, inside: Inside | None = None) -> str:
+    """A hash of both images' absolute paths, sizes and mtimes (or that `inside` rejects them), and the thumbnail
+    height: a changed file is a miss, and a thumbnail made where an image was allowed is not reused where it is not."""
+    text = "\n".join([_THUMBNAIL_VERSION, _stamp(pair.source.absolute(), inside),
+                      _stamp(pair.image.absolute(), inside), str(height)])
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def thumbnail_path(pair: Pair, height: int = THUMBNAIL_HEIGHT) -> Path:
+def thumbnail_path(pair: Pair, height: int = THUMBNAIL_HEIGHT, inside: Inside | None = None) -> Path:
     """Where the pair's thumbnail is cached (it may not exist yet)."""
-    key = thumbnail_key(pair, height)
+    key = thumbnail_key(pair, height, inside)
     return thumbnail_dir() / key[:2] / f"{key}.jpg"
 
 
@@ -316,10 +325,12 @@ def placeholder(message: str, size: tuple[int, int]) -> Image.Image:
     return tile
 
 
-def pair_image(path: Path, what: str) -> Image.Image:
-    """The image at `path` as RGB, or a placeholder tile saying it is missing or unreadable."""
+def pair_image(path: Path, what: str, inside: Inside | None = None) -> Image.Image:
+    """The image at `path` as RGB, or a placeholder tile saying it is outside the data roots, missing or unreadable."""
     from synood.images import ImageError, load_image
 
+    if inside is not None and not inside(path):
+        return placeholder(f"{what} outside the data roots", (512, 512))
     if not path.exists():
         return placeholder(f"{what} missing", (512, 512))
     try:
@@ -328,36 +339,34 @@ def pair_image(path: Path, what: str) -> Image.Image:
         return placeholder(f"{what} unreadable", (512, 512))
 
 
-def composite(pair: Pair, height: int = THUMBNAIL_HEIGHT) -> Image.Image:
+def composite(pair: Pair, height: int = THUMBNAIL_HEIGHT, inside: Inside | None = None) -> Image.Image:
     """"source | synthetic": each image fitted into a height x height square, side by side with a small gap."""
     from PIL import Image, ImageOps
 
     gap = max(2, height // 40)
     canvas = Image.new("RGB", (2 * height + gap, height), "white")
     for slot, (path, what) in enumerate(((pair.source, "source image"), (pair.image, "synthetic image"))):
-        fitted = ImageOps.contain(pair_image(path, what), (height, height))
+        fitted = ImageOps.contain(pair_image(path, what, inside), (height, height))
         left = slot * (height + gap) + (height - fitted.width) // 2
         canvas.paste(fitted, (left, (height - fitted.height) // 2))
     return canvas
 
 
-def thumbnail(pair: Pair, height: int = THUMBNAIL_HEIGHT) -> Path:
+def thumbnail(pair: Pair, height: int = THUMBNAIL_HEIGHT, inside: Inside | None = None) -> Path:
     """The pair's composite JPEG, built and cached atomically on a miss; never raises for a bad image."""
-    path = thumbnail_path(pair, height)
-    if not path.exists():
-        from synood.storage import atomic_path
-
-        image = composite(pair, height)
+    path = thumbnail_path(pair, height, inside)
+    if not intact_jpeg(path):  # a miss, or a damaged file: rebuilt
+        image = composite(pair, height, inside)
         with atomic_path(path) as tmp:
             image.save(tmp, "JPEG", quality=85)
     return path
 
 
-def thumbnails(pairs: Sequence[Pair], height: int = THUMBNAIL_HEIGHT) -> list[Path]:
+def thumbnails(pairs: Sequence[Pair], height: int = THUMBNAIL_HEIGHT, inside: Inside | None = None) -> list[Path]:
     """Thumbnails for one page of pairs; only the misses are built, in parallel (PIL releases the GIL)."""
-    paths = [thumbnail_path(pair, height) for pair in pairs]
-    missing = [pair for pair, path in zip(pairs, paths) if not path.exists()]
+    paths = [thumbnail_path(pair, height, inside) for pair in pairs]
+    missing = [pair for pair, path in zip(pairs, paths) if not intact_jpeg(path)]
     if missing:
         with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-            list(pool.map(lambda pair: thumbnail(pair, height), missing))
+            list(pool.map(lambda pair: thumbnail(pair, height, inside), missing))
     return paths

@@ -79,8 +79,12 @@ class RunStore:
     def __init__(self, path: str | Path):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connect() as db:
-            db.executescript(SCHEMA)
+        try:
+            with self._connect() as db:
+                db.executescript(SCHEMA)
+        except sqlite3.DatabaseError as exc:  # damaged: the records are the user's, so never replaced here
+            raise RunError(f"{self.path}: not a readable run database ({exc}); move it aside and a new one "
+                           "starts") from None
 
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:

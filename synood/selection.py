@@ -12,10 +12,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from PIL import Image, UnidentifiedImageError
-
 from . import storage
-from .images import ImageError, find_images
+from .images import ImageError, find_images, open_image
 
 FIELDS = ("id", "source", "class", "class_index", "class_name", "bytes", "width", "height", "bytes_per_pixel")
 
@@ -90,14 +88,9 @@ def select(train: str | os.PathLike, per_class: int,
 
 def measure(path: Path, train: Path, cls: str, index: int | None, name: str) -> Selected:
     """One image's size on disk and in pixels (its header only: nothing is decoded)."""
-    try:
-        size = path.stat().st_size
-        with Image.open(path) as image:
-            width, height = image.size
-    except UnidentifiedImageError:
-        raise ImageError(f"{path}: not an image (or a format Pillow cannot read)") from None
-    except OSError as exc:
-        raise ImageError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    with open_image(path) as image:  # the shared checks: empty, not an image, over the size and pixel limits
+        width, height = image.size
+    size = path.stat().st_size
     if width * height == 0:
         raise ImageError(f"{path}: has no pixels ({width}x{height})")
     return Selected(path.relative_to(train).as_posix(), str(path), cls, index, name, size, width, height,

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -29,13 +30,31 @@ def atomic_path(path: str | os.PathLike) -> Iterator[str]:
         raise
 
 
+def intact_jpeg(path: str | os.PathLike) -> bool:
+    """Whether `path` holds a whole JPEG (start and end markers): a cached thumbnail that is not gets rebuilt."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(2)
+            f.seek(-2, os.SEEK_END)
+            return head == b"\xff\xd8" and f.read(2) == b"\xff\xd9"
+    except OSError:  # missing, or shorter than the two markers
+        return False
+
+
 def save_tensors(path: str | os.PathLike, tensors: dict[str, torch.Tensor],
                  metadata: dict[str, str] | None = None) -> None:
     """Save tensors as safetensors, atomically."""
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
     with atomic_path(path) as tmp:
-        save_file(tensors, tmp, metadata=metadata)
+        try:
+            save_file(tensors, tmp, metadata=metadata)
+        except SafetensorError as exc:  # its I/O failures (a full disk) become the OSError every caller handles
+            code = re.search(r"os error (\d+)", str(exc))
+            if code is None:
+                raise
+            raise OSError(int(code[1]), os.strerror(int(code[1])), str(path)) from None
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

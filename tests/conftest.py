@@ -1,4 +1,5 @@
-"""Test-wide isolation: no network, and model caches in a private temporary folder.
+"""Test-wide isolation: no network, model caches in a private temporary folder, and apps that read only under
+pytest's base temporary folder.
 
 Set before any test module imports huggingface_hub/torch, so their cache constants pick it up.
 """
@@ -25,30 +26,46 @@ def cache_root() -> Path:
     return _CACHE
 
 
+@pytest.fixture(scope="session", autouse=True)
+def data_root(tmp_path_factory) -> Path:
+    """Pytest's base temporary folder, where every test writes its data: the data root ($SYNOOD_DATA_ROOTS) of
+    every app a test starts without --data-root, so folders elsewhere (the repository, site-packages) are refused."""
+    from synood.access import ROOTS_VARIABLE
+
+    root = tmp_path_factory.getbasetemp().resolve()
+    os.environ[ROOTS_VARIABLE] = str(root)
+    return root
+
+
 @pytest.fixture(scope="session")
-def offline_app(tmp_path_factory):
-    """One real `python app.py --suite offline` on 127.0.0.1 for every test file that drives it."""
+def offline_app(tmp_path_factory, data_root):
+    """One real `python app.py --suite offline` on 127.0.0.1 for every test file that drives it, reading only
+    under pytest's base temporary folder."""
     from tests.serve import running_app
 
-    with running_app("--suite", "offline", log=tmp_path_factory.mktemp("offline-app") / "app.log") as url:
+    log = tmp_path_factory.mktemp("offline-app") / "app.log"
+    with running_app("--suite", "offline", "--data-root", str(data_root), log=log) as url:
+        _APP_LOGS.append(log)
         yield url
+
+
+_APP_LOGS: list[Path] = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failing test that used the shared app gets the tail of the app's log in its report (CI keeps no files)."""
+    report = yield
+    if report.failed and "offline_app" in getattr(item, "fixturenames", ()) and _APP_LOGS:
+        report.sections.append(("offline app log (last 80 lines)",
+                                "\n".join(_APP_LOGS[-1].read_text(errors="replace").splitlines()[-80:])))
+    return report
 
 
 @pytest.fixture(scope="session")
 def offline_generation(tmp_path_factory) -> Path:
-    """A generation of two packaged photos (cat, orange) by the real `synood select` and
-    `synood generate --suite offline`, for every test file that needs stage 1's output."""
-    from synood import photos
-    from tests.test_cli import synood
-    from tests.test_generation import ok
+    """A generation of two packaged photos (cat, orange; copied, so the data lies inside the apps' data root) by the
+    real `synood select` and `synood generate --suite offline`, for every test file that needs stage 1's output."""
+    from bench.load import make_generation
 
-    root = tmp_path_factory.mktemp("stage1")
-    for wnid, name in {"n02124075": "cat", "n07747607": "orange"}.items():  # Egyptian cat, orange
-        photo = photos.by_name(name)
-        (root / "train" / wnid).mkdir(parents=True)
-        os.symlink(photo.path, root / "train" / wnid / f"{name}{photo.path.suffix}")
-    ok(synood("select", "--train", str(root / "train"), "--per-class", "1", "--out", str(root / "sel.jsonl")))
-    result = ok(synood("generate", "--suite", "offline", "--selection", str(root / "sel.jsonl"), "--out",
-                       str(root / "gen"), timeout=580))  # 580 s: the first offline mining in a fresh home
-    assert "generated 2, skipped 0 finished before, 0 failed" in result.stderr
-    return root / "gen"
+    return make_generation(tmp_path_factory.mktemp("stage1"))

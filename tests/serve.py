@@ -8,6 +8,7 @@ import sys
 import time
 import urllib.request
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -20,11 +21,27 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@dataclass(frozen=True)
+class Served:
+    """A running app: where it answers, and its process (for memory readings)."""
+
+    url: str
+    pid: int
+
+
 @contextmanager
 def running_app(*args: str, log: Path, timeout: float = 120.0,
                 env: dict[str, str | None] | None = None) -> Iterator[str]:
     """Yield the URL of `python app.py --port N *args` once it answers; stop it afterwards.
     `env` adds variables to the test environment (None removes one)."""
+    with serving(*args, log=log, timeout=timeout, env=env) as served:
+        yield served.url
+
+
+@contextmanager
+def serving(*args: str, log: Path, timeout: float = 120.0,
+            env: dict[str, str | None] | None = None) -> Iterator[Served]:
+    """As `running_app`, yielding the URL and the app's process id."""
     port = free_port()
     full_env = dict(os.environ, PYTHONUNBUFFERED="1")
     for key, value in (env or {}).items():
@@ -50,7 +67,7 @@ def running_app(*args: str, log: Path, timeout: float = 120.0,
             if time.monotonic() > deadline:
                 raise RuntimeError(f"app did not answer within {timeout} s:\n{log.read_text()}")
             time.sleep(0.3)
-        yield url
+        yield Served(url, proc.pid)
     finally:
         proc.terminate()
         try:

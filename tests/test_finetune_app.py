@@ -3,7 +3,7 @@ gradio_client and headless Chromium; runs that outlive the app, and one killed m
 The background runner itself is tested in-process with a real run database."""
 import json
 import math
-import os
+import shutil
 import time
 import urllib.request
 from pathlib import Path
@@ -77,7 +77,7 @@ def folders(tmp_path_factory) -> tuple[Path, Path]:
     for name, chosen in (("id", photos.photos("id")), ("ood", [photos.by_name(t) for t in TEXTURES])):
         (root / name).mkdir()
         for photo in chosen:
-            os.symlink(photo.path, root / name / f"{photo.name}{photo.path.suffix}")
+            shutil.copy(photo.path, root / name / f"{photo.name}{photo.path.suffix}")
     return root / "id", root / "ood"
 
 

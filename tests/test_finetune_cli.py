@@ -10,20 +10,24 @@ import pytest
 from safetensors.torch import load_file
 
 from synood import photos
+from synood.config import cache_home
 from tests.test_cli import synood
 from tests.test_generation import generate, ok
 
 EPOCHS = ("--set", "projection.epochs=4", "--set", "negtune.epochs=3")
-KILLER = """
-import os, signal, sys
+FAULT = """
+import errno, os, signal, sys
 from synood import checkpoint, cli
+fault, name = sys.argv[1:3]
 real = checkpoint.save_state
-def save_then_die(path, *args, **kwargs):
+def save_state(path, *args, **kwargs):
+    if fault == "full" and os.path.basename(str(path)) == name:  # the disk is full when this state is written
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
     real(path, *args, **kwargs)
-    if os.path.basename(str(path)) == sys.argv[1]:
+    if fault == "kill" and os.path.basename(str(path)) == name:
         os.kill(os.getpid(), signal.SIGKILL)  # after this epoch's state is on disk, before the database hears of it
-checkpoint.save_state = save_then_die
-sys.exit(cli.main(sys.argv[2:]))
+checkpoint.save_state = save_state
+sys.exit(cli.main(sys.argv[3:]))
 """
 
 
@@ -88,13 +92,14 @@ def test_evaluate_with_the_checkpoint_adds_the_tuned_score(uninterrupted, folder
     assert "NegLabel" in table and "SynOOD" in table and "MCM" not in table
 
 
-def test_kill_9_then_resume_gives_the_uninterrupted_detector(uninterrupted, folders):
-    command = [sys.executable, "-c", KILLER, "0-projection-0002.safetensors", "finetune", "--suite", "tiny",
-               "--generation", str(folders / "gen"), *EPOCHS]
-    killed = subprocess.run(command, capture_output=True, text=True, timeout=600)
-    assert killed.returncode == -9, killed.stderr[-2000:]
-    run_id = next(r["id"] for r in runs("--kind", "finetune") if r["status"] == "interrupted")
-    assert [e["epoch"] for e in runs(run_id)["epochs"]] == [1]  # epoch 2's state was written, not recorded
+def with_fault(fault: str, state: str, folders) -> subprocess.CompletedProcess:
+    """`synood finetune` on the tiny suite with a fault when it writes the training state named `state`."""
+    command = [sys.executable, "-c", FAULT, fault, state, "finetune", "--suite", "tiny", "--generation",
+               str(folders / "gen"), *EPOCHS]
+    return subprocess.run(command, capture_output=True, text=True, timeout=600)
+
+
+def resumes_to_the_uninterrupted_detector(run_id: str, uninterrupted) -> None:
     resumed = ok(finetune("--resume", run_id, "--json"))
     assert json.loads(resumed.stdout)["status"] == "completed"
     assert f"[{run_id}] projection epoch 3" in resumed.stderr
@@ -106,8 +111,31 @@ def test_kill_9_then_resume_gives_the_uninterrupted_detector(uninterrupted, fold
     assert expected.keys() == got.keys()
     for name in expected:
         assert (expected[name] == got[name]).all(), name
+
+
+def test_kill_9_then_resume_gives_the_uninterrupted_detector(uninterrupted, folders):
+    killed = with_fault("kill", "0-projection-0002.safetensors", folders)
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    run_id = next(r["id"] for r in runs("--kind", "finetune") if r["status"] == "interrupted")
+    assert [e["epoch"] for e in runs(run_id)["epochs"]] == [1]  # epoch 2's state was written, not recorded
+    resumes_to_the_uninterrupted_detector(run_id, uninterrupted)
     again = finetune("--resume", run_id)
     assert again.returncode == 2 and "is completed: only stopped, failed or interrupted runs resume" in again.stderr
+
+
+def test_a_full_disk_fails_the_run_in_one_line_then_resume_completes_it(uninterrupted, folders):
+    full = with_fault("full", "0-projection-0003.safetensors", folders)
+    assert full.returncode == 1 and "Traceback" not in full.stderr, full.stderr[-2000:]
+    assert full.stderr.strip().splitlines()[-1] == (
+        "synood: error: [Errno 28] No space left on device: "
+        f"'{cache_home() / 'runs'}/{runs('--kind', 'finetune')[0]['id']}/state/0-projection-0003.safetensors'")
+    run = runs("--kind", "finetune")[0]  # the newest
+    assert run["status"] == "failed" and "No space left on device" in run["message"]
+    run_id = run["id"]
+    assert [e["epoch"] for e in runs(run_id)["epochs"]] == [1, 2]  # the epochs before the full disk, kept
+    assert sorted(p.name for p in (cache_home() / "runs" / run_id / "state").iterdir()) == [
+        "0-projection-0001.safetensors", "0-projection-0002.safetensors"]
+    resumes_to_the_uninterrupted_detector(run_id, uninterrupted)
 
 
 def test_bad_finetune_and_checkpoint_arguments_are_one_line_errors(folders, tmp_path):

@@ -1,9 +1,10 @@
 """The open_clip encoder and torchvision classifier loaders, on tiny random models saved in the
 real checkpoints' formats and places: local files, the HF hub cache and the torch hub cache."""
 import json
-import pickle
+import os
 import shutil
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -168,15 +169,27 @@ def test_classifier_local_files(tiny_classifier, tmp_path, name, wrap):
         torch.testing.assert_close(loaded.logits(x), tiny_classifier.logits(x), rtol=0, atol=0)
 
 
-class NotAWeight:
-    """Any pickled object beyond tensors and containers must be refused."""
+class Payload:
+    """A pickle that runs a shell command when it is unpickled: what a hostile checkpoint file carries."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
 
 
-def test_classifier_refuses_full_unpickling(tiny_classifier, tmp_path):
-    path = tmp_path / "unsafe.pth"
-    torch.save({"state_dict": tiny_classifier.net.state_dict(), "extra": NotAWeight()}, path)
-    with pytest.raises(pickle.UnpicklingError):
-        classifier.load(ComponentSpec("classifier", "torchvision", TINY_RESNET.model, str(path)), CPU, "auto")
+@pytest.mark.parametrize("role", ["classifier", "encoder"])
+def test_checkpoints_are_never_unpickled(tiny_classifier, encoder, tmp_path, role):
+    path, marker = tmp_path / "hostile.pth", tmp_path / "ran"
+    model = tiny_classifier.net if role == "classifier" else encoder.model
+    torch.save({"state_dict": model.state_dict(), "extra": Payload(marker)}, path)
+    spec = (ComponentSpec("classifier", "torchvision", TINY_RESNET.model, str(path)) if role == "classifier"
+            else ComponentSpec("encoder", "open_clip", TINY_CLIP.model, str(path)))
+    with pytest.raises(ModelUnavailableError, match=f"{path}: refused: the checkpoint holds more than tensors "
+                                                    r"\(it names posix.system\); SynOOD never fully unpickles"):
+        (classifier if role == "classifier" else clip).load(spec, CPU, "auto")
+    assert not marker.exists()  # the payload never ran
 
 
 @pytest.mark.parametrize("spec", [PAPER_CLIP, ComponentSpec("encoder", "open_clip", TINY_CLIP.model, "hf-hub:x/y")])

@@ -57,10 +57,20 @@ def test_noise_optimisation_tab_in_chromium(offline_app, browser):
     examples_beside(page, "#noise-image").nth(cat).click()
     page.locator("#noise-image img").first.wait_for(timeout=30_000)
     set_number(page, "noise-iterations", "5")
+    page.evaluate("""() => {  // every iteration line shown, in order
+        window.seen = [];
+        const stats = document.querySelector('#noise-stats');
+        new MutationObserver(() => {
+            const line = stats.innerText.match(/Iteration \\d+ of \\d+/);
+            if (line && window.seen.at(-1) !== line[0]) window.seen.push(line[0]);
+        }).observe(stats, {childList: true, subtree: true, characterData: true});
+    }""")
     page.locator("#noise-run").click()
     stats = page.locator("#noise-stats")
-    stats.get_by_text("Iteration 1 of 5").wait_for(timeout=180_000)
-    stats.get_by_text("Iteration 5 of 5").wait_for(timeout=120_000)
+    stats.get_by_text("Iteration 5 of 5").wait_for(timeout=300_000)
+    seen = page.evaluate("() => window.seen")
+    assert seen[-1] == "Iteration 5 of 5" and len(seen) >= 2, seen  # streamed: an earlier iteration was shown first
+    assert all(line.endswith(" of 5") for line in seen), seen
     page.wait_for_function("() => document.querySelector('#noise-curve .js-plotly-plot').data[0].x.length === 5")
     assert page.locator("#noise-labels textarea").input_value().strip()  # the labeller filled them
     assert page.locator("#noise-prompt textarea").input_value().startswith("A photo only remain ")

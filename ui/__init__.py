@@ -1,10 +1,12 @@
-"""The Gradio app: a header that always names the running models, and one tab per feature."""
+"""The Gradio app: a header that always names the running models, and one tab per feature. The tabs that read
+folders and files typed into them (Synthetic pairs, Fine-tuning, Feature map) read only under the data roots."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import gradio as gr
 
+from synood.access import DataRoots
 from synood.config import Config
 from synood.models import Suite
 
@@ -22,9 +24,11 @@ def suite_badge(suite: Suite) -> str:
             f'<span class="{css}">{kind}</span></div>')
 
 
-def build_app(config: Config, suite: Suite | None = None) -> gr.Blocks:
-    """The whole app for one configuration; `suite` defaults to the one the config resolves to."""
+def build_app(config: Config, suite: Suite | None = None, roots: DataRoots | None = None) -> gr.Blocks:
+    """The whole app for one configuration; `suite` defaults to the one the config resolves to, `roots` (the folders
+    its path inputs may read under) to the working directory."""
     suite = suite or Suite.from_config(config.models)
+    roots = roots or DataRoots.of([Path.cwd()])
     with gr.Blocks(title="SynOOD Explorer") as app:
         with gr.Row(elem_id="header"):
             gr.Markdown("# SynOOD Explorer\nSee, teach and reproduce near-boundary out-of-distribution "
@@ -36,8 +40,8 @@ def build_app(config: Config, suite: Suite | None = None) -> gr.Blocks:
             neglabel_tab.build(suite, config)
             context_tab.build(suite, config)
             noise_tab.build(suite, config)
-            pairs_tab.build(suite, config)
-            finetune_tab.build(suite, config)
-            featuremap_tab.build(suite, config)
+            pairs_tab.build(suite, config, roots)
+            finetune_tab.build(suite, config, roots)
+            featuremap_tab.build(suite, config, roots)
             models_tab.build(suite)
     return app

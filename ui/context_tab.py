@@ -8,7 +8,7 @@ from synood.config import Config
 from synood.models import ModelUnavailableError, Suite
 from synood.prompts import context_prompt
 
-from .inputs import photo_input
+from .inputs import photo_input, uploaded_image
 
 INTRO = (
     "SynOOD regenerates an in-distribution (ID) image around everything **except** its main object, so the "
@@ -41,9 +41,8 @@ def build(suite: Suite, config: Config) -> None:
     def prompt_for(text: str) -> str:
         return context_prompt(parse_labels(text), synthesis.prompt_template, synthesis.context_max_chars)
 
-    def list_context(image: Image.Image | None, progress=gr.Progress()):
-        if image is None:
-            raise gr.Error("Upload an image or pick an example first.", print_exception=False)
+    def list_context(path: str | None, progress=gr.Progress()):
+        image = uploaded_image(path)
         try:
             progress(0.1, desc="Loading the context labeller")
             labeller = suite.get("labeller")

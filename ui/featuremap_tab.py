@@ -1,5 +1,7 @@
 """Feature map tab: ID, synthetic and OOD images as points, by UMAP with an instant PCA preview, in the encoder's
-feature space or after the fine-tuned projection; hovering a point shows its image, label and score."""
+feature space or after the fine-tuned projection; hovering a point shows its image, label and score. Folders, the
+generation and the detector file must lie under the data roots (detector files also in the app's runs folder); images
+in them that lead outside are skipped and named."""
 from __future__ import annotations
 
 import threading
@@ -13,6 +15,7 @@ import gradio as gr
 import numpy as np
 
 from synood import featuremap
+from synood.access import AccessError, DataRoots, leads_outside
 from synood.config import Config
 from synood.featuremap import GROUPS, Point
 from synood.images import ImageError, find_images
@@ -90,22 +93,39 @@ class MapView:
         return featuremap.figure(self.xy, self.points, colour, self.title, self.score_title)
 
 
-def folder_sources(folder: str, group: str, label_by_name: bool) -> list[Source]:
-    """Every image under `folder`; OOD images are labelled by file name."""
-    return [Source(path, group, path.name if label_by_name else "")
-            for path in find_images(Path(folder.strip()).expanduser())]
+def folder_sources(folder: str, group: str, label_by_name: bool, roots: DataRoots) -> tuple[list[Source], list[str]]:
+    """Every image under `folder`, which must lie under `roots` (OOD images labelled by file name), and a message
+    per file in it that leads outside them (skipped)."""
+    paths, outside = roots.split(find_images(roots.check(folder)))
+    sources = [Source(path, group, path.name if label_by_name else "") for path in paths]
+    return sources, list(map(leads_outside, outside))
 
 
-def gather(id_folder: str, generation: str, ood_folder: str, cap: int) -> tuple[list[Source], list[str]]:
-    """At most `cap` images of each group given (spread evenly over each), and a note per short or capped group."""
+def synthetic_sources(generation: str, roots: DataRoots) -> tuple[list[Source], list[str]]:
+    """The synthetic images of a generation under `roots`, labelled by negative label and class, and a message per
+    image its manifest names outside them (skipped)."""
+    manifest = load_manifest(roots.check(generation))
+    kept, outside = roots.split([pair.image for pair in manifest.pairs])
+    allowed = set(kept)
+    return ([Source(pair.image, "synthetic", f"{pair.negative_label} (from {pair.class_name})")
+             for pair in manifest.pairs if pair.image in allowed], list(map(leads_outside, outside)))
+
+
+def gather(id_folder: str, generation: str, ood_folder: str, cap: int,
+           roots: DataRoots) -> tuple[list[Source], list[str], list[str]]:
+    """At most `cap` images of each group given (spread evenly over each), a note per short or capped group, and a
+    message per file skipped because it leads outside `roots`."""
     found: dict[str, list[Source]] = {}
+    problems: list[str] = []
     if id_folder.strip():
-        found["ID"] = folder_sources(id_folder, "ID", False)
+        found["ID"], skipped = folder_sources(id_folder, "ID", False, roots)
+        problems += skipped
     if generation.strip():
-        found["synthetic"] = [Source(pair.image, "synthetic", f"{pair.negative_label} (from {pair.class_name})")
-                              for pair in load_manifest(generation).pairs]
+        found["synthetic"], skipped = synthetic_sources(generation, roots)
+        problems += skipped
     if ood_folder.strip():
-        found["OOD"] = folder_sources(ood_folder, "OOD", True)
+        found["OOD"], skipped = folder_sources(ood_folder, "OOD", True, roots)
+        problems += skipped
     if not found:
         raise MapError("Give at least one of: an ID image folder, a generation folder (or its manifest), "
                        "an OOD image folder.")
@@ -118,8 +138,8 @@ def gather(id_folder: str, generation: str, ood_folder: str, cap: int) -> tuple[
             notes.append(f"{group}: no images found")
         chosen += kept
     if not chosen:
-        raise MapError("No images to map: " + "; ".join(notes))
-    return chosen, notes
+        raise MapError("No images to map: " + "; ".join(notes + problems[:SHOWN_PROBLEMS]))
+    return chosen, notes, problems
 
 
 def id_labels(paths: list[Path], features: torch.Tensor, detector: Detector) -> list[str]:
@@ -146,8 +166,9 @@ def report(headline: str, notes: list[str], problems: list[str]) -> str:
     return "\n".join(lines)
 
 
-def build(suite: Suite, config: Config) -> None:
+def build(suite: Suite, config: Config, roots: DataRoots) -> None:
     holder = DetectorHolder.shared(suite, config)
+    detector_roots = roots.with_folder(Path(config.paths.home) / "runs")  # where fine-tuning runs write detectors
     stops: dict[str, threading.Event] = {}  # per browser session: Stop sets it, the encoding loop reads it
 
     def prepare(id_folder: str, generation: str, ood_folder: str, checkpoint_file: str, space: str, cap: int,
@@ -157,11 +178,12 @@ def build(suite: Suite, config: Config) -> None:
 
         if space == "after" and not checkpoint_file.strip():
             raise MapError("The map after the projection needs a fine-tuned detector file (.safetensors).")
-        chosen, notes = gather(id_folder, generation, ood_folder, cap)
+        chosen, notes, outside = gather(id_folder, generation, ood_folder, cap, roots)
+        detector_file = detector_roots.check(checkpoint_file) if space == "after" else None
         detector = holder.get(progress)
         tuned = None
-        if space == "after":
-            tuned = checkpoint.load_detector(Path(checkpoint_file.strip()).expanduser())
+        if detector_file is not None:
+            tuned = checkpoint.load_detector(detector_file)
             tuned.check(detector.encoder.identity, [label.word for label in detector.negatives])
 
         def encoded(done: int, total: int) -> None:
@@ -193,7 +215,7 @@ def build(suite: Suite, config: Config) -> None:
         points = tuple(Point(source.group, source.label, value, source.path.name,
                              featuremap.file_url(featuremap.thumbnail_path(content)))
                        for source, value, content in zip(kept, score.tolist(), found.hashes))
-        return Encoded(features, points, found.paths, found.hashes, score_title, notes, found.problems)
+        return Encoded(features, points, found.paths, found.hashes, score_title, notes, outside + found.problems)
 
     def draw(id_folder: str, generation: str, ood_folder: str, checkpoint_file: str, space: str, colour: str,
              cap: float | None, request: gr.Request, progress=gr.Progress()):
@@ -208,7 +230,7 @@ def build(suite: Suite, config: Config) -> None:
         except Stopped:
             yield gr.skip(), "Stopped while encoding the images.", gr.skip()
             return
-        except (MapError, ImageError, PairsError, CheckpointError, ModelUnavailableError) as exc:
+        except (MapError, AccessError, ImageError, PairsError, CheckpointError, ModelUnavailableError) as exc:
             gr.Warning(str(exc))
             yield gr.skip(), f"**No map:** {escape(exc)}", gr.skip()
             return

@@ -1,17 +1,19 @@
-"""Fine-tuning tab: train stages 2 and 3 on a generation in the background, watch the curves, compare before/after."""
+"""Fine-tuning tab: train stages 2 and 3 on a generation in the background, watch the curves, compare before/after.
+The generation (and every image its manifest names) and the before/after folders must lie under the data roots."""
 from __future__ import annotations
 
 import dataclasses
 import time
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import gradio as gr
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from synood import runs
+from synood import pairs, runs
+from synood.access import AccessError, DataRoots
 from synood.config import Config, ConfigError
+from synood.images import ImageError, find_images
 from synood.models import ModelUnavailableError, Suite
 from synood.runs import Run, RunError
 
@@ -83,6 +85,38 @@ def stored_config(run: Run, home: str) -> Config:
     except ConfigError as exc:
         raise gr.Error(f"Run {run.id}: its stored configuration does not fit this version ({exc}).",
                        print_exception=False) from None
+
+
+def confined_generation(roots: DataRoots, path: str) -> str:
+    """The generation's resolved path; gr.Error unless it and every image its manifest names (training reads the
+    synthetic images and their sources) lie under `roots`."""
+    try:
+        generation = roots.check(path)
+        manifest = pairs.load_manifest(generation)
+    except (AccessError, pairs.PairsError) as exc:
+        raise gr.Error(str(exc), print_exception=False) from None
+    named = list(dict.fromkeys(image for pair in manifest.pairs for image in (pair.image, pair.source)))
+    _, outside = roots.split(named)
+    if outside:
+        raise gr.Error(f"{manifest.path}: {len(outside):,} of the {len(named):,} images it names are outside the "
+                       f"app's data roots ({roots.describe()}), such as {outside[0]}; start the app with --data-root "
+                       "DIR to allow their folder.", print_exception=False)
+    return str(generation)
+
+
+def confined_folder(roots: DataRoots, path: str) -> str:
+    """The image folder's resolved path; gr.Error unless it and every image file in it lie under `roots`."""
+    try:
+        folder = roots.check(path)
+        found = find_images(folder)
+    except (AccessError, ImageError) as exc:
+        raise gr.Error(str(exc), print_exception=False) from None
+    _, outside = roots.split(found)
+    if outside:
+        raise gr.Error(f"{folder}: {len(outside):,} of its {len(found):,} image files lead outside the app's data "
+                       f"roots ({roots.describe()}), such as {outside[0]}; remove those links or start the app with "
+                       "--data-root DIR to allow their folder.", print_exception=False)
+    return str(folder)
 
 
 def stages(run: Run) -> list[tuple[str, int]]:
@@ -177,7 +211,7 @@ def warn_skipped(problems: list[str]) -> None:
         gr.Warning(f"{len(problems)} image files could not be read and were skipped: {shown}")
 
 
-def build(suite: Suite, config: Config) -> None:
+def build(suite: Suite, config: Config, roots: DataRoots) -> None:
     store = runs.store_for(config.paths.home)
     runner = JobRunner(store)
     holder = DetectorHolder.shared(suite, config)
@@ -259,7 +293,7 @@ def build(suite: Suite, config: Config) -> None:
         if not training.plan(run_config):
             raise gr.Error("Nothing to train: give the projection (or, in separate mode, the negatives) at least "
                            "one epoch.", print_exception=False)
-        generation = str(Path(path.strip()).expanduser().resolve())
+        generation = confined_generation(roots, path)
         data = data_for(generation, run_config, progress)
         run = training.start(store, run_config, generation, data, suite.name, status="queued")
         submit(run.id, data, run_config)
@@ -273,7 +307,7 @@ def build(suite: Suite, config: Config) -> None:
             run_config = training.resume_config(run, config.paths.home)
         except (RunError, ConfigError) as exc:
             raise gr.Error(str(exc), print_exception=False) from None
-        data = data_for(run.inputs["generation"], run_config, progress)
+        data = data_for(confined_generation(roots, run.inputs["generation"]), run_config, progress)
         try:
             training.check_data(run, data)
         except RunError as exc:
@@ -300,13 +334,14 @@ def build(suite: Suite, config: Config) -> None:
                            print_exception=False)
         if not (id_folder or "").strip() or not (ood_folder or "").strip():
             raise gr.Error("Give both an ID folder and an OOD folder.", print_exception=False)
+        id_folder, ood_folder = confined_folder(roots, id_folder), confined_folder(roots, ood_folder)
         run_config = stored_config(run, config.paths.home)
         detector, encoder = tools(progress)
         try:
             tuned = checkpoint.load_detector(run.artifacts["detector"])
             tuned.check(encoder.identity, [label.word for label in detector.negatives])
             result = training.before_after(encoder, detector.id_features, detector.negative_features, tuned,
-                                           id_folder.strip(), ood_folder.strip(), run_config, encoding(progress))
+                                           id_folder, ood_folder, run_config, encoding(progress))
         except (checkpoint.CheckpointError, training.TrainingError) as exc:
             raise gr.Error(str(exc), print_exception=False) from None
         warn_skipped(result["id"]["skipped"] + result["ood"]["skipped"])

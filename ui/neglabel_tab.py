@@ -9,12 +9,11 @@ from typing import TYPE_CHECKING, ClassVar
 
 import gradio as gr
 import plotly.graph_objects as go
-from PIL import Image
 
 from synood.config import Config
 from synood.models import ModelUnavailableError, Suite
 
-from .inputs import photo_input
+from .inputs import photo_input, uploaded_image
 
 if TYPE_CHECKING:  # torch, open_clip and the detector load on first use: the app must start in seconds
     import torch
@@ -127,11 +126,10 @@ def build(suite: Suite, config: Config) -> None:
         value = float(score[0])
         return summary(value, analysis, ngroups, temperature, detector), group_spread(groups[0], value)
 
-    def analyse(image: Image.Image | None, ngroups: float, temperature: float, progress=gr.Progress()):
+    def analyse(path: str | None, ngroups: float, temperature: float, progress=gr.Progress()):
         from synood import scores
 
-        if image is None:
-            raise gr.Error("Upload an image or pick an example first.", print_exception=False)
+        image = uploaded_image(path)
         try:
             detector = holder.get(progress)
             progress(0.9, desc="Scoring the image")

@@ -15,7 +15,7 @@ from synood.models.suites import GENERATOR_STEP_SIZES
 from synood.prompts import context_prompt
 
 from .context_tab import parse_labels
-from .inputs import photo_input
+from .inputs import photo_input, uploaded_image
 from .plots import optimisation_curve
 
 if TYPE_CHECKING:
@@ -54,6 +54,7 @@ class Run:
     source_energy: float
     source_predicted: str
     m_out: float
+    total: int  # the iterations asked for
     frames: tuple[Frame, ...]
 
 
@@ -63,10 +64,10 @@ def figure(run: Run) -> go.Figure:
                               run.source_energy, run.m_out)
 
 
-def describe(run: Run, shown: int, total: int) -> str:
+def describe(run: Run, shown: int) -> str:
     """The numbers of the iteration on screen, beside the source's."""
     frame = run.frames[shown - 1]
-    return (f"**Iteration {shown} of {total}** · loss **{frame.loss:.4f}** · energy E(x) **{frame.energy:.3f}** "
+    return (f"**Iteration {shown} of {run.total}** · loss **{frame.loss:.4f}** · energy E(x) **{frame.energy:.3f}** "
             f"(source {run.source_energy:.3f}, m_out {run.m_out:g}) · classifier ID score (max softmax) "
             f"**{frame.id_score:.3f}** · predicted: {frame.predicted} (source: {run.source_predicted})")
 
@@ -76,10 +77,9 @@ def build(suite: Suite, config: Config) -> None:
     family = suite.spec.components["generator"].family
     own_step = GENERATOR_STEP_SIZES.get(family)
 
-    def run(image: Image.Image | None, labels_text: str, iterations: float, step_size: float | None, loss: str,
+    def run(path: str | None, labels_text: str, iterations: float, step_size: float | None, loss: str,
             gradient: str, seed: float, m_out: float, progress=gr.Progress()):
-        if image is None:
-            raise gr.Error("Upload an image or pick an example first.", print_exception=False)
+        image = uploaded_image(path)
         from synood import generation
 
         settings = dataclasses.replace(defaults, iterations=int(iterations), loss=loss, gradient=gradient,
@@ -99,20 +99,20 @@ def build(suite: Suite, config: Config) -> None:
         canvas = generation.prepare(generator, image, prompt, settings.seed, settings)
         before, predicted = generation.source_energy(classifier, canvas)
         names = classifier.class_names
-        result = Run(to_pil(canvas.source), before, names[predicted], settings.m_out, ())
+        result = Run(to_pil(canvas.source), before, names[predicted], settings.m_out, settings.iterations, ())
         for step in generation.iterations(generator, classifier, canvas, settings):
             frame = Frame(to_pil(step.image), step.loss, step.energy, step.id_score, names[step.predicted])
             result = dataclasses.replace(result, frames=result.frames + (frame,))
             shown = len(result.frames)
             yield ("\n".join(labels), prompt, figure(result),
                    gr.update(maximum=settings.iterations, value=shown, interactive=True),
-                   result.source, frame.image, describe(result, shown, settings.iterations), result)
+                   result.source, frame.image, describe(result, shown), result)
 
     def show(result: Run | None, shown: float):
         if result is None or not result.frames:
             return gr.update(), gr.update()
         shown = min(max(int(shown), 1), len(result.frames))
-        return result.frames[shown - 1].image, describe(result, shown, len(result.frames))
+        return result.frames[shown - 1].image, describe(result, shown)
 
     with gr.Tab("Noise optimisation", id="noise"):
         gr.Markdown(INTRO)

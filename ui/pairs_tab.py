@@ -1,4 +1,5 @@
-"""Synthetic pairs tab: browse a generation's manifest as ID image / synthetic image pairs, and open one in full."""
+"""Synthetic pairs tab: browse a generation's manifest as ID image / synthetic image pairs, and open one in full.
+The generation must lie under the app's data roots; images its manifest names elsewhere show as placeholders."""
 from __future__ import annotations
 
 import math
@@ -8,6 +9,7 @@ import gradio as gr
 import plotly.graph_objects as go
 
 from synood import pairs
+from synood.access import AccessError, DataRoots
 from synood.config import Config
 from synood.models import Suite
 from synood.pairs import Pair, PairsError
@@ -40,11 +42,15 @@ def caption(pair: Pair) -> str:
     return f"{pair.class_name} · E {pair.energy_before:.2f} → {pair.energy_after:.2f} · neg: {pair.negative_label}"
 
 
-def page_line(page: pairs.Page, manifest: pairs.Manifest) -> str:
-    """Where the user is: "Page X of Y · N pairs shown of M", and any lines the manifest reader skipped."""
+def page_line(page: pairs.Page, manifest: pairs.Manifest, outside: int = 0) -> str:
+    """Where the user is: "Page X of Y · N pairs shown of M", any lines the manifest reader skipped, and how many
+    of the page's images lie outside the data roots."""
     line = f"Page **{page.number}** of {page.count} · {page.total:,} pairs shown of {len(manifest.pairs):,}"
     if manifest.skipped:
         line += f" · {manifest.skipped:,} manifest lines did not parse and were skipped"
+    if outside:
+        line += (f" · {outside:,} images on this page are outside the app's data roots and not shown (start the app "
+                 "with --data-root DIR to allow their folder)")
     return line
 
 
@@ -83,22 +89,24 @@ def details(pair: Pair) -> str:
     return "\n".join([lines[0], "|---|---|", *lines[1:]])  # the pair id heads the table
 
 
-def load_manifest(path: str) -> pairs.Manifest:
-    """The manifest, or a gr.Error that says why not (the previous state stays)."""
+def load_manifest(path: str, roots: DataRoots) -> pairs.Manifest:
+    """The manifest of a generation folder or manifest file under `roots`, or a gr.Error that says why not (the
+    previous state stays)."""
     try:
-        return pairs.load_manifest(path)
-    except PairsError as exc:
+        return pairs.load_manifest(roots.check(path))
+    except (AccessError, PairsError) as exc:
         raise gr.Error(str(exc), print_exception=False) from None
 
 
-def build(suite: Suite, config: Config) -> None:
+def build(suite: Suite, config: Config, roots: DataRoots) -> None:
     m_out = config.synthesis.m_out
+    inside = roots.contains
 
     def show(manifest_file: str, class_id: str, energy_min: float | None, energy_max: float | None, label: str,
              sort: str, order: str, size: int, number: float | None = 1):
         if not manifest_file:
             raise gr.Error("Load a generation folder or manifest first.", print_exception=False)
-        manifest = load_manifest(manifest_file)
+        manifest = load_manifest(manifest_file, roots)
         chosen = pairs.filter_pairs(manifest.pairs, class_id or None, energy_min, energy_max, label or "")
         try:
             chosen = pairs.sort_pairs(chosen, sort, descending=order == "descending")
@@ -106,12 +114,13 @@ def build(suite: Suite, config: Config) -> None:
         except PairsError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
         try:
-            files = pairs.thumbnails(page.pairs)
+            files = pairs.thumbnails(page.pairs, inside=inside)
         except OSError as exc:
             raise gr.Error(f"Cannot write thumbnails under {pairs.thumbnail_dir()}: {exc.strerror or exc}",
                            print_exception=False) from None
         gallery = [(str(path), caption(pair)) for path, pair in zip(files, page.pairs)]
-        return gallery, page_line(page, manifest), [pair.id for pair in page.pairs], page.number
+        outside = sum(not inside(path) for pair in page.pairs for path in (pair.source, pair.image))
+        return gallery, page_line(page, manifest, outside), [pair.id for pair in page.pairs], page.number
 
     def turn(delta: int):
         def step(*filters_and_page):
@@ -120,7 +129,9 @@ def build(suite: Suite, config: Config) -> None:
         return step
 
     def load(path: str, sort: str, order: str, size: int):
-        manifest = load_manifest(path)
+        if not (path or "").strip():
+            raise gr.Error("Give a generation folder or its manifest.jsonl.", print_exception=False)
+        manifest = load_manifest(path, roots)
         low, high = manifest.energy_range()
         low, high = outward(low, up=False), outward(high, up=True)
         choices = [ALL_CLASSES] + [(f"{name} ({class_id})", class_id) for class_id, name in manifest.classes()]
@@ -135,10 +146,11 @@ def build(suite: Suite, config: Config) -> None:
         if not manifest_file:
             raise gr.Error("Load a generation folder or manifest first.", print_exception=False)
         try:
-            pair = load_manifest(manifest_file).get(pair_id.strip())
+            pair = load_manifest(manifest_file, roots).get(pair_id.strip())
         except PairsError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
-        return (pairs.pair_image(pair.source, "source image"), pairs.pair_image(pair.image, "synthetic image"),
+        return (pairs.pair_image(pair.source, "source image", inside),
+                pairs.pair_image(pair.image, "synthetic image", inside),
                 curve(pair, m_out), details(pair))
 
     with gr.Tab("Synthetic pairs", id="pairs"):

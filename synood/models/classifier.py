@@ -24,7 +24,7 @@ from torchvision.transforms.functional import to_tensor
 from ..runtime import pick_dtype, seeded_init
 from . import sources
 from .interfaces import ComponentInfo, count_parameters
-from .suites import ComponentSpec, ModelUnavailableError
+from .suites import ComponentSpec, ModelUnavailableError, weights_only
 
 TINY_RESNET = "synood-tiny-resnet"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -188,7 +188,8 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise ModelUnavailableError(f"no classifier checkpoint file at {path}")
     if path.suffix == ".safetensors":
         return load_file(str(path))
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    with weights_only(str(path)):
+        state = torch.load(path, map_location="cpu", weights_only=True)
     for key in WRAPPER_KEYS:
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             return state[key]

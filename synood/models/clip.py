@@ -24,7 +24,7 @@ from ..runtime import RANDOM_INIT_SEED, pick_dtype, seeded_init
 from ..textcache import Progress, cached_text_features
 from . import sources
 from .interfaces import ComponentInfo, count_parameters
-from .suites import OPEN_CLIP_FILES, ComponentSpec, ModelUnavailableError, open_clip_repo
+from .suites import OPEN_CLIP_FILES, ComponentSpec, ModelUnavailableError, open_clip_repo, weights_only
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 HUB_PREFIX = "hf-hub:"
@@ -95,7 +95,7 @@ class OpenClipEncoder:
 def load(spec: ComponentSpec, device: torch.device, dtype: str) -> OpenClipEncoder:
     """Build spec.model with open_clip's factory, with weights from a local file or the local HF cache."""
     checkpoint, pretrained_cfg = _resolve(spec)
-    with seeded_init():  # a random init is the same in every process, so it can be cached
+    with seeded_init(), weights_only(checkpoint):  # a random init is the same in every process, so it can be cached
         model, _, transform = open_clip.create_model_and_transforms(
             spec.model, pretrained=checkpoint, device=device,
             force_quick_gelu=bool(pretrained_cfg.get("quick_gelu")),  # the activation the weights were trained with

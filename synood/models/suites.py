@@ -8,9 +8,12 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import pickle
+import re
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from . import sources
 from .interfaces import ROLE_TITLES, ROLES, ComponentInfo
@@ -65,6 +68,18 @@ OVERRIDES = {"encoder": ("encoder", "encoder_weights"), "classifier": ("classifi
 
 class ModelUnavailableError(RuntimeError):
     """A component's weights are not on this machine; the message says how to get them."""
+
+
+@contextmanager
+def weights_only(path: str | None) -> Iterator[None]:
+    """Turn torch's refusal to unpickle more than tensors (weights_only=True) into a clear error naming the file."""
+    try:
+        yield
+    except pickle.UnpicklingError as exc:
+        found = re.search(r"nsupported (?:global: )?GLOBAL (\S+)", str(exc))
+        raise ModelUnavailableError(
+            f"{path}: refused: the checkpoint holds more than tensors" + (f" (it names {found[1]})" if found else "")
+            + "; SynOOD never fully unpickles a file. Save the model's state_dict with safetensors instead.") from None
 
 
 @dataclass(frozen=True)
