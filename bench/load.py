@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from synood import photos  # noqa: E402
 from tests.serve import serving  # noqa: E402
-from tests.test_finetune_app import settings  # noqa: E402
+from tests.test_finetune_app import settings, wait_for  # noqa: E402
 
 SCORE = "/neglabel_score"
 CONCURRENCY = 4  # app.py: queue(default_concurrency_limit=4)
@@ -241,16 +241,6 @@ def shown(client: Client, run_id: str) -> tuple[str, int]:
     return found.group(2), int(found.group(3))
 
 
-def wait_until(check, what: str, limit: float):
-    """Poll `check` every 0.5 s until it returns a true value (returned); RuntimeError naming `what` after `limit` s."""
-    give_up = time.monotonic() + limit
-    while not (value := check()):
-        if time.monotonic() > give_up:
-            raise RuntimeError(f"gave up waiting for {what} after {limit:.0f} s")
-        time.sleep(0.5)
-    return value
-
-
 def say(message: str) -> None:
     """Progress on stderr: a run takes minutes."""
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
@@ -314,7 +304,7 @@ def run(url: str, pid: int, generation: str | Path, users: int, requests: int, d
         say("launching the long fine-tuning run")
         run_id = control.predict(str(generation), *settings(LONG_JOB_EPOCHS, LONG_JOB_EPOCHS, batch=1),
                                  api_name="/finetune_launch")[0]
-        wait_until(lambda: shown(control, run_id)[1] >= 1, f"run {run_id} to record an epoch", timeout)
+        wait_for(lambda: shown(control, run_id)[1] >= 1, f"run {run_id} to record an epoch", timeout, every=0.5)
 
         clients = [Client(url, verbose=False) for _ in range(users + 1)]  # connected before the clock starts
         load: list[Request] = []
@@ -338,8 +328,8 @@ def run(url: str, pid: int, generation: str | Path, users: int, requests: int, d
 
         say(f"load done; stopping run {run_id}")
         control.predict(run_id, api_name="/finetune_stop")
-        status = wait_until(lambda: (s := shown(control, run_id)[0]) in ("stopped", "failed", "completed") and s,
-                            f"run {run_id} to stop", timeout)
+        status = wait_for(lambda: (s := shown(control, run_id)[0]) in ("stopped", "failed", "completed") and s,
+                          f"run {run_id} to stop", timeout, every=0.5)
     finally:
         memory.stop()
     return Report(users, requests, deadline, single, load, ended - began, probed, run_id, epochs_before, epochs_after,

@@ -17,7 +17,7 @@ from synood import featuremap, pairs, storage
 from synood.manifest import Manifest
 from synood.runs import RunError, RunStore
 from tests.test_cli import synood
-from tests.test_generation import ok, records, selection, single  # noqa: F401 (fixtures)
+from tests.test_generation import generate, ok, records, selection, single  # noqa: F401 (fixtures)
 
 # Runs `synood generate` with one kill point armed: the process SIGKILLs itself there.
 KILLER = """
@@ -61,10 +61,10 @@ sys.exit(cli.main(sys.argv[2:]))
 POINTS = ("mid-item", "after-image", "torn-append", "mid-merge")
 
 
-def generate_with(point: str | None, selection_file: Path, out: Path) -> subprocess.CompletedProcess:
-    """`synood generate --suite tiny` (one thread, as tests/test_generation runs it), dying at `point`."""
-    args = ["generate", "--suite", "tiny", "--selection", str(selection_file), "--out", str(out)]
-    command = [sys.executable, "-c", KILLER, point, *args] if point else [sys.executable, "-m", "synood.cli", *args]
+def killed_at(point: str, selection_file: Path, out: Path) -> subprocess.CompletedProcess:
+    """`synood generate --suite tiny` (one thread, as tests/test_generation's `generate` runs it), dying at `point`."""
+    command = [sys.executable, "-c", KILLER, point, "generate", "--suite", "tiny", "--selection", str(selection_file),
+               "--out", str(out)]
     return subprocess.run(command, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True,
                           timeout=580)
 
@@ -78,13 +78,13 @@ def generate_runs(out: Path) -> list[dict]:
 def test_generate_killed_then_resumed_equals_an_uninterrupted_run(point, selection, single, tmp_path):  # noqa: F811
     reference, _, _ = single
     out = tmp_path / "gen"
-    killed = generate_with(point, selection, out)
+    killed = killed_at(point, selection, out)
     assert killed.returncode == -9, killed.stderr[-2000:]
     assert generate_runs(out)[0]["status"] == "interrupted"
     half_done = Manifest(out).records()
     assert len({r["id"] for r in half_done}) == len(half_done) and all((out / r["image"]).is_file() for r in half_done)
 
-    resumed = ok(generate_with(None, selection, out))
+    resumed = ok(generate("--selection", str(selection), "--out", str(out)))
     assert f"skipped {len(half_done)} finished before" in resumed.stderr
     assert records(out) == records(reference)  # the same items, once each, in selection order
     for record in records(out):

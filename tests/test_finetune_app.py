@@ -49,13 +49,15 @@ def settings(projection_epochs: int, negatives_epochs: int, batch: int = 128) ->
     return [p.lr, projection_epochs, batch, n.lr, negatives_epochs, batch, 0, "separate", False, "both", 0, 0, 0]
 
 
-def wait_for(check, what: str, limit: float = 300.0) -> None:
-    """Poll `check` until it is true; the limit only keeps a broken run from hanging the session."""
+def wait_for(check, what: str, limit: float = 300.0, every: float = 0.1):
+    """Poll `check` every `every` s until it returns a true value (returned); the limit only keeps a broken run from
+    hanging the session."""
     deadline = time.monotonic() + limit
-    while not check():
+    while not (value := check()):
         if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        time.sleep(0.1)
+            raise AssertionError(f"gave up waiting for {what} after {limit:.0f} s")
+        time.sleep(every)
+    return value
 
 
 def status_of(run_id: str) -> str:

@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 from synood import photos
 from synood.config import cache_home
 from tests.test_cli import synood
-from tests.test_generation import generate, ok
+from tests.test_generation import generate, ok, train_folder
 
 EPOCHS = ("--set", "projection.epochs=4", "--set", "negtune.epochs=3")
 FAULT = """
@@ -34,11 +34,9 @@ sys.exit(cli.main(sys.argv[3:]))
 @pytest.fixture(scope="module")
 def folders(tmp_path_factory):
     root = tmp_path_factory.mktemp("finetune")
-    for photo, cls in zip(photos.photos("id")[:4], ["n02123045", "n02123045", "coffee_mug", "coffee_mug"]):
-        (root / "train" / cls).mkdir(parents=True, exist_ok=True)
-        shutil.copy(photo.path, root / "train" / cls / photo.path.name)
-        (root / "id").mkdir(exist_ok=True)
-        shutil.copy(photo.path, root / "id" / photo.path.name)
+    (root / "id").mkdir()
+    for path in train_folder(root):
+        shutil.copy(path, root / "id" / path.name)
     (root / "ood").mkdir()
     for photo in photos.photos("ood")[:4]:
         shutil.copy(photo.path, root / "ood" / photo.path.name)

@@ -119,12 +119,22 @@ def test_merge_orders_by_selection_never_duplicates_and_keeps_other_ranks_parts(
 
 # --- synood generate (tiny suite) ---------------------------------------------------------------------------
 
+TRAIN_CLASSES = ["n02123045", "n02123045", "coffee_mug", "coffee_mug"]  # a WNID and a class name, 2 photos each
+
+
+def train_folder(root: Path) -> list[Path]:
+    """root/train with the first 4 packaged ID photos copied into TRAIN_CLASSES' folders; the photos' paths."""
+    chosen = [photo.path for photo in photos.photos("id")[:len(TRAIN_CLASSES)]]
+    for path, cls in zip(chosen, TRAIN_CLASSES):
+        (root / "train" / cls).mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, root / "train" / cls / path.name)
+    return chosen
+
+
 @pytest.fixture(scope="module")
 def selection(tmp_path_factory):
     root = tmp_path_factory.mktemp("select")
-    for photo, cls in zip(photos.photos("id")[:4], ["n02123045", "n02123045", "coffee_mug", "coffee_mug"]):
-        (root / "train" / cls).mkdir(parents=True, exist_ok=True)
-        shutil.copy(photo.path, root / "train" / cls / photo.path.name)
+    train_folder(root)
     result = ok(synood("select", "--train", str(root / "train"), "--per-class", "2", "--out", str(root / "sel.jsonl")))
     assert "selected 4 images from 2 classes (2 matched to ImageNet classes)" in result.stderr
     return root / "sel.jsonl"
