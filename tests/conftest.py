@@ -7,7 +7,10 @@ import os
 import tempfile
 from pathlib import Path
 
-_CACHE = Path(tempfile.mkdtemp(prefix="synood-test-cache-"))
+# $SYNOOD_TEST_CACHE (a developer's option, never set by CI) reuses one cache folder across sessions: the caches are
+# keyed by content, so only tests of a cold start can notice it.
+_CACHE = Path(os.environ.get("SYNOOD_TEST_CACHE") or tempfile.mkdtemp(prefix="synood-test-cache-"))
+_CACHE.mkdir(parents=True, exist_ok=True)
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"

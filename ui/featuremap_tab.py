@@ -22,7 +22,7 @@ from synood.images import ImageError, find_images
 from synood.models import ModelUnavailableError, Suite
 from synood.pairs import PairsError, load_manifest
 
-from .neglabel_tab import DetectorHolder
+from .detector import DetectorHolder
 from .pairs_tab import escape
 
 if TYPE_CHECKING:  # torch and the detector load on first use

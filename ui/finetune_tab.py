@@ -18,7 +18,7 @@ from synood.models import ModelUnavailableError, Suite
 from synood.runs import Run, RunError
 
 from .jobs import JobRunner
-from .neglabel_tab import DetectorHolder
+from .detector import DetectorHolder
 
 if TYPE_CHECKING:  # torch loads on first use: the app must start in seconds
     from synood.detect import Detector

@@ -2,10 +2,8 @@
 from __future__ import annotations
 
 import html
-import threading
-import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 import gradio as gr
 import plotly.graph_objects as go
@@ -13,6 +11,7 @@ import plotly.graph_objects as go
 from synood.config import Config
 from synood.models import ModelUnavailableError, Suite
 
+from .detector import DetectorHolder
 from .inputs import photo_input, uploaded_image
 
 if TYPE_CHECKING:  # torch, open_clip and the detector load on first use: the app must start in seconds
@@ -39,43 +38,6 @@ class Analysis:
     negative_similarity: torch.Tensor  # (M,)
     msp: float
     energy: float
-
-
-class DetectorHolder:
-    """The suite's detector, built once on first use (mining can take minutes cold) and shared."""
-
-    _shared: ClassVar[weakref.WeakKeyDictionary] = weakref.WeakKeyDictionary()
-    _shared_lock: ClassVar[threading.Lock] = threading.Lock()
-
-    def __init__(self, suite: Suite, config: Config):
-        self.suite, self.config = suite, config
-        self._detector: Detector | None = None
-        self._lock = threading.Lock()
-
-    @classmethod
-    def shared(cls, suite: Suite, config: Config) -> DetectorHolder:
-        """The one holder of this suite and NegLabel settings, so that every tab uses one detector."""
-        with cls._shared_lock:
-            holder = cls._shared.get(suite)
-            if holder is None or holder.config.neglabel != config.neglabel:
-                holder = cls._shared[suite] = cls(suite, config)
-            return holder
-
-    def get(self, progress: gr.Progress) -> Detector:
-        with self._lock:
-            if self._detector is None:
-                stage = {"n": 0}
-
-                def report(done: int, total: int) -> None:
-                    if done == total:
-                        stage["n"] += 1
-                    progress(done / total, desc=f"Mining negative labels (step {stage['n'] + 1} of 3)")
-
-                from synood.detect import Detector
-
-                encoder, classifier = self.suite.get("encoder"), self.suite.get("classifier")
-                self._detector = Detector(encoder, classifier, self.config.neglabel, report)
-            return self._detector
 
 
 def bars(names: list[str], values: list[float], title: str, color: str) -> go.Figure:
