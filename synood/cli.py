@@ -26,7 +26,6 @@ TITLES = {**SCORE_TITLES, "synood": "SynOOD"}  # "synood": NegLabel with a fine-
 METRIC_KEYS = ("auroc", "fpr95", "fpr95_openood", "aupr_in", "aupr_out")
 FPR95_NOTE = ("FPR95: share of OOD images scored above the threshold that keeps 95 % of ID images (MOS / NegLabel / "
               "SynOOD convention; OpenOOD's is fpr95_openood in --json and --csv). All values in %.")
-MINING_STAGES = ("ID labels", "nouns", "adjectives")  # also the detector's: it encodes its ID labels, then mines
 BATCH = 32
 ROLES_FOR_GENERATION = ("labeller", "generator", "classifier", "encoder")
 
@@ -146,21 +145,18 @@ class CommandError(Exception):
 
 
 class StageBars:
-    """A (done, total) progress callback drawn as one tqdm bar per stage on stderr.
+    """A (stage, done, total) progress callback (textcache.StageProgress) drawn as one tqdm bar per named stage
+    on stderr: counted stages in `unit`s, single steps (total 1) as one step."""
 
-    The callback restarts for every stage: a bar closes when its stage is done, and a new one starts
-    when none is open, when `done` goes backwards or when `total` changes.
-    """
+    def __init__(self, unit: str = "prompt"):
+        self.unit, self.bar, self.stage = unit, None, None
 
-    def __init__(self, stages: Sequence[str], unit: str = "text"):
-        self.stages, self.unit, self.started, self.bar = list(stages), unit, 0, None
-
-    def __call__(self, done: int, total: int) -> None:
-        if self.bar is None or done < self.bar.n or total != self.bar.total:
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if self.bar is None or stage != self.stage or done < self.bar.n or total != self.bar.total:
             self.close()
-            desc = self.stages[min(self.started, len(self.stages) - 1)]
-            self.bar = tqdm(total=total, desc=desc, unit=self.unit, file=sys.stderr, dynamic_ncols=True)
-            self.started += 1
+            self.stage = stage
+            self.bar = tqdm(total=total, desc=stage, unit=self.unit if total > 1 else "step", file=sys.stderr,
+                            dynamic_ncols=True)
         self.bar.update(done - self.bar.n)
         if done >= total:
             self.close()
@@ -202,7 +198,7 @@ def _detector(config: Config, suite: suites.Suite | None = None) -> tuple[suites
     if suite is None:
         suite, _ = _components(config)
     classifier, encoder = (suite.get(role, progress=_say) for role in ("classifier", "encoder"))
-    bars = StageBars(MINING_STAGES)
+    bars = StageBars()
     try:
         return suite, Detector(encoder, classifier, config.neglabel, progress=bars)
     finally:
@@ -230,13 +226,14 @@ def _cmd_mine(args: argparse.Namespace, config: Config) -> int:
 
     fmt = args.format or ("json" if args.out.endswith(".json") else "tsv")
     _check_output(args.out)
-    from .detect import IMAGENET_CLASSNAMES
+    from .detect import IMAGENET_CLASSNAMES  # torch and open_clip: after the checks that fail fast
 
     suite, (encoder,) = _components(config, "encoder")
     start = time.perf_counter()
-    bars = StageBars(MINING_STAGES)
+    bars = StageBars()
     try:
-        labels, _ = mining.mine(encoder.text_features, IMAGENET_CLASSNAMES, config.neglabel, bars)
+        labels, _ = mining.negatives(encoder.identity, encoder.text_features, IMAGENET_CLASSNAMES, config.neglabel,
+                                     bars)
     finally:
         bars.close()
     seconds = time.perf_counter() - start

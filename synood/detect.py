@@ -1,7 +1,8 @@
 """The detector: NegLabel and its baselines for one encoder and classifier, over PIL images.
 
 Text features (ID labels, mined negatives) are computed once per detector, from the on-disk
-cache; images are scored in one pass. Every score is "higher = more in-distribution".
+caches (text features, and the mined list: mining.negatives); images are scored in one pass.
+Every score is "higher = more in-distribution".
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from PIL import Image
 
 from . import SCORE_TITLES, mining, scores
 from .config import NegLabelConfig
-from .textcache import Progress
+from .textcache import StageProgress, staged
 
 SCORES = tuple(SCORE_TITLES)
 
@@ -22,15 +23,18 @@ class Detector:
     """Scores images with NegLabel (encoder + ID labels + negatives), MCM, and the classifier's MSP/Energy.
 
     The ID labels default to the CLIP-curated ImageNet names NegLabel uses, whatever the classifier
-    calls its classes (torchvision's ResNet-50 has its own names)."""
+    calls its classes (torchvision's ResNet-50 has its own names). `progress` hears each stage of
+    building it by name (mining's stage constants)."""
 
     def __init__(self, encoder, classifier, config: NegLabelConfig = NegLabelConfig(),
-                 progress: Progress | None = None, id_names: Sequence[str] = IMAGENET_CLASSNAMES):
+                 progress: StageProgress | None = None, id_names: Sequence[str] = IMAGENET_CLASSNAMES):
         self.encoder, self.classifier, self.config = encoder, classifier, config
         self.id_names = list(id_names)
-        self.id_features = encoder.text_features(mining.prompts(self.id_names, config.id_template), progress=progress)
-        self.negatives, self.negative_features = mining.mine(encoder.text_features, self.id_names, config, progress,
-                                                             id_features=self.id_features)
+        self.id_features = encoder.text_features(mining.prompts(self.id_names, config.id_template),
+                                                 progress=staged(progress, mining.ENCODING_ID))
+        self.negatives, self.negative_features = mining.negatives(encoder.identity, encoder.text_features,
+                                                                  self.id_names, config, progress,
+                                                                  id_features=self.id_features)
 
     def image_features(self, images: Sequence[Image.Image], batch_size: int = 32) -> torch.Tensor:
         """(B, D) unit-norm encoder features."""

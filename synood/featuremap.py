@@ -32,7 +32,9 @@ GROUPS = ("ID", "synthetic", "OOD")
 GROUP_COLOURS = {"ID": "#16a34a", "synthetic": "#f59e0b", "OOD": "#dc2626"}
 GROUP_SYMBOLS = {"ID": "circle", "synthetic": "diamond", "OOD": "x"}
 HOVER = "%{customdata[0]} · %{customdata[1]}<br>score %{customdata[2]:.3f}<extra></extra>"  # the panel has the image
+SMALL_GROUP_SHARE = 10  # a group with under 1/10 of the points is drawn with bigger, outlined markers
 MIN_UMAP_POINTS = 4  # below this a neighbour graph says nothing: PCA only
+NEIGHBOURS = 15  # UMAP's n_neighbors; up to this many points, each point's neighbours are all the others
 THUMBNAIL_SIZE = 160
 _THUMBNAIL_VERSION = "1"  # bump when the thumbnails' look changes
 _CACHE_SIZE = 16
@@ -41,6 +43,8 @@ _embeddings: OrderedDict[tuple, np.ndarray] = OrderedDict()
 _embeddings_lock = threading.Lock()
 _umap_lock = threading.Lock()  # one fit at a time: numba compiles once, and 2 cores are no use to two fits
 _warm = False
+_warm_thread: threading.Thread | None = None
+_warm_lock = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -108,8 +112,8 @@ def _fit(x: np.ndarray, n_neighbors: int, min_dist: float, seed: int, n_epochs: 
 
 
 def warm_up() -> None:
-    """Compile UMAP's numba code once per process on a tiny problem (about 7 s on 2 cores), so that a map whose
-    images are being encoded meanwhile pays only for its own fit."""
+    """Compile UMAP's numba code once per process on a tiny problem (about 7 s on 2 idle cores with numba's cache
+    filled, about 20 s without), so that a map whose images are being encoded meanwhile pays only for its own fit."""
     global _warm
     with _umap_lock:
         if not _warm:
@@ -118,7 +122,21 @@ def warm_up() -> None:
             _warm = True
 
 
-def umap_key(features: object, n_neighbors: int = 15, min_dist: float = 0.1, seed: int = 0,
+def warm_up_in_background() -> None:
+    """Start warm_up() in a daemon thread, once per process (later calls return at once)."""
+    global _warm_thread
+    with _warm_lock:
+        if _warm_thread is None:
+            _warm_thread = threading.Thread(target=warm_up, name="umap-warm-up", daemon=True)
+            _warm_thread.start()
+
+
+def umap_compiled() -> bool:
+    """Whether UMAP's numba code is compiled in this process, so that a fit pays only for itself."""
+    return _warm
+
+
+def umap_key(features: object, n_neighbors: int = NEIGHBOURS, min_dist: float = 0.1, seed: int = 0,
              n_epochs: int = 200) -> tuple:
     """The in-memory cache key: a hash of the features' bytes and shape, and the parameters."""
     x = as_matrix(features)
@@ -134,7 +152,7 @@ def cached_umap(key: tuple) -> np.ndarray | None:
     return None
 
 
-def umap_2d(features: object, n_neighbors: int = 15, min_dist: float = 0.1, seed: int = 0,
+def umap_2d(features: object, n_neighbors: int = NEIGHBOURS, min_dist: float = 0.1, seed: int = 0,
             n_epochs: int = 200) -> np.ndarray:
     """(N, 2) UMAP coordinates (read-only; the same array again for the same features and parameters).
     n_neighbors is clamped to N - 1; 200 epochs is UMAP's own choice for large data (it picks 500 below 10k
@@ -195,23 +213,26 @@ def file_url(path: Path) -> str:
 def figure(xy: np.ndarray, points: Sequence[Point], colour: str = "group", title: str = "",
            score_title: str = "S(x)") -> go.Figure:
     """A scatter of `xy` coloured by group (one legend entry each) or by score (one shared colour scale, a symbol
-    per group); each point's customdata is [group, label, score, thumbnail URL, file name] for the hover panel."""
+    per group); each point's customdata is [group, label, score, thumbnail URL, file name] for the hover panel.
+    Groups are drawn largest first, so a small group lies on top (the legend keeps GROUPS' order), and a group of
+    less than a tenth of the points gets bigger, outlined markers."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
-    for group in GROUPS:
-        chosen = [i for i, point in enumerate(points) if point.group == group]
-        if not chosen:
-            continue
+    members = {group: [i for i, point in enumerate(points) if point.group == group] for group in GROUPS}
+    for group in sorted((g for g in GROUPS if members[g]), key=lambda g: -len(members[g])):  # stable: ties in order
+        chosen = members[group]
         shown = [points[i] for i in chosen]
-        marker = dict(size=7, symbol=GROUP_SYMBOLS[group], line=dict(width=0))
+        small = len(chosen) * SMALL_GROUP_SHARE < len(points)
+        marker = dict(size=11 if small else 7, symbol=GROUP_SYMBOLS[group],
+                      line=dict(width=1.5, color="#111827") if small else dict(width=0))
         if colour == "score":
             marker.update(color=[point.score for point in shown], coloraxis="coloraxis")
         else:
             marker.update(color=GROUP_COLOURS[group], opacity=0.75)
         fig.add_scatter(x=xy[chosen, 0], y=xy[chosen, 1], mode="markers", name=f"{group} ({len(chosen):,})",
-                        marker=marker, customdata=[[p.group, p.label, p.score, p.thumbnail, p.name] for p in shown],
-                        hovertemplate=HOVER)
+                        legendrank=GROUPS.index(group), marker=marker, hovertemplate=HOVER,
+                        customdata=[[p.group, p.label, p.score, p.thumbnail, p.name] for p in shown])
     fig.update_layout(title=title, height=560, margin=dict(l=10, r=10, t=50, b=10), hovermode="closest",
                       legend=dict(orientation="h", y=-0.02, itemsizing="constant"),
                       xaxis=dict(showticklabels=False, zeroline=False),

@@ -37,10 +37,13 @@ def step_size(generator: Any, settings: SynthesisConfig) -> float:
     return generator.step_size if settings.step_size is None else settings.step_size
 
 
-def prepare(generator: Any, image: Image.Image, prompt: str, seed: int, settings: SynthesisConfig) -> Any:
-    """The generator's canvas for one image with the configured diffusion and gradient settings."""
+def prepare(generator: Any, image: Image.Image, prompt: str, seed: int, settings: SynthesisConfig,
+            context: Sequence[str] = ()) -> Any:
+    """The generator's canvas for one image with the configured diffusion and gradient settings; `context`
+    is the labels `prompt` was built from (read by generators without a text encoder)."""
     return generator.prepare(image, prompt, seed, gradient=settings.gradient, checkpointing=settings.checkpointing,
-                             strength=settings.strength, steps=settings.steps, guidance=settings.guidance)
+                             strength=settings.strength, steps=settings.steps, guidance=settings.guidance,
+                             context=tuple(context))
 
 
 def iterations(generator: Any, classifier: Any, canvas: Any, settings: SynthesisConfig) -> Iterator[Iteration]:
@@ -84,7 +87,7 @@ def generate_item(item: Selected, parts: Parts, settings: SynthesisConfig,
     context = parts.labeller.context(source)
     prompt = context_prompt(context, settings.prompt_template, settings.context_max_chars)
     seed = seed_for(settings.seed, item.id)
-    canvas = prepare(parts.generator, source, prompt, seed, settings)
+    canvas = prepare(parts.generator, source, prompt, seed, settings, context)
     energy_before, predicted_before = source_energy(parts.classifier, canvas)
     history = []
     for step in iterations(parts.generator, parts.classifier, canvas, settings):

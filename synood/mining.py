@@ -2,20 +2,36 @@
 
 Each candidate is prompted by its part of speech and encoded; its distance to the ID labels is
 the 95th percentile of its cosine similarities to all ID label features; the lowest 15 % are
-kept, separately for nouns and adjectives. Text features come from the encoder's on-disk cache.
+kept, separately for nouns and adjectives. Text features come from the encoder's on-disk cache, and the
+mined list itself is cached too (`negatives`), keyed by everything it depends on, so that a restarted app
+or CLI reads it in a fraction of a second instead of ranking 81k candidates again.
 """
 from __future__ import annotations
 
+import dataclasses
+import hashlib
+import json
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from pathlib import Path
+from typing import Callable, Sequence, TypeVar
 
 import torch
 
-from .config import NegLabelConfig
-from .textcache import Progress
-from .wordnet import Candidate, candidates
+from .config import NegLabelConfig, cache_home
+from .storage import save_tensors, write_text
+from .textcache import StageProgress, staged
+from .wordnet import Candidate, candidates, fingerprint
 
 POS_ORDER = ("noun", "adj")
+POS_TITLES = {"noun": "nouns", "adj": "adjectives"}
+# The stages mining reports (textcache.StageProgress), so that one progress display can name each.
+ENCODING_ID = "Encoding ID label prompts"
+READING_WORDNET = "Reading the WordNet candidates"
+LOADING_CACHED = "Loading the cached negative labels"
+SAVING = "Saving the negative labels"
+CACHE_VERSION = 1  # part of the cache key: raise it when a code change alters what mining returns
+MINING_FIELDS = ("noun_template", "adjective_template", "percentile", "keep_ratio", "prune_csp")  # + id_template
+T = TypeVar("T")
 CSP_PRUNED = ("noun.person", "noun.quantity", "noun.group", "adj.pert")  # the CSP-style optional pruning
 
 
@@ -51,26 +67,113 @@ def prompts(words: Sequence[str], template: str) -> list[str]:
 TextFeatures = Callable[..., torch.Tensor]  # (texts, progress=None) -> (N, D) unit-norm, e.g. encoder.text_features
 
 
+def encoding_stage(pos: str) -> str:
+    """The stage name of encoding one part of speech's prompts: "Encoding WordNet nouns"."""
+    return f"Encoding WordNet {POS_TITLES[pos]}"
+
+
+def ranking_stage(pos: str) -> str:
+    """The stage name of ranking one part of speech's candidates (95th percentiles, then the lowest)."""
+    return f"Ranking WordNet {POS_TITLES[pos]} by their similarity to the ID labels"
+
+
 def mine(text_features: TextFeatures, id_names: Sequence[str], config: NegLabelConfig = NegLabelConfig(),
-         progress: Progress | None = None, pool: dict[str, list[Candidate]] | None = None,
+         progress: StageProgress | None = None, pool: dict[str, list[Candidate]] | None = None,
          id_features: torch.Tensor | None = None) -> tuple[list[NegativeLabel], torch.Tensor]:
     """The negative labels (nouns first, then adjectives, each most distant first) and their (M, D)
     text features. `text_features` is an encoder's cached text encoding; `pool` replaces the WordNet
-    candidates (tests); `id_features` are the ID prompts' features when the caller already has them."""
+    candidates (tests); `id_features` are the ID prompts' features when the caller already has them.
+    `progress` hears each stage by name (the module's stage constants)."""
     if id_features is None:
-        id_features = text_features(prompts(id_names, config.id_template), progress=progress)
+        id_features = text_features(prompts(id_names, config.id_template), progress=staged(progress, ENCODING_ID))
+    if pool is None:
+        pool = _step(progress, READING_WORDNET, lambda: {pos: candidates(pos) for pos in POS_ORDER})
     templates = {"noun": config.noun_template, "adj": config.adjective_template}
     labels: list[NegativeLabel] = []
     features = []
     for pos in POS_ORDER:
         # sorted by word (as candidates() already is): the result, ties and cache keys included, never
         # depends on the order a pool is given in
-        pool_pos = sorted(pool[pos] if pool is not None else candidates(pos), key=lambda c: (c.word, c.lexname))
-        if config.prune_csp:
-            pool_pos = [c for c in pool_pos if c.lexname not in CSP_PRUNED]
-        encoded = text_features(prompts([c.word for c in pool_pos], templates[pos]), progress=progress)
-        distance = percentile_similarity(encoded, id_features, config.percentile)
+        pool_pos = _pool(pool, pos, config)
+        encoded = text_features(prompts([c.word for c in pool_pos], templates[pos]),
+                                progress=staged(progress, encoding_stage(pos)))
+        distance = _step(progress, ranking_stage(pos), lambda: percentile_similarity(encoded, id_features,
+                                                                                      config.percentile))
         keep = lowest(distance, config.keep_ratio)
         labels += [NegativeLabel(pool_pos[i].word, pos, pool_pos[i].lexname, float(distance[i])) for i in keep.tolist()]
         features.append(encoded[keep])
     return labels, torch.cat(features)
+
+
+def _pool(pool: dict[str, list[Candidate]], pos: str, config: NegLabelConfig) -> list[Candidate]:
+    """One part of speech of the pool, sorted by word, without the CSP-pruned lexnames when asked."""
+    pool_pos = sorted(pool[pos], key=lambda c: (c.word, c.lexname))
+    return [c for c in pool_pos if c.lexname not in CSP_PRUNED] if config.prune_csp else pool_pos
+
+
+def _step(progress: StageProgress | None, stage: str, work: Callable[[], T]) -> T:
+    """Run one uncounted step, reported as `stage` 0 of 1 before and 1 of 1 after."""
+    if progress:
+        progress(stage, 0, 1)
+    result = work()
+    if progress:
+        progress(stage, 1, 1)
+    return result
+
+
+def cache_key(identity: str, id_names: Sequence[str], config: NegLabelConfig, source: str) -> str:
+    """sha256 of everything a mined list depends on: the encoder's identity, the ID prompts, the mining
+    fields of `config`, the candidates' source (WordNet's fingerprint or a pool's digest) and CACHE_VERSION."""
+    parts = {"version": CACHE_VERSION, "encoder": identity, "id_prompts": prompts(id_names, config.id_template),
+             "config": {name: getattr(config, name) for name in MINING_FIELDS}, "candidates": source}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()
+
+
+def pool_digest(pool: dict[str, list[Candidate]]) -> str:
+    """sha256 of a candidate pool, in word order: the `source` of a cache key for mining over a given pool."""
+    rows = [[c.word, c.pos, c.lexname] for pos in POS_ORDER for c in sorted(pool[pos], key=lambda c: (c.word, c.lexname))]
+    return "pool:" + hashlib.sha256(json.dumps(rows).encode()).hexdigest()
+
+
+def negatives(identity: str, text_features: TextFeatures, id_names: Sequence[str],
+              config: NegLabelConfig = NegLabelConfig(), progress: StageProgress | None = None,
+              pool: dict[str, list[Candidate]] | None = None, id_features: torch.Tensor | None = None,
+              root: Path | None = None) -> tuple[list[NegativeLabel], torch.Tensor]:
+    """mine(), through an on-disk cache under <root or SYNOOD_HOME>/negative-labels keyed by `cache_key`
+    (`identity` is the encoder's, whose `text_features` these are). A missing, damaged or mismatched
+    cache is mined again and rewritten, never misread."""
+    source = fingerprint() if pool is None else pool_digest(pool)
+    path = (root or cache_home()) / "negative-labels" / cache_key(identity, id_names, config, source)
+    if path.with_suffix(".safetensors").is_file():
+        cached = _step(progress, LOADING_CACHED, lambda: read_negatives(path))
+        if cached is not None:
+            return cached
+    labels, features = mine(text_features, id_names, config, progress, pool, id_features)
+    _step(progress, SAVING, lambda: write_negatives(path, labels, features))
+    return labels, features
+
+
+def write_negatives(path: Path, labels: Sequence[NegativeLabel], features: torch.Tensor) -> None:
+    """<path>.json (the labels) then <path>.safetensors (the features, with the labels file's sha256), atomically."""
+    text = json.dumps([dataclasses.astuple(label) for label in labels])
+    write_text(path.with_suffix(".json"), text)
+    save_tensors(path.with_suffix(".safetensors"), {"features": features.float().contiguous()},
+                 {"labels_sha256": hashlib.sha256(text.encode()).hexdigest(), "count": str(len(labels))})
+
+
+def read_negatives(path: Path) -> tuple[list[NegativeLabel], torch.Tensor] | None:
+    """The labels and features written by write_negatives, or None when either file is missing, unreadable
+    or does not match the other (then mining runs again)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        text = path.with_suffix(".json").read_text()
+        with safe_open(str(path.with_suffix(".safetensors")), "pt") as handle:
+            metadata, features = handle.metadata() or {}, handle.get_tensor("features")
+        if metadata.get("labels_sha256") != hashlib.sha256(text.encode()).hexdigest():
+            return None
+        labels = [NegativeLabel(str(word), str(pos), str(lexname), float(percentile))
+                  for word, pos, lexname, percentile in json.loads(text)]
+    except (OSError, SafetensorError, ValueError, TypeError, KeyError, UnicodeDecodeError):
+        return None
+    return (labels, features) if features.ndim == 2 and len(features) == len(labels) else None

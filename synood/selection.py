@@ -49,6 +49,12 @@ def imagenet_classes() -> dict[str, tuple[int, str]]:
     return lookup
 
 
+def folder_class(folder: str, classes: dict[str, tuple[int, str]]) -> tuple[int, str] | None:
+    """The (index, name) of the ImageNet class a folder's name gives: a WNID, or a class name in any case with "_"
+    for its spaces ("Egyptian_Mau"); None when it names none. `classes` is imagenet_classes()."""
+    return classes.get(folder, classes.get(folder.replace("_", " ").lower()))
+
+
 def class_folders(train: Path) -> list[tuple[str, list[Path]]]:
     """(class, images) per sub-folder of `train`, sorted; images lying directly in `train` form a class
     named after `train` itself."""
@@ -71,7 +77,7 @@ def select(train: str | os.PathLike, per_class: int,
     chosen, problems = [], []
     total, done = sum(len(paths) for _, paths in folders), 0
     for cls, paths in folders:
-        index, name = classes.get(cls, classes.get(cls.replace("_", " ").lower(), (None, cls)))
+        index, name = folder_class(cls, classes) or (None, cls)
         ranked = []
         for path in paths:
             done += 1

@@ -16,7 +16,15 @@ from safetensors.torch import load_file
 from .config import cache_home
 from .storage import save_tensors
 
-Progress = Callable[[int, int], None]
+Progress = Callable[[int, int], None]  # (done, total) of one piece of work
+StageProgress = Callable[[str, int, int], None]  # (stage, done, total): a named stage of a longer job and its count
+
+
+def staged(progress: StageProgress | None, stage: str) -> Progress | None:
+    """A (done, total) callback that reports as `stage` of a StageProgress (None stays None)."""
+    if progress is None:
+        return None
+    return lambda done, total: progress(stage, done, total)
 
 
 def cache_key(identity: str, texts: Sequence[str]) -> str:

@@ -24,13 +24,20 @@ inspect has no noun.animal or noun.food file (without them: 58,514 nouns). With 
 (noun.person, noun.quantity, noun.group, adj.pert) the chosen rule keeps 55,967 + 11,047.
 Adjectives include satellites. Words are lowercased (CLIP's tokenizer lowercases anyway); a word keeps
 the lexname of its first synset in data-file order.
+
+The candidates and the ImageNet glosses are parsed straight from the dictionary's data files (`dictionary()`,
+well under a second), as nltk's reader parses them: nltk's import and reader take 5 to 20 s on 2 cores, and
+mining needs neither. `fingerprint()` hashes those files, so a cache of mined labels knows its WordNet.
 """
 from __future__ import annotations
 
 import functools
+import hashlib
 import importlib.util
 import os
+import re
 import shutil
+import sys
 import tempfile
 import threading
 import warnings
@@ -75,6 +82,22 @@ class Candidate:
     lexname: str  # of the first synset (WordNet order) the word came from, e.g. "noun.person"
 
 
+@dataclass(frozen=True)
+class Dictionary:
+    """A WordNet dictionary's files: a folder, or a zip (nltk's wordnet.zip) with the files under `member`."""
+
+    path: Path
+    member: str | None = None
+
+    def read(self, name: str) -> bytes:
+        if self.member is None:
+            return (self.path / name).read_bytes()
+        import zipfile
+
+        with zipfile.ZipFile(self.path) as archive:
+            return archive.read(self.member + name)
+
+
 def wordnet() -> WordNetCorpusReader:
     """The process-wide WordNet 3.0 reader, loaded on first use (a few seconds)."""
     return _state()[0]
@@ -89,12 +112,41 @@ def candidates(pos: str) -> list[Candidate]:
     """NegMining's candidate corpus for "noun" or "adj", sorted by word (see the module docstring)."""
     if pos not in _WN_POS:
         raise ValueError(f"pos must be 'noun' or 'adj', not {pos!r}")
-    return list(_candidates(pos))
+    return list(_candidates(pos, dictionary()))
+
+
+def dictionary() -> Dictionary:
+    """The WordNet files mining reads, found without nltk: nltk's own data (corpora/wordnet, or its zip) on nltk's
+    data path, then the system dictionaries, as the reader looks; else the reader's own root (or its error)."""
+    for root in _nltk_data_paths():
+        folder = Path(root) / "corpora" / "wordnet"
+        if (folder / "data.noun").is_file():
+            return Dictionary(folder)
+        if folder.with_suffix(".zip").is_file():
+            return Dictionary(folder.with_suffix(".zip"), "wordnet/")
+    for src in _system_dirs():
+        if _problem(src) is None:
+            return Dictionary(src)
+    root = wordnet().root  # nltk found what the look above did not, or this raises the full message
+    if hasattr(root, "zipfile"):
+        return Dictionary(Path(root.zipfile.filename), root.entry)
+    return Dictionary(Path(root.path))
+
+
+def fingerprint() -> str:
+    """sha256 of the data files `candidates` parses (data.noun, data.adj): what a cache of mined labels depends on."""
+    return _fingerprint(dictionary())
 
 
 def imagenet_synsets() -> list[Synset]:
     """The 1000 ImageNet-1k class synsets in class-index order (timm's WNID list)."""
     return list(_imagenet())
+
+
+def imagenet_glosses() -> list[str]:
+    """The WordNet definitions of the 1000 ImageNet classes in class-index order, read from data.noun at each
+    WNID's offset and cut as nltk's `Synset.definition()` does (without loading the reader)."""
+    return list(_imagenet_glosses(dictionary()))
 
 
 def gloss(synset: Synset) -> str:
@@ -144,15 +196,50 @@ def _ancestors(synset: Synset, max_steps: int | None = None) -> set[Synset]:
     return found
 
 
-@functools.cache
-def _candidates(pos: str) -> tuple[Candidate, ...]:
-    reader = wordnet()
+_DATA_FILES = {"noun": "data.noun", "adj": "data.adj"}
+_SYNTACTIC_MARKER = re.compile(r"\([^()]*\)$")  # "(a)", "(p)", "(ip)" after an adjective lemma, as nltk strips it
+_QUOTED = re.compile(r'["].*?["]')  # the examples in a gloss, which nltk's definition() leaves out
+
+
+@functools.lru_cache(maxsize=4)
+def _candidates(pos: str, files: Dictionary) -> tuple[Candidate, ...]:
+    """First lemma of every synset in data-file order (nltk's all_synsets order), as nltk parses a data line:
+    offset, lexicographer file number, ss_type, lemma count, then the first lemma with its marker removed."""
     lexname_of: dict[str, str] = {}
-    with _LOCK:
-        for synset in reader.all_synsets(_WN_POS[pos]):
-            word = synset.lemma_names()[0].replace("_", " ").lower()
-            lexname_of.setdefault(word, synset.lexname())
+    for line in _data_lines(files, _DATA_FILES[pos]):
+        fields = line.split(" ", 5)
+        word = _SYNTACTIC_MARKER.sub("", fields[4]).replace("_", " ").lower()
+        lexname_of.setdefault(word, LEXNAMES[int(fields[1])])
     return tuple(Candidate(word, pos, lexname_of[word]) for word in sorted(lexname_of))
+
+
+def _data_lines(files: Dictionary, name: str) -> list[str]:
+    """The synset lines of a data file (the licence header lines start with spaces); refuses a WordNet not 3.0."""
+    text = files.read(name).decode("utf8")
+    version = re.search(r"Word[nN]et (\d+|\d+\.\d+) Copyright", text[:4096])
+    if version is None or version[1] != "3.0":
+        raise WordNetUnavailableError(f"{files.path}: {name} is not WordNet 3.0's; " + _FIXES)
+    return [line for line in text.split("\n") if line and not line[0].isspace()]
+
+
+@functools.lru_cache(maxsize=4)
+def _fingerprint(files: Dictionary) -> str:
+    digest = hashlib.sha256()
+    for name in _DATA_FILES.values():
+        digest.update(files.read(name))
+    return digest.hexdigest()
+
+
+@functools.lru_cache(maxsize=4)
+def _imagenet_glosses(files: Dictionary) -> tuple[str, ...]:
+    data = files.read("data.noun")
+    glosses = []
+    for wnid in imagenet_wnids():
+        start = int(wnid[1:])
+        line = data[start:data.index(b"\n", start)].decode("utf8")
+        _, gloss = line.strip().split("|")
+        glosses.append(_QUOTED.sub("", gloss).strip().strip("; "))
+    return tuple(glosses)
 
 
 @functools.cache
@@ -178,6 +265,20 @@ def _state() -> tuple[WordNetCorpusReader, str]:
         if _loaded is None:
             _loaded = _load(_system_dirs(), cache_home())
         return _loaded
+
+
+def _nltk_data_paths() -> list[str]:
+    """nltk.data.path: nltk's own list once nltk is imported, else the list nltk builds on import (importing it
+    costs about 2 s, as it imports scipy and scikit-learn)."""
+    loaded = sys.modules.get("nltk.data")
+    if loaded is not None:
+        return [str(p) for p in loaded.path]
+    paths = [os.path.expanduser(d) for d in os.environ.get("NLTK_DATA", "").split(os.pathsep) if d]
+    if os.path.expanduser("~/") != "~/":
+        paths.append(os.path.expanduser("~/nltk_data"))
+    return paths + [os.path.join(sys.prefix, "nltk_data"), os.path.join(sys.prefix, "share", "nltk_data"),
+                    os.path.join(sys.prefix, "lib", "nltk_data"), "/usr/share/nltk_data", "/usr/local/share/nltk_data",
+                    "/usr/lib/nltk_data", "/usr/local/lib/nltk_data"]
 
 
 def _system_dirs() -> list[Path]:

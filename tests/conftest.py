@@ -72,3 +72,18 @@ def offline_generation(tmp_path_factory) -> Path:
     from bench.load import make_generation
 
     return make_generation(tmp_path_factory.mktemp("stage1"))
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium (Debian's) for every browser test; each test opens its own pages."""
+    from tests.helpers.browser import CHROMIUM, CHROMIUM_ARGS
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (make test does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

@@ -25,7 +25,7 @@ from synood import pairs, runs
 from synood.access import ROOTS_VARIABLE, AccessError, DataRoots
 from synood.config import cache_home
 from tests.serve import ROOT, free_port, running_app
-from tests.test_pairs import draw_image, write_generation
+from tests.helpers.pairs import draw_image, write_generation
 
 OUTSIDE_MESSAGE = ("{path}: outside the app's data roots ({roots}); start the app with --data-root DIR to allow "
                    "another folder")

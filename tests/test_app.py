@@ -5,38 +5,16 @@ import pytest
 from gradio_client import Client, handle_file
 
 from synood import photos
-from tests.serve import ROOT, running_app
+from tests.helpers.browser import SCREENSHOTS, examples_beside
+from tests.serve import running_app
 
 NO_NETWORK = Path(__file__).with_name("no_network")
-SCREENSHOTS = ROOT / "assets" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run"]
 
 
 @pytest.fixture(scope="module")
 def tiny_app(tmp_path_factory):
     with running_app("--suite", "tiny", log=tmp_path_factory.mktemp("app") / "app.log") as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (make test does)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-def examples_beside(page, image_id: str):
-    """The example thumbnails in the same column as an image input (each tab has its own)."""
-    column = page.locator(image_id).locator("xpath=ancestor::div[contains(@class,'column')][1]")
-    return column.locator(".gallery-item, button.gallery-item, [data-testid='examples'] button")
 
 
 def test_client_sees_the_suite_and_loads_it(tiny_app):

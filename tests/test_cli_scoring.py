@@ -172,12 +172,13 @@ def test_evaluate_bad_input_is_a_message(tmp_path, folders, ood, words):
 
 def test_mine_score_and_evaluate_on_the_tiny_suite(tmp_path, folders):
     """Random weights: only the structure means something. The tiny encoder's init is seeded, so its
-    text features are cached like real ones: the first command mines, the others read the cache."""
+    text features and mined labels are cached like real ones: the first command mines, the others read the cache."""
     mined = tmp_path / "tiny.tsv"
     result = ok(synood("mine", "--suite", "tiny", "--out", str(mined), timeout=SLOW))
     assert "random weights" in result.stderr and mined.read_text().startswith("word\tpos\tlexname\tpercentile\n")
     result = ok(synood("score", "--suite", "tiny", "--json", "--top", "2", str(photos.by_name("cat").path),
                        timeout=SLOW))
+    assert "Loading the cached negative labels" in result.stderr and "Encoding WordNet" not in result.stderr
     (entry,) = json.loads(result.stdout)["images"]
     assert set(entry["scores"]) == set(METHODS) and len(entry["top_id"]) == len(entry["top_negative"]) == 2
     result = ok(synood("evaluate", "--suite", "tiny", "--json", "--id", str(folders / "id"),
@@ -185,12 +186,17 @@ def test_mine_score_and_evaluate_on_the_tiny_suite(tmp_path, folders):
     assert set(json.loads(result.stdout)["methods"]) == set(METHODS)
 
 
-def test_stage_bars_start_one_bar_per_stage(capsys):
-    bars = StageBars(("ID labels", "nouns", "adjectives"))
-    for done, total in [(1000, 1000), (256, 500), (500, 500), (100, 200), (50, 200), (200, 200)]:
-        bars(done, total)
+def test_stage_bars_start_one_bar_per_named_stage(capsys):
+    bars = StageBars()
+    for stage, done, total in [("Encoding ID label prompts", 1000, 1000), ("Encoding WordNet nouns", 256, 500),
+                               ("Encoding WordNet nouns", 500, 500), ("Ranking WordNet nouns", 0, 1),
+                               ("Ranking WordNet nouns", 1, 1), ("Encoding WordNet adjectives", 100, 200),
+                               ("Encoding WordNet adjectives", 50, 200), ("Encoding WordNet adjectives", 200, 200)]:
+        bars(stage, done, total)
     bars.close()
     err = capsys.readouterr().err
-    assert "ID labels: 100%" in err and "nouns: 100%" in err
-    assert "adjectives:  50%" in err and err.count("adjectives: 100%") == 1  # `done` went back: a new bar
+    assert "Encoding ID label prompts: 100%" in err and "Encoding WordNet nouns: 100%" in err
+    assert "Ranking WordNet nouns: 100%" in err and "1/1" in err
+    assert "Encoding WordNet adjectives:  50%" in err  # `done` went back: a new bar
+    assert err.count("Encoding WordNet adjectives: 100%") == 1
 

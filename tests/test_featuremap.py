@@ -1,6 +1,7 @@
 """Feature maps: PCA's known answer, UMAP keeping clusters apart, the in-memory cache, capping, tiny inputs,
 thumbnails and the figure's hover data."""
 import json
+import threading
 
 import numpy as np
 import pytest
@@ -114,3 +115,30 @@ def test_figure_colours_by_group_or_score_and_carries_hover_data():
     assert by_score["data"][0]["marker"]["color"] == [0.9, 0.8]
     assert {trace["marker"]["coloraxis"] for trace in by_score["data"]} == {"coloraxis"}
     assert [trace["marker"]["symbol"] for trace in by_score["data"]] == ["circle", "diamond", "x"]
+
+
+def test_figure_draws_small_groups_on_top_and_bigger():
+    """400 OOD points would hide 4 ID and 4 synthetic ones drawn before them: the largest group goes first."""
+    rng = np.random.default_rng(0)
+    points = [Point(group, f"{group} {i}", 0.5, f"{group}{i}.png", "gradio_api/file=/t.jpg")
+              for group, count in (("ID", 4), ("synthetic", 4), ("OOD", 400)) for i in range(count)]
+    data = json.loads(featuremap.figure(rng.normal(size=(len(points), 2)), points).to_json())["data"]
+    assert [trace["name"] for trace in data] == ["OOD (400)", "ID (4)", "synthetic (4)"]  # later traces lie on top
+    assert [trace["legendrank"] for trace in data] == [2, 0, 1]  # the legend still reads ID, synthetic, OOD
+    size = {trace["name"].split()[0]: trace["marker"]["size"] for trace in data}
+    assert size["ID"] == size["synthetic"] > size["OOD"]
+    assert data[1]["marker"]["line"]["width"] > 0 and data[0]["marker"]["line"]["width"] == 0
+    few = json.loads(featuremap.figure(rng.normal(size=(30, 2)), points[:4] + points[8:34]).to_json())["data"]
+    assert [trace["marker"]["size"] for trace in few] == [7, 7]  # 26 OOD, then 4 ID: over a tenth of the 30
+    few = json.loads(featuremap.figure(rng.normal(size=(30, 2)), points[:2] + points[8:36]).to_json())["data"]
+    assert [trace["marker"]["size"] for trace in few] == [7, 11]  # 28 OOD, then 2 ID: under a tenth
+
+
+def test_warm_up_in_background_starts_one_thread_per_process():
+    featuremap.warm_up_in_background()
+    featuremap.warm_up_in_background()
+    warming = [t for t in threading.enumerate() if t.name == "umap-warm-up"]
+    assert len(warming) <= 1  # none once it is done
+    for thread in warming:
+        thread.join()
+    assert featuremap.umap_compiled()

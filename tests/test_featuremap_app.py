@@ -12,11 +12,14 @@ from gradio_client import Client
 from PIL import Image
 
 from synood import photos
-from tests.test_app import SCREENSHOTS, browser  # noqa: F401 (a fixture)
-from tests.test_pairs import write_generation
+from tests.helpers.browser import SCREENSHOTS
+from tests.helpers.pairs import write_generation
+from ui.featuremap_tab import STOPPED_ENCODING
 
 SLOW = 600  # the first offline mining, when this file runs alone
-IN_CLASS_FOLDERS = {"cat": "n02124075", "orange": "n07747607"}  # Egyptian cat, orange: labelled by their folder
+IDS, OODS = len(photos.photos("id")), len(photos.photos("ood"))  # the packaged photos: the ID and OOD folders
+# labelled by their folder, named as `synood select` reads it: a class name with "_" for spaces, or a WNID
+IN_CLASS_FOLDERS = {"cat": "Egyptian_Mau", "football": "soccer_ball", "orange": "n07747607"}
 
 
 @pytest.fixture(scope="module")
@@ -65,11 +68,14 @@ def detectors(folders) -> tuple[Path, Path]:
 
 def draw(client: Client, folders: Path, *, id_folder="id", generation="gen", ood="ood", checkpoint="",
          space="before", colour="group", cap=2000) -> list:
-    """Every (plot, status) the map event yields, in order."""
+    """Every (plot, status) the map event yields after its first, in order; the first empties the map and the status
+    (an earlier map, hover panel or error never stays beside a new draw)."""
     id_folder, generation, ood = (str(folders / name) if name else "" for name in (id_folder, generation, ood))
     job = client.submit(id_folder, generation, ood, checkpoint, space, colour, cap, api_name="/featuremap")
     job.result(timeout=SLOW)
-    return job.outputs()
+    cleared, *outputs = job.outputs()
+    assert cleared == (None, "Reading and encoding the images...")
+    return outputs
 
 
 def traces(plot: dict) -> list[dict]:
@@ -78,21 +84,26 @@ def traces(plot: dict) -> list[dict]:
 
 def test_client_streams_pca_then_umap_with_hover_data(offline_app, folders):
     client = Client(offline_app, verbose=False)
-    (preview, first), (final, last) = draw(client, folders)
-    assert first.startswith("**PCA preview**; UMAP computing... (ID 12 · synthetic 10 · OOD 10)")
-    assert last.startswith("**UMAP** of 32 points (ID 12 · synthetic 10 · OOD 10) in ")
+    outputs = draw(client, folders)
+    (preview, first), (final, last) = outputs[0], outputs[-1]
+    assert all(plot == {"__type__": "update"} for plot, _ in outputs[1:-1])  # the status each second, not the map
+    assert first.startswith(f"**PCA preview**; UMAP computing... (ID {IDS} · synthetic 10 · OOD {OODS})")
+    assert last.startswith(f"**UMAP** of {IDS + 10 + OODS} points (ID {IDS} · synthetic 10 · OOD {OODS}) in ")
     assert json.loads(preview["plot"])["layout"]["title"]["text"] == "PCA of encoder features (before the projection)"
     assert json.loads(final["plot"])["layout"]["title"]["text"] == "UMAP of encoder features (before the projection)"
-    ids, synthetic, ood = traces(final)
-    assert [t["name"] for t in (ids, synthetic, ood)] == ["ID (12)", "synthetic (10)", "OOD (10)"]
+    drawn = {t["name"]: t for t in traces(final)}
+    ids, synthetic, ood = drawn[f"ID ({IDS})"], drawn["synthetic (10)"], drawn[f"OOD ({OODS})"]
+    sizes = [len(t["customdata"]) for t in traces(final)]
+    assert sizes == sorted(sizes, reverse=True)  # largest group first: the smaller ones lie on top
     labels = {row[4]: row[1] for row in ids["customdata"]}
     assert labels["cat.png"] == "Egyptian Mau" and labels["orange.jpg"] == "orange"  # from their class folders
+    assert labels["football.jpg"] == "soccer ball"
     assert labels["coffee.png"].endswith("(nearest label)")
     assert {row[4] for row in ood["customdata"]} == {f"{p.name}{p.path.suffix}" for p in photos.photos("ood")}
     assert all(" (from " in row[1] for row in synthetic["customdata"])  # negative label (from class)
     scores = {row[4]: row[2] for trace in (ids, ood) for row in trace["customdata"]}
-    assert sum(scores[f"{p.name}{p.path.suffix}"] for p in photos.photos("id")) / 12 > \
-        sum(scores[f"{p.name}{p.path.suffix}"] for p in photos.photos("ood")) / 10  # NegLabel S(x): ID higher
+    assert sum(scores[f"{p.name}{p.path.suffix}"] for p in photos.photos("id")) / IDS > \
+        sum(scores[f"{p.name}{p.path.suffix}"] for p in photos.photos("ood")) / OODS  # NegLabel S(x): ID higher
     with urllib.request.urlopen(offline_app + ids["customdata"][0][3], timeout=30) as response:  # served thumbnail
         assert response.status == 200 and response.read(2) == b"\xff\xd8"
 
@@ -100,7 +111,7 @@ def test_client_streams_pca_then_umap_with_hover_data(offline_app, folders):
     assert [t["marker"].get("coloraxis") for t in traces(recoloured)] == ["coloraxis"] * 3
     assert json.loads(recoloured["plot"])["layout"]["coloraxis"]["colorbar"]["title"]["text"] == "NegLabel S(x)"
     (again, status), = draw(client, folders)  # the same images again: UMAP from memory, so no preview
-    assert traces(again)[0]["x"] == ids["x"] and status.startswith("**UMAP** of 32 points")
+    assert traces(again)[0]["x"] == ids["x"] and status.startswith(f"**UMAP** of {IDS + 10 + OODS} points")
 
 
 @pytest.mark.parametrize("inputs, message", [
@@ -115,15 +126,15 @@ def test_client_says_what_is_wrong(offline_app, folders, detectors, inputs, mess
     if "checkpoint" in inputs:
         inputs["checkpoint"] = str(folders / inputs["checkpoint"])
     (plot, status), = draw(Client(offline_app, verbose=False), folders, **inputs)
-    assert plot == {"__type__": "update"}  # the map on screen stays
+    assert plot == {"__type__": "update"}  # the map, emptied when Draw started, stays empty
     assert status.startswith("**No map:**") and message in status.replace("\\", "")
 
 
 def test_client_maps_after_the_projection(offline_app, folders, detectors):
     client = Client(offline_app, verbose=False)
     before = traces(draw(client, folders, cap=6)[-1][0])
-    (_, first), (plot, status) = draw(client, folders, checkpoint=str(detectors[0]), space="after", cap=6,
-                                      colour="score")
+    outputs = draw(client, folders, checkpoint=str(detectors[0]), space="after", cap=6, colour="score")
+    (_, first), (plot, status) = outputs[0], outputs[-1]
     figure = json.loads(plot["plot"])
     assert first.startswith("**PCA preview**") and status.startswith("**UMAP** of 18 points")
     assert figure["layout"]["title"]["text"] == "UMAP of features after the projection"
@@ -137,15 +148,16 @@ def test_client_maps_after_the_projection(offline_app, folders, detectors):
 def test_client_maps_few_points_by_pca_and_caps_groups(offline_app, folders):
     client = Client(offline_app, verbose=False)
     (plot, status), = draw(client, folders, id_folder="two", generation="", ood="")
-    assert "PCA** of 2 points" in status and "UMAP needs at least 4 points" in status
+    assert "PCA** of 2 points" in status and "UMAP needs more than 15" in status
     assert len(traces(plot)[0]["customdata"]) == 2
-    *_, (plot, status) = draw(client, folders, cap=3)
+    (plot, status), = draw(client, folders, cap=3)  # 9 points: PCA alone, at once (no numba compile to wait for)
+    assert "PCA** of 9 points" in status and "UMAP needs more than 15" in status
     assert [t["name"] for t in traces(plot)] == ["ID (3)", "synthetic (3)", "OOD (3)"]
-    assert "ID: 3 of 12 images (the cap per group)" in status.replace("\\", "")
+    assert f"ID: 3 of {IDS} images (the cap per group)" in status.replace("\\", "")
 
 
 def test_stop_ends_a_long_encoding(offline_app, tmp_path):
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng()  # unseeded: a feature cache kept across sessions must not know these images
     for index in range(1000):  # distinct noise images: each is encoded, about 25 s in all on 2 cores
         Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(tmp_path / f"{index}.png")
     client = Client(offline_app, verbose=False)
@@ -154,9 +166,9 @@ def test_stop_ends_a_long_encoding(offline_app, tmp_path):
     while not any((update.desc or "").startswith("Image features") for update in job.status().progress_data or []):
         assert time.monotonic() < deadline and not job.done()
         time.sleep(0.2)
-    client.predict(api_name="/featuremap_stop")
+    assert client.predict(api_name="/featuremap_stop") == STOPPED_ENCODING  # said at once
     stopped = time.monotonic()
-    assert job.result(timeout=60)[1] == "Stopped while encoding the images."
+    assert job.result(timeout=60)[1] == STOPPED_ENCODING
     assert time.monotonic() - stopped < 15  # after the batch being encoded, not after all 1000 images
 
 
@@ -189,12 +201,13 @@ def test_feature_map_in_chromium(offline_app, folders, browser):  # noqa: F811 (
         fill(page, box, str(folders / name))
     fill(page, "featuremap-cap", "11")  # a map the client tests did not draw: UMAP computes, after a PCA preview
     page.locator("#featuremap-run").click()
-    status.get_by_text("UMAP of 31 points").wait_for(timeout=SLOW * 1000)
+    shown = 11 + 10 + min(11, OODS)
+    status.get_by_text(f"UMAP of {shown} points").wait_for(timeout=SLOW * 1000)
     page.wait_for_function("() => window.seen.some(t => t.startsWith('UMAP of encoder'))")
     seen = page.evaluate("() => window.seen")
-    preview = [seen.index("PCA preview; UMAP computing... (ID 11 · synthetic 10 · OOD 10)"),
-               seen.index("PCA of encoder features (before the projection): 31 points")]
-    assert max(preview) < seen.index("UMAP of encoder features (before the projection): 31 points"), seen
+    preview = [seen.index(f"PCA preview; UMAP computing... (ID 11 · synthetic 10 · OOD {min(11, OODS)})"),
+               seen.index(f"PCA of encoder features (before the projection): {shown} points")]
+    assert max(preview) < seen.index(f"UMAP of encoder features (before the projection): {shown} points"), seen
     points = page.locator("#featuremap-plot .scatterlayer .trace:first-child .point")
     assert points.count() == 11
     page.wait_for_function("() => document.querySelector('#featuremap-plot .js-plotly-plot').featuremapListening")

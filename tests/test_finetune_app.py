@@ -14,8 +14,8 @@ from gradio_client import Client
 from synood import checkpoint, photos, runs
 from synood.config import Config, cache_home
 from tests.serve import running_app
-from tests.test_app import SCREENSHOTS, browser  # noqa: F401 (a fixture)
-from ui.finetune_tab import COMBINATION_CHOICES, hyperparameters
+from tests.helpers.browser import SCREENSHOTS
+from ui.finetune_tab import COMBINATION_CHOICES, curves, hyperparameters, overlap_warnings
 from ui.jobs import JobRunner
 
 TEXTURES = ("brick", "grass", "gravel")
@@ -101,6 +101,32 @@ def test_tab_defaults_are_the_papers():
     assert [value for _, value in COMBINATION_CHOICES] == list(checkpoint.COMBINATIONS)
 
 
+def test_before_after_warns_when_it_evaluates_on_the_training_folders(tmp_path):
+    train, held_out = tmp_path / "train" / "n02124075", tmp_path / "held-out"
+    for folder in (train, held_out):
+        folder.mkdir(parents=True)
+        shutil.copy(photos.by_name("cat").path, folder / "cat.png")
+    trained = [train / "cat.png"]
+    assert overlap_warnings(trained, {"ID": str(held_out), "OOD": str(tmp_path / "held-out")}) == []
+    assert overlap_warnings(trained, {"ID": str(train)}) == [
+        f"the ID folder `{train}` is the training folder `{train}` (1 of its images were trained on)"]
+    assert overlap_warnings(trained, {"ID": str(tmp_path), "OOD": str(tmp_path / "train")}) == [
+        f"the ID folder `{tmp_path}` holds the training folder `{train}` (1 of its images were trained on)",
+        f"the OOD folder `{tmp_path / 'train'}` holds the training folder `{train}` (1 of its images were trained on)"]
+    inside = train / "more"
+    inside.mkdir()
+    assert overlap_warnings(trained, {"OOD": str(inside)}) == [
+        f"the OOD folder `{inside}` lies inside the training folder `{train}` (0 of its images were trained on)"]
+
+
+def test_the_empty_curve_has_titled_axes_and_says_so():
+    layout = json.loads(curves([]).to_json())["layout"]
+    assert [a["text"] for a in layout["annotations"] if a["text"] == "no epochs yet"] == ["no epochs yet"] * 2
+    assert (layout["xaxis"]["title"]["text"], layout["xaxis2"]["title"]["text"]) == ("epoch (stages in order)",) * 2
+    assert (layout["yaxis"]["title"]["text"], layout["yaxis2"]["title"]["text"]) == ("loss", "share on its own label")
+    assert len(curves([]).data) == 2  # an empty trace per panel: plotly draws no axes for a panel without one
+
+
 def test_runner_runs_one_job_at_a_time_and_stops_and_records_failures(tmp_path):
     db = runs.RunStore(tmp_path / "runs.sqlite")
     runner = JobRunner(db)
@@ -181,10 +207,9 @@ def test_client_rejects_bad_input_and_stops_a_run(offline_app, offline_generatio
     generation = str(offline_generation)
     for path, values, message in (("", settings(1, 1), "Give a generation folder"),
                                   (generation + "-missing", settings(1, 1), "no such file or folder"),
-                                  (generation, settings(-1, 1), "Projection epochs must be a whole number of at "
-                                                                "least 0, not -1"),
+                                  (generation, settings(-1, 1), "Value -1 is less than minimum value 0"),
                                   (generation, settings(0, 0), "Nothing to train"),
-                                  (generation, settings(1, 1, batch=0), "batch size must be a whole number")):
+                                  (generation, settings(1, 1, batch=0), "Value 0 is less than minimum value 1")):
         with pytest.raises(Exception, match=message):
             client.predict(path, *values, api_name="/finetune_launch")
     with pytest.raises(Exception, match="only stopped, failed or interrupted runs resume"):

@@ -11,6 +11,8 @@ import pytest
 from PIL import Image
 
 from synood import photos
+from synood.config import SynthesisConfig
+from synood.generation import prepare
 from synood.manifest import Manifest, cut_torn_tail, read_lines
 from synood.selection import read_selection, select, write_selection
 from tests.serve import free_port
@@ -115,6 +117,23 @@ def test_merge_orders_by_selection_never_duplicates_and_keeps_other_ranks_parts(
     manifest.append(1, {"id": "a"})  # a rerun that repeats a finished item
     assert manifest.merge(["a", "b", "c"], rank=1) == 3
     assert [r["id"] for r in read_lines(manifest.path)] == ["a", "b", "c"] and not manifest.parts.exists()
+
+
+def test_prepare_hands_the_context_labels_to_the_generator():
+    class Recording:
+        def prepare(self, image, prompt, seed, **settings):
+            self.call = (prompt, seed, settings)
+            return "canvas"
+
+    generator = Recording()
+    settings = SynthesisConfig()
+    assert prepare(generator, Image.new("RGB", (8, 8)), "A photo only remain sofa, rug", 3, settings,
+                   ["sofa", "rug"]) == "canvas"
+    prompt, seed, passed = generator.call
+    assert (prompt, seed, passed["context"]) == ("A photo only remain sofa, rug", 3, ("sofa", "rug"))
+    assert passed["strength"] == settings.strength and passed["gradient"] == settings.gradient
+    prepare(generator, Image.new("RGB", (8, 8)), "A photo only remain", 3, settings)
+    assert generator.call[2]["context"] == ()
 
 
 # --- synood generate (tiny suite) ---------------------------------------------------------------------------

@@ -11,8 +11,7 @@ from gradio_client import Client
 from synood import pairs
 from tests.serve import running_app
 from ui.pairs_tab import escape, outward
-from tests.test_app import browser  # noqa: F401 (a fixture)
-from tests.test_pairs import write_generation
+from tests.helpers.pairs import write_generation
 
 
 @pytest.mark.parametrize("value", [-8.294, -8.3, -0.005, 0.07, 0.29, 3.0, -12.999999])

@@ -7,7 +7,7 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from synood import photos
-from tests.test_app import SCREENSHOTS, browser, examples_beside  # noqa: F401 (a fixture)
+from tests.helpers.browser import SCREENSHOTS, examples_beside, set_number
 
 def test_generate_on_the_offline_suite(offline_generation):
     records = [json.loads(line) for line in (offline_generation / "manifest.jsonl").read_text().splitlines()]
@@ -23,11 +23,12 @@ def test_generate_on_the_offline_suite(offline_generation):
 
 def test_client_runs_the_noise_optimisation(offline_app):
     client = Client(offline_app, verbose=False)
-    labels, prompt, plot, shown, source, frame, stats = client.predict(
+    labels, prompt, plot, shown, source, frame, stats, status, made = client.predict(
         handle_file(str(photos.by_name("cat").path)), "floor\ncushion", 3, None, "squared", "skip", 0, -5,
         api_name="/noise_run")
     assert prompt == "A photo only remain floor, cushion" and labels == "floor\ncushion"
-    assert shown["value"] == 3 and stats.startswith("**Iteration 3 of 3**")
+    assert shown["value"] == 3 and stats.startswith("**Iteration 3 of 3**") and status == "Done: 3 of 3 iterations."
+    assert made == 3
     figure = json.loads(plot["plot"])
     losses = figure["data"][0]["y"]
     assert len(losses) == 3 and losses[-1] < losses[0]
@@ -39,12 +40,6 @@ def test_client_runs_the_noise_optimisation(offline_app):
 def curve_points(page) -> int:
     return page.evaluate("() => { const p = document.querySelector('#noise-curve .js-plotly-plot');"
                          " return p && p.data ? p.data[0].x.length : 0; }")
-
-
-def set_number(page, element_id: str, value: str) -> None:
-    box = page.locator(f"#{element_id} input[type='number']").first
-    box.fill(value)
-    box.press("Tab")
 
 
 @pytest.mark.browser
@@ -84,11 +79,18 @@ def test_noise_optimisation_tab_in_chromium(offline_app, browser):
     set_number(page, "noise-iterations", "30")
     page.locator("#noise-run").click()
     stats.get_by_text("of 30").wait_for(timeout=120_000)
-    page.locator("#noise-stop").click()
+    shown_at = page.evaluate("""() => {  // read what the page shows and press Stop in the same instant
+        const line = document.querySelector('#noise-stats').innerText.match(/Iteration (\\d+) of/);
+        document.querySelector('#noise-stop').click();
+        return Number(line[1]);
+    }""")
+    status = page.locator("#noise-status").get_by_text("Stopped after iteration")
+    status.wait_for(timeout=120_000)
+    stopped_at = int(status.inner_text().split("iteration ")[1].split(" ")[0])
+    assert shown_at <= stopped_at <= shown_at + 1 and "of 30" in status.inner_text()  # within one iteration
     page.wait_for_timeout(3000)
-    stopped_at = curve_points(page)
-    page.wait_for_timeout(3000)
-    assert 1 <= stopped_at < 30 and curve_points(page) == stopped_at
+    assert curve_points(page) == stopped_at  # the curve so far is kept, and nothing more came
+    assert page.locator("#noise-frame img").count() and page.get_by_text("Error", exact=True).count() == 0
     assert "Traceback" not in page.content()
     page.close()
 

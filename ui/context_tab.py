@@ -4,11 +4,13 @@ from __future__ import annotations
 import gradio as gr
 from PIL import Image
 
+from synood.classnames import display_names
 from synood.config import Config
 from synood.models import ModelUnavailableError, Suite
 from synood.prompts import context_prompt
 
 from .inputs import photo_input, uploaded_image
+from .notes import standin_note
 
 INTRO = (
     "SynOOD regenerates an in-distribution (ID) image around everything **except** its main object, so the "
@@ -32,7 +34,8 @@ def main_object(suite: Suite, image: Image.Image) -> str:
     with torch.no_grad():
         probabilities = classifier.logits(classifier.to_tensor(image)[None])[0].float().softmax(dim=-1)
     index = int(probabilities.argmax())
-    return f"Main object (the classifier's top label): **{classifier.class_names[index]}** ({probabilities[index]:.0%})"
+    name = display_names(classifier.class_names)[index]
+    return f"Main object (the classifier's top label): **{name}** ({probabilities[index]:.0%})"
 
 
 def build(suite: Suite, config: Config) -> None:
@@ -61,11 +64,15 @@ def build(suite: Suite, config: Config) -> None:
                 image = photo_input("context-image", height=320)
                 run = gr.Button("List context", variant="primary", elem_id="list-context")
             with gr.Column(scale=1):
+                status = gr.Markdown(elem_id="context-status", elem_classes=["status-line"])
+                gr.Markdown(standin_note(suite, "labeller", "classifier"), elem_id="context-standin",
+                            elem_classes=["standin-note"])
                 heading = gr.Markdown(elem_id="main-object")
                 labels = gr.Textbox(label="Context labels (edit freely: one per line)", lines=7,
                                     elem_id="context-labels")
                 prompt = gr.Textbox(label=f"Generator prompt (context cut to {synthesis.context_max_chars} "
                                           "characters, as in the reference code)", interactive=False,
                                     elem_id="context-prompt")
-        run.click(list_context, inputs=image, outputs=[labels, prompt, heading], api_name="context")
+        run.click(list_context, inputs=image, outputs=[labels, prompt, heading], api_name="context",
+                  show_progress_on=status)
         labels.change(prompt_for, inputs=labels, outputs=prompt, api_name="prompt")

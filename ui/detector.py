@@ -1,6 +1,7 @@
 """The suite's NegLabel detector, built once per app on first use and shared by every tab that scores."""
 from __future__ import annotations
 
+import functools
 import threading
 import weakref
 from typing import TYPE_CHECKING, ClassVar
@@ -12,6 +13,8 @@ from synood.models import Suite
 
 if TYPE_CHECKING:  # torch, open_clip and the detector load on first use: the app must start in seconds
     from synood.detect import Detector
+
+LOADING_LIBRARIES = "Loading PyTorch and the model libraries"
 
 
 class DetectorHolder:
@@ -35,17 +38,18 @@ class DetectorHolder:
             return holder
 
     def get(self, progress: gr.Progress) -> Detector:
+        """The detector, built on the first call with every stage of building it named in `progress`."""
         with self._lock:
             if self._detector is None:
-                stage = {"n": 0}
-
-                def report(done: int, total: int) -> None:
-                    if done == total:
-                        stage["n"] += 1
-                    progress(done / total, desc=f"Mining negative labels (step {stage['n'] + 1} of 3)")
-
+                progress(0.0, desc=LOADING_LIBRARIES)  # seconds on 2 cores, before any model can say what it loads
                 from synood.detect import Detector
 
-                encoder, classifier = self.suite.get("encoder"), self.suite.get("classifier")
-                self._detector = Detector(encoder, classifier, self.config.neglabel, report)
+                encoder, classifier = (self.suite.get(role, progress=lambda message: progress(0.0, desc=message))
+                                       for role in ("encoder", "classifier"))
+                self._detector = Detector(encoder, classifier, self.config.neglabel, functools.partial(report, progress))
             return self._detector
+
+
+def report(progress: gr.Progress, stage: str, done: int, total: int) -> None:
+    """One stage of building the detector in a Gradio progress bar: "Encoding WordNet nouns: 12,288 of 67,186"."""
+    progress(done / total, desc=f"{stage}: {done:,} of {total:,}" if total > 1 else stage)

@@ -2,12 +2,26 @@
 // Plotly's hover labels cannot show images, so this listens to plotly_hover (and plotly_click, for touch) on the
 // map and shows the point's thumbnail, label and score. customdata is [group, label, score, thumbnail URL, file].
 // Gradio may mount the plot after this panel, or swap its div, so each new one is listened to as soon as it appears.
+// Drawing a new map (the Draw button), or the map the shown point came from leaving the page, empties the panel.
 const image = element.querySelector(".featuremap-thumb");
 const label = element.querySelector(".featuremap-label");
 const meta = element.querySelector(".featuremap-meta");
 const file = element.querySelector(".featuremap-file");
+const hint = label.textContent;
+let shownFrom = null;  // the plot whose point the panel shows
 
-function show(point) {
+function reset() {
+  image.hidden = true;
+  image.removeAttribute("src");
+  image.alt = "";
+  label.textContent = hint;
+  meta.textContent = "";
+  file.textContent = "";
+  delete element.dataset.group;
+  shownFrom = null;
+}
+
+function show(plot, point) {
   if (!point || !Array.isArray(point.customdata)) return;
   const [group, text, score, url, name] = point.customdata;
   image.src = url;
@@ -17,19 +31,24 @@ function show(point) {
   meta.textContent = `${group} · score ${Number(score).toFixed(3)}`;
   file.textContent = name;
   element.dataset.group = group;
+  shownFrom = plot;
 }
 
 function listen() {
+  if (shownFrom && !shownFrom.isConnected) reset();
   const host = document.getElementById("featuremap-plot");
   if (!host) return;
   for (const plot of host.querySelectorAll(".js-plotly-plot")) {
     if (plot.featuremapListening || typeof plot.on !== "function") continue;
     plot.featuremapListening = true;
     for (const name of ["plotly_hover", "plotly_click"]) {
-      plot.on(name, (event) => show(event && event.points && event.points[0]));
+      plot.on(name, (event) => show(plot, event && event.points && event.points[0]));
     }
   }
 }
 
+document.addEventListener("click", (event) => {
+  if (event.target instanceof Element && event.target.closest("#featuremap-run")) reset();
+}, true);
 listen();
 new MutationObserver(listen).observe(document.body, { childList: true, subtree: true });  // a cheap look per change

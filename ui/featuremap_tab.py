@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent import futures
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -36,14 +37,19 @@ INTRO = (
     "generation, and **OOD** images. Close points have similar features. Before the projection they are the frozen "
     "encoder's features; after it, a fine-tuned detector's projection should pull the synthetic and OOD points away "
     "from the ID ones. Colour by **score** to see NegLabel's S(x) (after: the tuned detector's), near 1 for images "
-    "that look ID. A PCA preview appears at once while UMAP computes; hover a point to see its image."
+    "that look ID. A PCA preview appears at once while UMAP computes (the app's first UMAP also compiles numba code, "
+    "which starts when this tab opens); hover a point to see its image."
 )
 SPACE_CHOICES = [("encoder features (before the projection)", "before"),
                  ("after the projection (needs a detector file)", "after")]
 SPACE_TITLES = {"before": "encoder features (before the projection)", "after": "features after the projection"}
 COLOUR_CHOICES = [("group", "group"), ("score S(x)", "score")]
 DEFAULT_CAP = 2000
+MAX_CAP = 20_000  # per group: a 60k-point UMAP takes minutes on 2 cores
 SHOWN_PROBLEMS = 5
+COMPILING = "7-25 s on 2 idle cores, more on busy ones; once per app start"
+STOPPED_ENCODING = "**Stopped** while encoding the images: no map was drawn."
+STOPPED_UMAP = "**Stopped** while UMAP was computing: the PCA preview stays."
 HOVER_SCRIPT = Path(__file__).with_name("featuremap_hover.js")
 PANEL = ('<div class="featuremap-panel"><img class="featuremap-thumb" alt="" hidden>'
          '<div class="featuremap-label">Hover a point to see its image</div>'
@@ -52,6 +58,14 @@ PANEL = ('<div class="featuremap-panel"><img class="featuremap-thumb" alt="" hid
 
 class MapError(ValueError):
     """Inputs the map cannot use; the message says which and why."""
+
+
+@dataclass
+class Drawing:
+    """A map being drawn for one page: the flag Stop sets, and what the status says if it does now."""
+
+    halted: threading.Event
+    phase: str = STOPPED_ENCODING
 
 
 class Stopped(Exception):
@@ -143,13 +157,27 @@ def gather(id_folder: str, generation: str, ood_folder: str, cap: int,
 
 
 def id_labels(paths: list[Path], features: torch.Tensor, detector: Detector) -> list[str]:
-    """An ID image's class when its folder names one (a WNID or class name), else its nearest ID label."""
-    from synood.selection import imagenet_classes
+    """An ID image's class when its folder names one as `synood select` reads it (a WNID, or a class name such as
+    "Egyptian_Mau"), else its nearest ID label."""
+    from synood.selection import folder_class, imagenet_classes
 
     classes = imagenet_classes()
     nearest = (features @ detector.id_features.T).argmax(dim=1).tolist()
-    return [classes[path.parent.name.lower()][1] if path.parent.name.lower() in classes
-            else f"{detector.id_names[index]} (nearest label)" for path, index in zip(paths, nearest)]
+    named = [folder_class(path.parent.name, classes) for path in paths]
+    return [found[1] if found else f"{detector.id_names[index]} (nearest label)"
+            for found, index in zip(named, nearest)]
+
+
+def wait(job: Future, seconds: float) -> bool:
+    """Whether `job` finished within `seconds`."""
+    return not futures.wait([job], timeout=seconds).not_done
+
+
+def fitting_status(points: tuple[Point, ...], seconds: float, compiled: bool, notes: list[str],
+                   problems: list[str]) -> str:
+    """The status while UMAP computes: the preview's headline, the time so far and, on first use, why it is slow."""
+    line = f"UMAP: {seconds:.0f} s so far" + ("" if compiled else f"; compiling numba on first use ({COMPILING})")
+    return report(f"**PCA preview**; UMAP computing... ({counts(points)})", [line, *notes], problems)
 
 
 def counts(points: tuple[Point, ...]) -> str:
@@ -169,7 +197,7 @@ def report(headline: str, notes: list[str], problems: list[str]) -> str:
 def build(suite: Suite, config: Config, roots: DataRoots) -> None:
     holder = DetectorHolder.shared(suite, config)
     detector_roots = roots.with_folder(Path(config.paths.home) / "runs")  # where fine-tuning runs write detectors
-    stops: dict[str, threading.Event] = {}  # per browser session: Stop sets it, the encoding loop reads it
+    drawings: dict[str, Drawing] = {}  # per browser session: the map being drawn, which Stop halts
 
     def prepare(id_folder: str, generation: str, ood_folder: str, checkpoint_file: str, space: str, cap: int,
                 halted: threading.Event, progress: gr.Progress) -> Encoded:
@@ -222,50 +250,75 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
         from synood.checkpoint import CheckpointError
 
         started = time.perf_counter()
-        threading.Thread(target=featuremap.warm_up, daemon=True).start()  # numba compiles while images encode
-        halted = stops[request.session_hash] = threading.Event()
+        featuremap.warm_up_in_background()  # if opening the tab did not start it: numba compiles while images encode
+        drawing = drawings[request.session_hash] = Drawing(threading.Event())
+        background = ThreadPoolExecutor(max_workers=2)  # thumbnails and the UMAP fit, while this generator reports
         try:
-            encoded = prepare(id_folder or "", generation or "", ood_folder or "", checkpoint_file or "", space,
-                              max(int(cap or DEFAULT_CAP), 1), halted, progress)
-        except Stopped:
-            yield gr.skip(), "Stopped while encoding the images.", gr.skip()
-            return
-        except (MapError, AccessError, ImageError, PairsError, CheckpointError, ModelUnavailableError) as exc:
-            gr.Warning(str(exc))
-            yield gr.skip(), f"**No map:** {escape(exc)}", gr.skip()
-            return
-        finally:
-            stops.pop(request.session_hash, None)
-        points, notes, where = encoded.points, list(encoded.notes), SPACE_TITLES[space]
-        view = MapView(featuremap.pca_2d(encoded.features), points, f"PCA of {where}", encoded.score_title)
-        with ThreadPoolExecutor(max_workers=1) as background:  # thumbnails are made while the map computes
+            yield None, "Reading and encoding the images...", None  # the earlier map, hover panel and status go
+            try:
+                encoded = prepare(id_folder or "", generation or "", ood_folder or "", checkpoint_file or "", space,
+                                  max(int(cap or DEFAULT_CAP), 1), drawing.halted, progress)
+            except Stopped:
+                yield gr.skip(), STOPPED_ENCODING, gr.skip()
+                return
+            except (MapError, AccessError, ImageError, PairsError, CheckpointError, ModelUnavailableError) as exc:
+                gr.Warning(str(exc))
+                yield gr.skip(), f"**No map:** {escape(exc)}", gr.skip()
+                return
+            points, notes, where = encoded.points, list(encoded.notes), SPACE_TITLES[space]
+            view = MapView(featuremap.pca_2d(encoded.features), points, f"PCA of {where}", encoded.score_title)
             thumbnails = background.submit(featuremap.thumbnails, encoded.paths, encoded.hashes)
-            if len(points) < featuremap.MIN_UMAP_POINTS:
-                headline = (f"**PCA** of {len(points)} points ({counts(points)}): UMAP needs at least "
-                            f"{featuremap.MIN_UMAP_POINTS} points, so this is PCA only.")
+            if len(points) <= featuremap.NEIGHBOURS:
+                k = featuremap.NEIGHBOURS
+                headline = (f"**PCA** of {len(points)} points ({counts(points)}): UMAP needs more than {k} (with "
+                            f"fewer, each point's {k} neighbours are all the others: it would add nothing to PCA), so "
+                            "this is PCA only.")
             else:
-                if featuremap.cached_umap(featuremap.umap_key(encoded.features)) is None:  # else no preview needed
-                    yield (view.figure(colour), report(f"**PCA preview**; UMAP computing... ({counts(points)})",
-                                                       notes, encoded.problems), view)
-                mapped = time.perf_counter()
-                view = MapView(featuremap.umap_2d(encoded.features), points, f"UMAP of {where}", encoded.score_title)
+                xy = featuremap.cached_umap(featuremap.umap_key(encoded.features))
+                compiled, mapped = featuremap.umap_compiled(), time.perf_counter()
+                if xy is None:  # a PCA preview, then the status every second until UMAP is done (or Stop)
+                    drawing.phase = STOPPED_UMAP
+                    fitting = background.submit(featuremap.umap_2d, encoded.features)
+                    yield view.figure(colour), fitting_status(points, 0, compiled, notes, encoded.problems), view
+                    while not wait(fitting, 1.0):
+                        if drawing.halted.is_set():
+                            return
+                        yield gr.skip(), fitting_status(points, time.perf_counter() - mapped, compiled, notes,
+                                                        encoded.problems), gr.skip()
+                    xy = fitting.result()
+                    if drawing.halted.is_set():
+                        return
+                view = MapView(xy, points, f"UMAP of {where}", encoded.score_title)
                 headline = (f"**UMAP** of {len(points):,} points ({counts(points)}) in "
-                            f"{time.perf_counter() - mapped:.1f} s; {time.perf_counter() - started:.1f} s in all.")
+                            f"{time.perf_counter() - mapped:.1f} s; {time.perf_counter() - started:.1f} s in all"
+                            + ("." if compiled else f", including numba's one-time compile ({COMPILING})."))
             try:
                 thumbnails.result()
             except OSError as exc:
                 notes.append(f"thumbnails could not be written under {featuremap.thumbnail_dir()}: "
                              f"{exc.strerror or exc}")
-        yield view.figure(colour), report(headline, notes, encoded.problems), view
+            yield view.figure(colour), report(headline, notes, encoded.problems), view
+        finally:
+            background.shutdown(wait=False)  # a stopped UMAP fit finishes on its own (numba cannot be interrupted)
+            if drawings.get(request.session_hash) is drawing:
+                del drawings[request.session_hash]
 
-    def halt(request: gr.Request) -> None:
-        if request.session_hash in stops:
-            stops[request.session_hash].set()
+    def halt(request: gr.Request):
+        """Stop this page's map: the status says so at once; encoding ends after its batch, a UMAP fit is left."""
+        drawing = drawings.get(request.session_hash)
+        if drawing is None:
+            return gr.skip()
+        drawing.halted.set()
+        return drawing.phase
+
+    def closed(request: gr.Request) -> None:
+        """The page was closed or reloaded: its map, which no one will see, stops."""
+        halt(request)
 
     def recolour(view: MapView | None, colour: str):
         return gr.skip() if view is None else view.figure(colour)
 
-    with gr.Tab("Feature map", id="featuremap"):
+    with gr.Tab("Feature map", id="featuremap") as tab:
         gr.Markdown(INTRO)
         view = gr.State(None)
         with gr.Row():
@@ -279,8 +332,8 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
                                          placeholder="/path/to/detector.safetensors", elem_id="featuremap-checkpoint")
             space = gr.Radio(SPACE_CHOICES, value="before", label="Space", elem_id="featuremap-space")
             colour = gr.Radio(COLOUR_CHOICES, value="group", label="Colour by", elem_id="featuremap-colour")
-            cap = gr.Number(DEFAULT_CAP, precision=0, minimum=1, label="Points per group, at most",
-                            elem_id="featuremap-cap")
+            cap = gr.Number(DEFAULT_CAP, precision=0, minimum=1, maximum=MAX_CAP,
+                            label="Points per group, at most", elem_id="featuremap-cap")
         with gr.Row():
             start = gr.Button("Draw the map", variant="primary", elem_id="featuremap-run")
             stop = gr.Button("Stop", variant="stop", elem_id="featuremap-stop")
@@ -291,5 +344,8 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
         running = start.click(draw, inputs=[id_folder, generation, ood_folder, checkpoint_file, space, colour, cap],
                               outputs=[plot, status, view], api_name="featuremap", concurrency_limit=1,
                               concurrency_id="featuremap")
-        stop.click(halt, cancels=[running], api_name="featuremap_stop")
+        stop.click(halt, outputs=status, cancels=[running], api_name="featuremap_stop")
+        if gr.context.Context.root_block is not None:  # a page closed or reloaded stops its map: the next gets the CPU
+            gr.context.Context.root_block.unload(closed)
+        tab.select(featuremap.warm_up_in_background, api_name=False)  # numba compiles while folders are typed in
         colour.input(recolour, inputs=[view, colour], outputs=plot, api_name="featuremap_colour")

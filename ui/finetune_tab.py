@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import gradio as gr
@@ -40,8 +41,13 @@ COMBINATION_CHOICES = [  # checkpoint.COMBINATIONS, named (checkpoint imports to
     ("tuned negatives only", "negatives"), ("none: plain NegLabel", "none")]
 RUN_HEADERS = ["Run", "Status", "Created", "Generation", "Synthetic", "ID", "Negatives used", "Loss", "Accuracy",
                "Detector"]
-RUN_WIDTHS = ["15%", "8%", "11%", "17%", "7%", "4%", "7%", "6%", "7%", "18%"]
+RUN_WIDTHS = ["13%", "8%", "11%", "15%", "9%", "4%", "9%", "6%", "8%", "17%"]  # each header's longest word fits
 METRIC_HEADERS = ["Method", "AUROC %", "FPR95 %", "AUPR-In %", "AUPR-Out %"]
+LR_RANGE = (1e-6, 10.0)  # the boxes' limits (Gradio refuses values outside them)
+MAX_EPOCHS = 1000
+MAX_BATCH = 65536
+MAX_SYNTHETIC = 10_000_000
+MAX_SEED = 2**31 - 1
 STAGE_COLORS = {"projection": "#6366f1", "negatives": "#dc2626", "joint": "#16a34a"}
 
 
@@ -143,7 +149,8 @@ def runs_table(store: runs.RunStore) -> list[list]:
 
 def curves(epochs: list[dict]) -> go.Figure:
     """Loss and accuracy per epoch, one line per stage; epochs are numbered through the stages in order."""
-    figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy (share on its own label)"))
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("Loss", "Accuracy"),
+                           horizontal_spacing=0.12)
     for stage, color in STAGE_COLORS.items():
         points = [(i, e) for i, e in enumerate(epochs, 1) if e["stage"] == stage]
         if not points:
@@ -155,10 +162,17 @@ def curves(epochs: list[dict]) -> go.Figure:
                                hovertemplate=f"{stage} epoch %{{customdata}}: {key} %{{y:.4f}}<extra></extra>")
     figure.update_layout(title="Training: loss and accuracy per epoch", height=320,
                          margin=dict(l=10, r=10, t=60, b=30), legend=dict(orientation="h", y=-0.25))
-    figure.update_xaxes(title="epoch (stages in order)", rangemode="tozero")
-    figure.update_yaxes(range=[0, 1.02], row=1, col=2)
-    if not epochs:
-        figure.add_annotation(text="no epochs recorded yet", showarrow=False, xref="paper", yref="paper", x=0.5, y=0.5)
+    figure.update_xaxes(title="epoch (stages in order)", rangemode="tozero", showline=True, linecolor="#9ca3af")
+    figure.update_yaxes(showline=True, linecolor="#9ca3af")
+    figure.update_yaxes(title="loss", rangemode="tozero", row=1, col=1)
+    figure.update_yaxes(title="share on its own label", range=[0, 1.02], row=1, col=2)
+    if not epochs:  # plotly draws no axes for a panel without a trace: an empty one each, and a note
+        for col in (1, 2):
+            figure.add_scatter(x=[], y=[], showlegend=False, hoverinfo="skip", row=1, col=col)
+            figure.add_annotation(text="no epochs yet", showarrow=False, font=dict(color="#6b7280", size=14),
+                                  x=2.5, y=0.5, row=1, col=col)
+        figure.update_xaxes(range=[0, 5])
+        figure.update_yaxes(range=[0, 1], row=1, col=1)
     return figure
 
 
@@ -202,6 +216,34 @@ def score_histograms(result: dict) -> go.Figure:
                          margin=dict(l=10, r=10, t=60, b=30), legend=dict(orientation="h", y=-0.25))
     figure.update_xaxes(title="S(x) (higher = looks ID)", range=[-0.02, 1.02])
     return figure
+
+
+def overlap_warnings(trained: list[Path], folders: dict[str, str]) -> list[str]:
+    """A warning per evaluation folder (name -> path) that is, lies inside or holds a folder of the `trained` images:
+    its scores would be measured on the training data, or next to it."""
+    images = {path.resolve() for path in trained}
+    homes = sorted({path.parent for path in images})
+    found = []
+    for name, folder in folders.items():
+        folder = Path(folder).resolve()
+        for home in homes:
+            relation = ("is" if home == folder else "holds" if folder in home.parents
+                        else "lies inside" if home in folder.parents else "")
+            if relation:
+                used = sum(image.resolve() in images for image in find_images(folder))
+                found.append(f"the {name} folder `{folder}` {relation} the training folder `{home}` "
+                             f"({used:,} of its images were trained on)")
+                break
+    return found
+
+
+def training_overlap(run: Run, folders: dict[str, str]) -> list[str]:
+    """overlap_warnings for the images `run` trained on (its generation's synthetic images and their sources)."""
+    try:
+        manifest = pairs.load_manifest(run.inputs["generation"])
+    except pairs.PairsError as exc:
+        return [f"its generation could not be read to check ({exc})"]
+    return overlap_warnings([image for pair in manifest.pairs for image in (pair.image, pair.source)], folders)
 
 
 def warn_skipped(problems: list[str]) -> None:
@@ -353,6 +395,12 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
             "skipped": len(result["id"]["skipped"]) + len(result["ood"]["skipped"])})
         note = (f"{result['id']['count']} ID and {result['ood']['count']} OOD images · the detector of run {run.id}, "
                 f"combination **{run_config.finetune.combination}** · recorded as evaluate run {record.id}")
+        overlaps = training_overlap(run, {"ID": id_folder, "OOD": ood_folder})
+        if overlaps:
+            gr.Warning("The evaluation folders overlap the training data: " + "; ".join(overlaps))
+            note = (f"⚠️ **These figures are not held-out:** {'; '.join(overlaps)}. A detector scores the images "
+                    "it was tuned on (or their neighbours) too well: evaluate on folders apart from the training ones."
+                    f"\n\n{note}")
         return metrics_rows(result), score_histograms(result), note
 
     def latest() -> str:
@@ -370,21 +418,23 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
                                   placeholder="/path/to/generation  (written by synood generate)")
                 gr.Markdown("**Stage 2: projection** (Adam, cosine schedule)")
                 with gr.Row():
-                    projection_lr = gr.Number(p.lr, label="Learning rate", elem_id="finetune-projection-lr")
-                    projection_epochs = gr.Number(p.epochs, precision=0, label="Epochs",
+                    projection_lr = gr.Number(p.lr, minimum=LR_RANGE[0], maximum=LR_RANGE[1], label="Learning rate",
+                                              elem_id="finetune-projection-lr")
+                    projection_epochs = gr.Number(p.epochs, precision=0, minimum=0, maximum=MAX_EPOCHS, label="Epochs",
                                                   elem_id="finetune-projection-epochs")
-                    projection_batch = gr.Number(p.batch_size, precision=0, label="Batch size",
-                                                 elem_id="finetune-projection-batch")
+                    projection_batch = gr.Number(p.batch_size, precision=0, minimum=1, maximum=MAX_BATCH,
+                                                 label="Batch size", elem_id="finetune-projection-batch")
                 gr.Markdown("**Stage 3: negative labels** (SGD momentum, cosine schedule; unused when joint)")
                 with gr.Row():
-                    negatives_lr = gr.Number(n.lr, label="Learning rate", elem_id="finetune-negatives-lr")
-                    negatives_epochs = gr.Number(n.epochs, precision=0, label="Epochs",
+                    negatives_lr = gr.Number(n.lr, minimum=LR_RANGE[0], maximum=LR_RANGE[1], label="Learning rate",
+                                            elem_id="finetune-negatives-lr")
+                    negatives_epochs = gr.Number(n.epochs, precision=0, minimum=0, maximum=MAX_EPOCHS, label="Epochs",
                                                  elem_id="finetune-negatives-epochs")
-                    negatives_batch = gr.Number(n.batch_size, precision=0, label="Batch size",
-                                                elem_id="finetune-negatives-batch")
+                    negatives_batch = gr.Number(n.batch_size, precision=0, minimum=1, maximum=MAX_BATCH,
+                                                label="Batch size", elem_id="finetune-negatives-batch")
                 with gr.Row():
-                    synthetic = gr.Number(f.synthetic_images or 0, precision=0, label="Synthetic images m (0: all)",
-                                          elem_id="finetune-synthetic")
+                    synthetic = gr.Number(f.synthetic_images or 0, precision=0, minimum=0, maximum=MAX_SYNTHETIC,
+                                          label="Synthetic images m (0: all)", elem_id="finetune-synthetic")
                     mode = gr.Radio(MODE_CHOICES, value="joint" if n.joint else "separate", label="Stages",
                                     elem_id="finetune-mode")
                 with gr.Row():
@@ -393,11 +443,11 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
                     combination = gr.Dropdown(COMBINATION_CHOICES, value=f.combination,
                                               label="Detector at test time", elem_id="finetune-combination")
                 with gr.Row():
-                    projection_seed = gr.Number(p.seed, precision=0, label="Projection seed",
-                                                elem_id="finetune-projection-seed")
-                    negatives_seed = gr.Number(n.seed, precision=0, label="Negatives seed",
+                    projection_seed = gr.Number(p.seed, precision=0, minimum=0, maximum=MAX_SEED,
+                                                label="Projection seed", elem_id="finetune-projection-seed")
+                    negatives_seed = gr.Number(n.seed, precision=0, minimum=0, maximum=MAX_SEED, label="Negatives seed",
                                                elem_id="finetune-negatives-seed")
-                    subset_seed = gr.Number(f.seed, precision=0, label="Subset seed (m)",
+                    subset_seed = gr.Number(f.seed, precision=0, minimum=0, maximum=MAX_SEED, label="Subset seed (m)",
                                             elem_id="finetune-subset-seed")
                 with gr.Row():
                     launch_button = gr.Button("Launch", variant="primary", elem_id="finetune-launch")
@@ -407,7 +457,7 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
                 run_box = gr.Textbox(latest, label="Run shown (pick one in the table, or paste its id and press Enter)",
                                      elem_id="finetune-run")
                 status = gr.Markdown(elem_id="finetune-status")
-                plot = gr.Plot(label="Loss and accuracy", elem_id="finetune-curve")
+                plot = gr.Plot(curves([]), label="Loss and accuracy", elem_id="finetune-curve")
         with gr.Row():
             gr.Markdown("### Runs (from the run database; click a row to show it)")
             refresh = gr.Button("Refresh", size="sm", scale=0, elem_id="finetune-refresh")

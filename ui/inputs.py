@@ -1,4 +1,5 @@
-"""Inputs shared by tabs: an image upload with the packaged example photos beneath it, read by synood.images."""
+"""Inputs shared by tabs: an image upload with galleries of the packaged example photos beneath it; every way in
+(upload, paste, photo click, API call) reaches the handler as an undecoded path, read by synood.images."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,16 +11,8 @@ from PIL import Image
 
 from synood import images, photos
 
-
-def photo_input(elem_id: str, label: str = "ID image", split: str | None = "id", height: int = 300,
-                examples_label: str = "Packaged photos", per_page: int = 10) -> gr.Image:
-    """An image input (upload or clipboard) and clickable packaged photos of `split` (None: all). Its handlers
-    get the file's path, undecoded: read it with `uploaded_image`."""
-    image = gr.Image(type="filepath", label=label, sources=["upload", "clipboard"], height=height, elem_id=elem_id)
-    image.preprocess = undecoded  # gr.Image's own would open the file with Pillow, outside our limits and messages
-    gr.Examples([[str(p.path)] for p in photos.photos(split)], inputs=image, label=examples_label,
-                examples_per_page=per_page)
-    return image
+SPLIT_TITLES = {"id": "In-distribution photos (one ImageNet class each)",
+                "ood": "Out-of-distribution photos (no ImageNet class)"}
 
 
 def undecoded(payload: ImageData | None) -> str | None:
@@ -32,6 +25,34 @@ def undecoded(payload: ImageData | None) -> str | None:
         except ValueError:
             raise gr.Error("The image sent inline (a data: URL) is not valid base64.", print_exception=False) from None
     return payload.path
+
+
+def photo_input(elem_id: str, label: str = "ID image", split: str | None = "id", height: int = 300) -> gr.Image:
+    """An image input (upload or clipboard) and, beneath it, a captioned gallery of the packaged photos of `split`
+    (None: the ID photos, then the OOD ones, each in its own gallery); clicking a photo puts it in the input.
+
+    Its handlers get the file's path undecoded (gr.Image's own preprocess would open it with Pillow, outside
+    synood.images' limits and messages). The override lives on this instance, so no handler may return a
+    gr.update() for the input: Gradio rebuilds a session's copy of a component from its class on a prop update
+    (gr.Examples does, which is why the photos are a gallery whose click returns a plain path)."""
+    image = gr.Image(type="filepath", label=label, sources=["upload", "clipboard"], height=height, elem_id=elem_id)
+    image.preprocess = undecoded
+    for part in ("id", "ood") if split is None else (split,):
+        chosen = photos.photos(part)
+        if not chosen:
+            continue
+        gallery = gr.Gallery([(str(p.path), p.title) for p in chosen], label=SPLIT_TITLES[part], columns=4,
+                             height=230, object_fit="cover", allow_preview=False, interactive=False,
+                             buttons=[], elem_id=f"{elem_id}-{part}-photos", elem_classes=["photo-gallery"])
+        gallery.select(pick(chosen), outputs=image, api_name=False, show_progress="hidden")
+    return image
+
+
+def pick(chosen: list[photos.Photo]):
+    """The gallery handler: the clicked photo's path, for the image input."""
+    def picked(event: gr.SelectData) -> str:
+        return str(chosen[event.index].path)
+    return picked
 
 
 def uploaded_image(path: str | None) -> Image.Image:

@@ -7,6 +7,7 @@ import gradio as gr
 
 from synood.models import ModelUnavailableError, Suite
 from synood.models.interfaces import ROLE_TITLES, ROLES
+from synood.models.suites import NO_OWN_WEIGHTS
 
 INTRO = (
     "Every feature runs on a **suite** of four models: an image/text encoder that scores images against "
@@ -23,7 +24,8 @@ def components_table(suite: Suite) -> str:
     rows = []
     for role in ROLES:
         spec, info = suite.spec.components[role], loaded[role]
-        weights = "random weights" if spec.random else "pretrained"
+        weights = ("none of its own (uses the suite's classifier and encoder)" if spec.family in NO_OWN_WEIGHTS
+                   else "random weights" if spec.random else "pretrained")
         name = info.name if info else spec.describe()
         params = f"{info.parameters:,}" if info else "not loaded yet"
         source = info.source if info else found[role].where
@@ -37,7 +39,7 @@ def components_table(suite: Suite) -> str:
 
 
 def build(suite: Suite) -> None:
-    with gr.Tab("Models", id="models"):
+    with gr.Tab("Models", id="models") as tab:
         gr.Markdown(INTRO)
         gr.Markdown(f"**Suite `{suite.name}`**: {suite.spec.description}", elem_id="suite-description")
         table = gr.HTML(components_table(suite), elem_id="components-table")
@@ -55,6 +57,7 @@ def build(suite: Suite) -> None:
                 done.append(ROLE_TITLES[role])
             return components_table(suite), f"Loaded: {', '.join(done)}."
 
-        load.click(load_all, outputs=[table, status], api_name="load_components")
+        load.click(load_all, outputs=[table, status], api_name="load_components", show_progress_on=status)
         refresh = gr.Button("Refresh", size="sm", elem_id="refresh-components")
         refresh.click(lambda: components_table(suite), outputs=table, api_name="components")
+        tab.select(lambda: components_table(suite), outputs=table, api_name=False, show_progress="hidden")

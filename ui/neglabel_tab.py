@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import gradio as gr
@@ -13,11 +15,13 @@ from synood.models import ModelUnavailableError, Suite
 
 from .detector import DetectorHolder
 from .inputs import photo_input, uploaded_image
+from .notes import standin_note
 
 if TYPE_CHECKING:  # torch, open_clip and the detector load on first use: the app must start in seconds
     import torch
 
     from synood.detect import Detector
+    from synood.mining import NegativeLabel
 
 INTRO = (
     "NegLabel scores an image against the 1000 ImageNet labels **and** thousands of mined *negative* labels, "
@@ -37,36 +41,59 @@ class Analysis:
     id_similarity: torch.Tensor  # (1000,)
     negative_similarity: torch.Tensor  # (M,)
     msp: float
-    energy: float
+    energy: float  # E(x) = -logsumexp(logits), the paper's sign: lower = more in-distribution
+    name: str  # the image's file name, so a card left on screen says which image it is for
 
 
 def bars(names: list[str], values: list[float], title: str, color: str) -> go.Figure:
-    """A horizontal bar chart, largest on top."""
+    """A horizontal bar chart, largest on top, one bar per name (`names` must be distinct: plotly stacks repeats)."""
     figure = go.Figure(go.Bar(x=values[::-1], y=names[::-1], orientation="h", marker_color=color,
                               hovertemplate="%{y}: %{x:.4f}<extra></extra>"))
-    figure.update_layout(title=title, height=340, margin=dict(l=10, r=10, t=40, b=30), xaxis_title="cosine similarity")
+    figure.update_layout(title=title, height=340, margin=dict(l=10, r=10, t=40, b=30), xaxis_title="cosine similarity",
+                         yaxis=dict(type="category", automargin=True))
     return figure
 
 
+def negative_names(labels: list[NegativeLabel]) -> list[str]:
+    """The words of `labels`, a word mined both as a noun and as an adjective marked with its part of speech."""
+    from synood.classnames import distinct
+
+    return distinct([label.word for label in labels], [label.pos for label in labels])
+
+
 def group_spread(groups: torch.Tensor, score: float) -> go.Figure:
-    """Histogram of the per-group scores with S(x), their mean, marked."""
+    """Histogram of the per-group scores with S(x), their mean, marked (its label on the side with room)."""
     figure = go.Figure(go.Histogram(x=groups.tolist(), xbins=dict(start=0, end=1.0001, size=0.025),
                                     marker_color="#6366f1", hovertemplate="%{x}: %{y} groups<extra></extra>"))
     figure.add_vline(x=score, line_color="#111827", line_dash="dash", annotation_text=f"S(x) = {score:.3f}",
-                     annotation_position="top left")
+                     annotation_position="top right" if score < 0.5 else "top left")
     figure.update_layout(title="Per-group scores", height=300, margin=dict(l=10, r=30, t=40, b=30),
                          xaxis_title="ID share of the softmax in one group", yaxis_title="groups",
                          xaxis_range=[-0.02, 1.05])
     return figure
 
 
+def ranked(labels: list[NegativeLabel], query: str) -> list[NegativeLabel]:
+    """The labels containing `query` (any case): the word itself first, then words holding it as a whole word, then
+    words starting with it, then the rest; the mined order within each."""
+    needle = query.strip().lower()
+    whole = re.compile(rf"\b{re.escape(needle)}\b")
+
+    def rank(word: str) -> int:
+        return 0 if word == needle else 1 if whole.search(word) else 2 if word.startswith(needle) else 3
+
+    found = [(rank(label.word.lower()), i, label) for i, label in enumerate(labels) if needle in label.word.lower()]
+    return [label for _, _, label in sorted(found, key=lambda item: item[:2])]
+
+
 def summary(score: float, analysis: Analysis, ngroups: int, temperature: float, detector: Detector) -> str:
     verdict = "looks in-distribution" if score >= 0.5 else "looks out-of-distribution"
-    return (f'<div class="score-card"><div class="score-value" id="neglabel-score">S(x) = {score:.4f}</div>'
+    return (f'<div class="score-card"><div class="score-image">{html.escape(analysis.name)}</div>'
+            f'<div class="score-value" id="neglabel-score">S(x) = {score:.4f}</div>'
             f"<div>{verdict} · {ngroups} groups · temperature {temperature:g} · "
             f"{len(detector.negatives):,} negative labels</div>"
-            f"<div class=\"score-others\">Baselines: MSP {analysis.msp:.3f} · Energy score {analysis.energy:.2f} "
-            f"(the classifier's)</div></div>")
+            f'<div class="score-others">The classifier\'s baselines: MSP {analysis.msp:.3f} · energy E(x) = '
+            f"{analysis.energy:.2f} (lower = more in-distribution)</div></div>")
 
 
 def build(suite: Suite, config: Config) -> None:
@@ -90,11 +117,12 @@ def build(suite: Suite, config: Config) -> None:
 
     def analyse(path: str | None, ngroups: float, temperature: float, progress=gr.Progress()):
         from synood import scores
+        from synood.classnames import display_names
 
         image = uploaded_image(path)
         try:
             detector = holder.get(progress)
-            progress(0.9, desc="Scoring the image")
+            progress(0.95, desc="Scoring the image")
             features = detector.image_features([image])
             logits = detector.logits([image])
         except ModelUnavailableError as exc:
@@ -102,12 +130,13 @@ def build(suite: Suite, config: Config) -> None:
         features = features.double()  # float64, as Detector.score: S(x) near 1 keeps its digits
         analysis = Analysis((features @ detector.id_features.double().T)[0],
                             (features @ detector.negative_features.double().T)[0],
-                            float(scores.msp_score(logits)[0]), float(scores.energy_score(logits)[0]))
+                            float(scores.msp_score(logits)[0]), float(scores.energy(logits)[0]), Path(path).name)
         top_id = analysis.id_similarity.topk(TOP_K)
         top_negative = analysis.negative_similarity.topk(TOP_K)
-        id_plot = bars([detector.id_names[i] for i in top_id.indices.tolist()], top_id.values.tolist(),
+        id_names = display_names(detector.id_names)
+        id_plot = bars([id_names[i] for i in top_id.indices.tolist()], top_id.values.tolist(),
                        f"Top {TOP_K} ImageNet (ID) labels", "#16a34a")
-        negative_plot = bars([detector.negatives[i].word for i in top_negative.indices.tolist()],
+        negative_plot = bars(negative_names([detector.negatives[i] for i in top_negative.indices.tolist()]),
                              top_negative.values.tolist(), f"Top {TOP_K} negative labels", "#dc2626")
         card, spread = rescore(analysis, ngroups, temperature)
         return analysis, card, id_plot, negative_plot, spread
@@ -117,13 +146,16 @@ def build(suite: Suite, config: Config) -> None:
             detector = holder.get(progress)
         except ModelUnavailableError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
-        needle = query.strip().lower()
-        found = [label for label in detector.negatives if needle in label.word.lower()]
+        needle = query.strip()
+        found = ranked(detector.negatives, needle)
         rows = [[label.word, label.pos, label.lexname, round(label.percentile, 4)] for label in found[:SEARCH_LIMIT]]
         shown = f" (first {SEARCH_LIMIT} shown)" if len(found) > SEARCH_LIMIT else ""
+        mined = ("nouns come before adjectives, each ordered by its 95th-percentile similarity to the ID labels, "
+                 "lowest (most distant) first.")
+        order = ("The word itself comes first, then words holding it as a whole word, then words starting with it, "
+                 f"then the rest; within each, {mined}") if needle else mined.capitalize()
         note = (f"{len(found):,} of {len(detector.negatives):,} negative labels match "
-                f"{html.escape(repr(query.strip())) if needle else 'everything'}{shown}. Within each part of speech "
-                "they are ordered by their 95th-percentile similarity to the ID labels, lowest (most distant) first.")
+                f"{html.escape(repr(needle)) if needle else 'everything'}{shown}. {order}")
         return rows, note
 
     with gr.Tab("Negative labels", id="neglabel"):
@@ -131,14 +163,16 @@ def build(suite: Suite, config: Config) -> None:
         state = gr.State(None)
         with gr.Row():
             with gr.Column(scale=1):
-                image = photo_input("neglabel-image", label="Image", split=None, height=280,
-                                    examples_label="Packaged photos: ID, then OOD", per_page=12)
+                image = photo_input("neglabel-image", label="Image", split=None, height=280)
                 ngroups = gr.Slider(1, 1000, value=defaults.ngroups, step=1, label="Number of groups",
                                     elem_id="neglabel-groups")
                 temperature = gr.Slider(0.001, 0.1, value=defaults.temperature, step=0.001,
                                         label="Temperature (logits = cosine / temperature)", elem_id="neglabel-temperature")
                 run = gr.Button("Score", variant="primary", elem_id="neglabel-run")
             with gr.Column(scale=2):
+                status = gr.Markdown(elem_id="neglabel-status", elem_classes=["status-line"])
+                gr.Markdown(standin_note(suite, "encoder", "classifier"), elem_id="neglabel-standin",
+                            elem_classes=["standin-note"])
                 card = gr.HTML(elem_id="neglabel-card")
                 with gr.Row():
                     id_plot = gr.Plot(label="ID labels", elem_id="neglabel-id-plot")
@@ -153,8 +187,9 @@ def build(suite: Suite, config: Config) -> None:
             table = gr.Dataframe(headers=["word", "part of speech", "lexname", "95th-percentile similarity"],
                                  interactive=False, elem_id="neglabel-table")
         run.click(analyse, inputs=[image, ngroups, temperature], outputs=[state, card, id_plot, negative_plot, spread],
-                  api_name="neglabel_score")
+                  api_name="neglabel_score", show_progress_on=status)
         for slider in (ngroups, temperature):
             slider.change(rescore, inputs=[state, ngroups, temperature], outputs=[card, spread], api_name=False,
-                          trigger_mode="always_last")
-        gr.on([find.click, query.submit], search, inputs=query, outputs=[table, found], api_name="negatives")
+                          trigger_mode="always_last", show_progress_on=status)
+        gr.on([find.click, query.submit], search, inputs=query, outputs=[table, found], api_name="negatives",
+              show_progress_on=found)

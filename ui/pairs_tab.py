@@ -161,6 +161,7 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
             path = gr.Textbox(label="Generation folder or its manifest.jsonl", scale=5, elem_id="pairs-path",
                               placeholder="/path/to/generation  (written by synood generate)")
             load_button = gr.Button("Load", variant="primary", scale=1, elem_id="pairs-load")
+        status = gr.Markdown(elem_id="pairs-status", elem_classes=["status-line"])
         with gr.Row():
             class_id = gr.Dropdown([ALL_CLASSES], value="", label="Class", elem_id="pairs-class")
             energy_min = gr.Number(label="Energy after, from", elem_id="pairs-energy-min")
@@ -197,12 +198,13 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
         pair_view = [source, synthetic, plot, detail]
         gr.on([load_button.click, path.submit], load, inputs=[path, sort, order, size],
               outputs=[manifest_file, class_id, energy_min, energy_max, label, *view, *pair_view, pair_id],
-              api_name="pairs_load")
+              api_name="pairs_load", show_progress_on=status)
         gr.on([apply.click, label.submit, energy_min.submit, energy_max.submit, class_id.input, sort.input,
-               order.input, size.input], show, inputs=filters, outputs=view, api_name="pairs_filter")
-        number.submit(show, inputs=[*filters, number], outputs=view, api_name="pairs_page")
-        prev_button.click(turn(-1), inputs=[*filters, number], outputs=view, api_name=False)
-        next_button.click(turn(+1), inputs=[*filters, number], outputs=view, api_name=False)
-        gallery.select(picked, inputs=page_ids, outputs=pair_id, api_name=False).success(
-            open_pair, inputs=[manifest_file, pair_id], outputs=pair_view, api_name=False)
-        pair_id.submit(open_pair, inputs=[manifest_file, pair_id], outputs=pair_view, api_name="pairs_open")
+               order.input, size.input], show, inputs=filters, outputs=view, api_name="pairs_filter", show_progress_on=status)
+        number.submit(show, inputs=[*filters, number], outputs=view, api_name="pairs_page", show_progress_on=status)
+        prev_button.click(turn(-1), inputs=[*filters, number], outputs=view, api_name=False, show_progress_on=status)
+        next_button.click(turn(+1), inputs=[*filters, number], outputs=view, api_name=False, show_progress_on=status)
+        gallery.select(picked, inputs=page_ids, outputs=pair_id, api_name=False, show_progress="hidden").success(
+            open_pair, inputs=[manifest_file, pair_id], outputs=pair_view, api_name=False, show_progress_on=status)
+        pair_id.submit(open_pair, inputs=[manifest_file, pair_id], outputs=pair_view, api_name="pairs_open",
+                       show_progress_on=status)

