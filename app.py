@@ -75,8 +75,10 @@ def main(argv: list[str] | None = None) -> int:
 
     from synood.pairs import thumbnail_dir
     from ui import CSS_PATH, build_app
+    from ui.detector import preload_libraries
 
     app = build_app(config, suite, roots)
+    preload_libraries()
     try:  # no blocked_paths: nothing else is allowed, and a list would override $GRADIO_BLOCKED_PATHS
         app.queue(default_concurrency_limit=4).launch(
             server_name=args.host, server_port=args.port, share=args.share, auth=auth,

@@ -1,6 +1,7 @@
-"""First use of the offline suite (issue 13): each figure beside today's way (the committed code, HEAD) in one run.
+"""First use of the offline suite (issue 13): each figure beside today's way (a commit, --baseline) in one run.
 
-Today's way runs from a copy of HEAD's tree (`git archive HEAD`, put first on PYTHONPATH); ours from the work tree.
+Today's way runs from a copy of the baseline commit's tree (`git archive REF`, put first on PYTHONPATH; default
+HEAD, and 6472f02 is the code before issue 13); ours from the work tree.
 Both share one SYNOOD_HOME, so the text-feature cache (keyed by encoder and texts, the same in both) is warm for
 both; ours also has its cache of mined negative labels, written by its first run (not timed: "warm" means every
 cache exists, as after `make run`'s mining step or any earlier use).
@@ -54,10 +55,10 @@ for at, desc in seen:
 """
 
 
-def head_tree() -> Path:
-    """HEAD's files in a temporary folder: today's code."""
+def head_tree(ref: str = "HEAD") -> Path:
+    """The files of commit `ref` in a temporary folder: today's code."""
     folder = Path(tempfile.mkdtemp(prefix="synood-head-"))
-    archive = subprocess.run(["git", "archive", "HEAD"], cwd=ROOT, check=True, capture_output=True).stdout
+    archive = subprocess.run(["git", "archive", ref], cwd=ROOT, check=True, capture_output=True).stdout
     tarfile.open(fileobj=io.BytesIO(archive)).extractall(folder)
     return folder
 
@@ -132,6 +133,7 @@ def quantised(sample_every: int = 40) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--baseline", default="HEAD", help="the commit whose code is today's way (default HEAD)")
     parser.add_argument("--cold", action="store_true")
     parser.add_argument("--cold-both", action="store_true")
     parser.add_argument("--quantised", action="store_true")
@@ -143,13 +145,13 @@ def main() -> None:
     from synood.photos import by_name
 
     photo = str(by_name("cat").path)
-    today, ours = head_tree(), ROOT
+    today, ours = head_tree(args.baseline), ROOT
     print(f"load average at start: {os.getloadavg()[0]:.1f}; SYNOOD_HOME={env['SYNOOD_HOME']}; photo {photo}")
     score = ["-m", "synood.cli", "score", "--suite", "offline", photo]
     mine = ["-m", "synood.cli", "mine", "--suite", "offline", "--out", "-"]
     if not args.skip_warm:
         run(ours, mine, env)  # ours writes its negative-label cache if it is not there yet (not timed)
-        print("| what (warm caches) | ours | today's way (HEAD), same run | ratio |\n|---|---|---|---|")
+        print(f"| what (warm caches) | ours | today's way ({args.baseline}), same run | ratio |\n|---|---|---|---|")
         for what, command in (("`synood score PHOTO`, wall", score), ("`synood mine --out -`, wall", mine)):
             new, old = best(ours, command, env, args.runs), best(today, command, env, args.runs)
             print(f"| {what} (best of {args.runs}) | {new:.1f} s | {old:.1f} s | {old / new:.1f}x |", flush=True)

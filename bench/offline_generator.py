@@ -42,7 +42,7 @@ from synood.images import to_pil  # noqa: E402
 from synood.models import classical, nearest_labels  # noqa: E402
 from synood.models.suites import SUITES  # noqa: E402
 from synood.scores import energy  # noqa: E402
-from synood.synthesis import boundary_score, optimise_noise  # noqa: E402
+from synood.synthesis import boundary_score, ood_loss, optimise_noise  # noqa: E402
 
 COMMAND = "python bench/offline_generator.py"
 SEED = 0
@@ -157,7 +157,7 @@ def main() -> None:
         region = new.mask[0] >= 1
         change = (swapped.base - new.base).abs()[:, region].mean().item() * 255
         with torch.no_grad():
-            losses = [((settings.m_out - boundary_score(classifier.logits(c.render(c.noise)[None]).float())) ** 2).item()
+            losses = [ood_loss(classifier.logits(c.render(c.noise)[None]).float(), settings.loss, settings.m_out).item()
                       for c in (new, swapped)]
         shares = context_share(generator, image, labels)
         r_old, r_new = run(old, classifier, settings, step), run(new, classifier, settings, step)
@@ -215,8 +215,9 @@ def summary(rows: list[dict], settings: SynthesisConfig, step: float) -> None:
 def pictures(images: dict, contexts: dict, outputs: dict, generator: classical.ClassicalGenerator) -> None:
     """The README's comparison images, composed from the run's own outputs."""
     ASSETS.mkdir(parents=True, exist_ok=True)
-    rows = [captioned([images[n], *outputs[n]], [f"source: {n}", "old: CAM + Telea + noise",
-                                                 "new, labels: " + ", ".join(contexts[n])]) for n in SHOWN if n in images]
+    rows = [captioned([images[n], *outputs[n]],
+                      [f"source: {n}", "old: CAM + Telea + noise", "new, labels: " + ", ".join(contexts[n])])
+            for n in SHOWN if n in images]
     Image.fromarray(np.concatenate(rows, axis=0)).save(ASSETS / "before-after.png", optimize=True)
     name = SHOWN[0]
     variants = [tuple(contexts[name]), *MADE_UP]

@@ -88,12 +88,12 @@ def main() -> None:
         print(f"  {carrier:6s} zero-shot top-5 on ID photos {100 * zero_shot:5.1f} %{extra}; "
               f"detector built in {build:5.1f} s ({len(detector.negatives)} negatives)")
         for name in ("neglabel", "mcm"):
-            print(f"         {SCORE_TITLES[name]:8s} {auroc_fpr(results[carrier], is_id, name)}")
+            print(f"         {SCORE_TITLES[name]:12s} {auroc_fpr(results[carrier], is_id, name)}")
 
     print("\n2. Offline suite (carrier conse), ID vs OOD photos")
     result = results["conse"]
     for name in SCORES:
-        print(f"  {SCORE_TITLES[name]:8s} {auroc_fpr(result, is_id, name)}")
+        print(f"  {SCORE_TITLES[name]:12s} {auroc_fpr(result, is_id, name)}")
 
     print("\n3. Classifier (AUROC / FPR95 of each score, in %)")
     logits = detectors["conse"].logits(images)

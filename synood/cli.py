@@ -259,6 +259,8 @@ def _top(similarities, names: Sequence[str], k: int) -> list[dict]:
 
 
 def _cmd_score(args: argparse.Namespace, config: Config) -> int:
+    from .classnames import display_names, distinct
+
     loaded, failed = {}, []
     for path in args.images:
         try:
@@ -273,10 +275,12 @@ def _cmd_score(args: argparse.Namespace, config: Config) -> int:
         scores = detector.score(pictures)
         features = scores["features"]
         id_sims, neg_sims = features @ detector.id_features.T, features @ detector.negative_features.T
-        negative_names = [label.word for label in detector.negatives]
+        id_names = display_names(detector.id_names)
+        negative_names = distinct([label.word for label in detector.negatives],
+                                  [label.pos for label in detector.negatives])
         for i, path in enumerate(loaded):
             results.append({"image": path, "scores": {name: float(scores[name][i]) for name in SCORE_NAMES},
-                            "top_id": _top(id_sims[i], detector.id_names, args.top),
+                            "top_id": _top(id_sims[i], id_names, args.top),
                             "top_negative": _top(neg_sims[i], negative_names, args.top)})
     if args.json:
         print(json.dumps({"suite": suite.name if loaded else None, "images": results, "errors": failed}, indent=2))
@@ -446,11 +450,11 @@ def _table(result: dict) -> str:
     width = max(13, *(len(n) for n in names))
     lines = [f"ID: {result['id']['folder']} ({result['id']['count']} images); OOD: "
              + ", ".join(f"{n} ({s['count']})" for n, s in result["ood"].items()), "",
-             " " * 10 + "".join(f"  {n:^{width}}" for n in names),
-             f"{'Method':<10}" + f"  {'AUROC':>6} {'FPR95':>6}".ljust(width + 2) * len(names)]
+             " " * 12 + "".join(f"  {n:^{width}}" for n in names),
+             f"{'Method':<12}" + f"  {'AUROC':>6} {'FPR95':>6}".ljust(width + 2) * len(names)]
     for method, r in result["methods"].items():
         cells = [*r["sets"].values(), r["average"]]
-        lines.append(f"{TITLES[method]:<10}" + "".join(
+        lines.append(f"{TITLES[method]:<12}" + "".join(
             f"  {c['auroc']:6.2f} {c['fpr95']:6.2f}".ljust(width + 2) for c in cells))
     return "\n".join([*lines, "", FPR95_NOTE])
 

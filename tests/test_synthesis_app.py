@@ -7,6 +7,7 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from synood import photos
+from synood.models.classical import SIZE
 from tests.helpers.browser import SCREENSHOTS, examples_beside, set_number
 
 def test_generate_on_the_offline_suite(offline_generation):
@@ -18,7 +19,7 @@ def test_generate_on_the_offline_suite(offline_generation):
         assert record["energy_after"] > record["energy_before"]  # pushed toward OOD
         assert record["context"] and record["prompt"] == "A photo only remain " + ", ".join(record["context"])[:73]
         assert record["negative_label"] and record["generator"].startswith("Classical object eraser")
-        assert Image.open(offline_generation / record["image"]).size == (256, 256)
+        assert Image.open(offline_generation / record["image"]).size == (SIZE, SIZE)
 
 
 def test_client_runs_the_noise_optimisation(offline_app):
@@ -32,7 +33,7 @@ def test_client_runs_the_noise_optimisation(offline_app):
     figure = json.loads(plot["plot"])
     losses = figure["data"][0]["y"]
     assert len(losses) == 3 and losses[-1] < losses[0]
-    assert Image.open(frame).size == Image.open(source).size == (256, 256)
+    assert Image.open(frame).size == Image.open(source).size == (SIZE, SIZE)
     with pytest.raises(Exception, match="Upload an image"):
         client.predict(None, "", 3, None, "squared", "skip", 0, -5, api_name="/noise_run")
 

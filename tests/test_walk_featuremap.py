@@ -60,10 +60,11 @@ def hover_first_point(page) -> None:
     box = page.locator("#featuremap-plot .scatterlayer .point").first.bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.wait_for_function(f"() => {{ const i = document.querySelector({THUMB!r});"
-                           " return i && !i.hidden && i.complete && i.naturalWidth > 0; }", timeout=30_000)
+                           " return i && !i.hidden && i.complete && i.naturalWidth > 0; }", timeout=120_000)
 
 
 @pytest.mark.browser
+@pytest.mark.timeout(1200)
 def test_walk_the_feature_map(offline_app, folders, offline_generation, browser, tmp_path):
     page = browser.new_page(viewport={"width": 1280, "height": 1250})
     page.goto(offline_app)
@@ -80,7 +81,7 @@ def test_walk_the_feature_map(offline_app, folders, offline_generation, browser,
     draw(page, ids, gen, ood)
     page.locator(STATUS).get_by_text("PCA of 3 points (ID 1 · synthetic 1 · OOD 1)").wait_for(timeout=SLOW)
     assert "No map" not in status_line(page)
-    page.locator("#featuremap-plot .scatterlayer .point").nth(2).wait_for(timeout=30_000)
+    page.locator("#featuremap-plot .scatterlayer .point").nth(2).wait_for(timeout=120_000)
     assert plotted(page) == 3
     hover_first_point(page)
     label = page.locator("#featuremap-hover .featuremap-label").inner_text()
@@ -99,15 +100,15 @@ def test_walk_the_feature_map(offline_app, folders, offline_generation, browser,
 
     slow = str(noise(tmp_path / "noise", 600))  # Stop while the images encode: said at once, no map left
     draw(page, slow, "", "")
-    page.locator(STATUS).get_by_text("Reading and encoding the images").wait_for(timeout=30_000)
+    page.locator(STATUS).get_by_text("Reading and encoding the images").wait_for(timeout=120_000)
     page.wait_for_function(f"() => document.querySelector({THUMB!r}).hidden")
     assert plotted(page) == 0  # the earlier map went when Draw was pressed
     page.locator("#featuremap-stop").click()
-    page.locator(STATUS).get_by_text("Stopped while encoding the images").wait_for(timeout=15_000)
+    page.locator(STATUS).get_by_text("Stopped while encoding the images").wait_for(timeout=60_000)
     assert plotted(page) == 0
 
-    draw(page, str(noise(tmp_path / "more-noise", 600)), "", "")  # a reload in the middle of a draw
-    page.locator(STATUS).get_by_text("Reading and encoding the images").wait_for(timeout=30_000)
+    draw(page, str(noise(tmp_path / "more-noise", 200)), "", "")  # a reload in the middle of a draw
+    page.locator(STATUS).get_by_text("Reading and encoding the images").wait_for(timeout=SLOW)  # after the stopped one
     page.reload()
     page.get_by_role("tab", name="Feature map").click()
     assert status_line(page).strip() == "" and plotted(page) == 0

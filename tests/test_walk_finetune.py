@@ -82,10 +82,10 @@ def test_walk_the_finetune_tab(offline_app, offline_generation, browser, tmp_pat
     shown = page.locator(RUN_BOX).first
     shown.fill("")
     shown.press("Enter")  # no run shown: an empty chart, its axes titled, saying so
-    page.locator(STATUS).get_by_text("Launch a run or pick one in the table").wait_for(timeout=30_000)
+    page.locator(STATUS).get_by_text("Launch a run or pick one in the table").wait_for(timeout=120_000)
     page.wait_for_function("() => { const p = document.querySelector('#finetune-curve .js-plotly-plot');"
                            " return p && p.layout && p.layout.annotations.some(a => a.text === 'no epochs yet'); }",
-                           timeout=30_000)
+                           timeout=120_000)
     titles = page.locator("#finetune-curve .g-xtitle, #finetune-curve .g-x2title, #finetune-curve .g-ytitle,"
                           " #finetune-curve .g-y2title").all_text_contents()
     assert {"loss", "share on its own label", "epoch (stages in order)"} <= {t.strip() for t in titles}, titles
@@ -94,7 +94,7 @@ def test_walk_the_finetune_tab(offline_app, offline_generation, browser, tmp_pat
     page.locator("#finetune-path textarea, #finetune-path input").first.fill(str(offline_generation))
     set_all(page, {elem_id: low for elem_id, (low, _) in declared.items()})  # every box at its minimum
     page.locator("#finetune-launch").click()  # 0 epochs in both stages: said plainly, nothing launched
-    page.get_by_text("Nothing to train").first.wait_for(timeout=30_000)
+    page.get_by_text("Nothing to train").first.wait_for(timeout=120_000)
     set_all(page, {"finetune-projection-epochs": 1})  # the smallest run there is: one epoch of batch 1 at lr 1e-6
     low_run = launch(page)
     page.locator(STATUS).get_by_text(f"Run {low_run} · completed · 1 of 1 epochs").wait_for(timeout=SLOW)
@@ -103,13 +103,14 @@ def test_walk_the_finetune_tab(offline_app, offline_generation, browser, tmp_pat
     high_run = launch(page)
     page.locator(STATUS).get_by_text(f"Run {high_run} · running").wait_for(timeout=SLOW)
     config = store().get(high_run).config
-    assert config["projection"]["epochs"] == 1000 and config["negtune"]["seed"] == 2**31 - 1
+    assert config["projection"]["epochs"] == declared["finetune-projection-epochs"][1]
+    assert config["negtune"]["seed"] == 2**31 - 1
     page.reload()  # mid-run: the run goes on in the app, and the page shows it again
     page.get_by_role("tab", name="Fine-tuning").click()
-    page.wait_for_function(f"() => document.querySelector({RUN_BOX!r}).value === {high_run!r}", timeout=30_000)
-    page.locator(STATUS).get_by_text(f"Run {high_run} · running").wait_for(timeout=30_000)
+    page.wait_for_function(f"() => document.querySelector({RUN_BOX!r}).value === {high_run!r}", timeout=120_000)
+    page.locator(STATUS).get_by_text(f"Run {high_run} · running").wait_for(timeout=120_000)
     page.locator("#finetune-runs [role=row]").filter(has_text=high_run).filter(has_text="running").first.wait_for(
-        timeout=30_000)
+        timeout=120_000)
     trained = len(store().epochs(high_run))
     page.locator("#finetune-stop").click()
     page.locator(STATUS).get_by_text(f"Run {high_run} · stopped").wait_for(timeout=SLOW)
@@ -117,7 +118,7 @@ def test_walk_the_finetune_tab(offline_app, offline_generation, browser, tmp_pat
 
     shown.fill(low_run)
     shown.press("Enter")
-    page.locator(STATUS).get_by_text(f"Run {low_run} · completed").wait_for(timeout=30_000)
+    page.locator(STATUS).get_by_text(f"Run {low_run} · completed").wait_for(timeout=120_000)
     train = Path(offline_generation).parent / "train"  # where the generation's sources (its ID images) lie
     page.locator("#finetune-id textarea, #finetune-id input").first.fill(str(train))
     page.locator("#finetune-ood textarea, #finetune-ood input").first.fill(str(offline_generation))

@@ -24,6 +24,7 @@ from synood.models import ModelUnavailableError, Suite
 from synood.pairs import PairsError, load_manifest
 
 from .detector import DetectorHolder
+from .notes import standin_note
 from .pairs_tab import escape
 
 if TYPE_CHECKING:  # torch and the detector load on first use
@@ -159,13 +160,13 @@ def gather(id_folder: str, generation: str, ood_folder: str, cap: int,
 def id_labels(paths: list[Path], features: torch.Tensor, detector: Detector) -> list[str]:
     """An ID image's class when its folder names one as `synood select` reads it (a WNID, or a class name such as
     "Egyptian_Mau"), else its nearest ID label."""
+    from synood.classnames import display_names
     from synood.selection import folder_class, imagenet_classes
 
-    classes = imagenet_classes()
+    classes, names = imagenet_classes(), display_names(detector.id_names)
     nearest = (features @ detector.id_features.T).argmax(dim=1).tolist()
     named = [folder_class(path.parent.name, classes) for path in paths]
-    return [found[1] if found else f"{detector.id_names[index]} (nearest label)"
-            for found, index in zip(named, nearest)]
+    return [names[found[0]] if found else f"{names[index]} (nearest label)" for found, index in zip(named, nearest)]
 
 
 def wait(job: Future, seconds: float) -> bool:
@@ -199,15 +200,20 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
     detector_roots = roots.with_folder(Path(config.paths.home) / "runs")  # where fine-tuning runs write detectors
     drawings: dict[str, Drawing] = {}  # per browser session: the map being drawn, which Stop halts
 
-    def prepare(id_folder: str, generation: str, ood_folder: str, checkpoint_file: str, space: str, cap: int,
+    def inputs(id_folder: str, generation: str, ood_folder: str, checkpoint_file: str, space: str,
+               cap: int) -> tuple[list[Source], list[str], list[str], Path | None]:
+        """The images to map, the notes and skipped files, and the detector file: every check that needs no model,
+        so that a bad folder or file is refused before anything on screen changes."""
+        if space == "after" and not checkpoint_file.strip():
+            raise MapError("The map after the projection needs a fine-tuned detector file (.safetensors).")
+        chosen, notes, outside = gather(id_folder, generation, ood_folder, cap, roots)
+        return chosen, notes, outside, detector_roots.check(checkpoint_file) if space == "after" else None
+
+    def prepare(chosen: list[Source], notes: list[str], outside: list[str], detector_file: Path | None,
                 halted: threading.Event, progress: gr.Progress) -> Encoded:
         from synood import checkpoint, scores
         from synood.features import image_features
 
-        if space == "after" and not checkpoint_file.strip():
-            raise MapError("The map after the projection needs a fine-tuned detector file (.safetensors).")
-        chosen, notes, outside = gather(id_folder, generation, ood_folder, cap, roots)
-        detector_file = detector_roots.check(checkpoint_file) if space == "after" else None
         detector = holder.get(progress)
         tuned = None
         if detector_file is not None:
@@ -251,13 +257,19 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
 
         started = time.perf_counter()
         featuremap.warm_up_in_background()  # if opening the tab did not start it: numba compiles while images encode
+        try:
+            chosen = inputs(id_folder or "", generation or "", ood_folder or "", checkpoint_file or "", space,
+                            max(int(cap or DEFAULT_CAP), 1))
+        except (MapError, AccessError, PairsError) as exc:  # bad input: one message, and the map on screen stays
+            gr.Warning(str(exc))
+            yield gr.skip(), f"**No map:** {escape(exc)}", gr.skip()
+            return
         drawing = drawings[request.session_hash] = Drawing(threading.Event())
         background = ThreadPoolExecutor(max_workers=2)  # thumbnails and the UMAP fit, while this generator reports
         try:
             yield None, "Reading and encoding the images...", None  # the earlier map, hover panel and status go
             try:
-                encoded = prepare(id_folder or "", generation or "", ood_folder or "", checkpoint_file or "", space,
-                                  max(int(cap or DEFAULT_CAP), 1), drawing.halted, progress)
+                encoded = prepare(*chosen, drawing.halted, progress)
             except Stopped:
                 yield gr.skip(), STOPPED_ENCODING, gr.skip()
                 return
@@ -338,13 +350,18 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
             start = gr.Button("Draw the map", variant="primary", elem_id="featuremap-run")
             stop = gr.Button("Stop", variant="stop", elem_id="featuremap-stop")
         status = gr.Markdown(elem_id="featuremap-status")
+        note = standin_note(suite, "encoder")
+        if note:
+            gr.Markdown(note, elem_id="featuremap-standin", elem_classes=["standin-note"])
         with gr.Row():
             plot = gr.Plot(label="Feature map", elem_id="featuremap-plot", scale=3)
             gr.HTML(PANEL, js_on_load=HOVER_SCRIPT.read_text(), elem_id="featuremap-hover", scale=1, min_width=200)
-        running = start.click(draw, inputs=[id_folder, generation, ood_folder, checkpoint_file, space, colour, cap],
-                              outputs=[plot, status, view], api_name="featuremap", concurrency_limit=1,
-                              concurrency_id="featuremap")
-        stop.click(halt, outputs=status, cancels=[running], api_name="featuremap_stop")
+        start.click(draw, inputs=[id_folder, generation, ood_folder, checkpoint_file, space, colour, cap],
+                    outputs=[plot, status, view], api_name="featuremap", concurrency_limit=1,
+                    concurrency_id="featuremap", trigger_mode="multiple")
+        # Stop sets a flag the draw reads after every batch (no `cancels`: a cancelled generator event leaves Gradio's
+        # page unable to start the next draw); queue=False, so Stop is never queued behind anything
+        stop.click(halt, outputs=status, api_name="featuremap_stop", queue=False)
         if gr.context.Context.root_block is not None:  # a page closed or reloaded stops its map: the next gets the CPU
             gr.context.Context.root_block.unload(closed)
         tab.select(featuremap.warm_up_in_background, api_name=False)  # numba compiles while folders are typed in

@@ -172,7 +172,7 @@ def build(suite: Suite, config: Config) -> None:
                 yield ("\n".join(labels), prompt, *[gr.skip()] * 6, "**Stopped before the first iteration.**", 0)
                 return
             progress(0.2, desc="Preparing the image (prompt and image latents, once)")
-            canvas = generation.prepare(generator, image, prompt, settings.seed, settings)
+            canvas = generation.prepare(generator, image, prompt, settings.seed, settings, context=labels)
             before, predicted = generation.source_energy(classifier, canvas)
             names = display_names(classifier.class_names)
             result = Run(to_pil(canvas.source), before, names[predicted], settings.m_out, settings.iterations, ())
@@ -257,5 +257,7 @@ def build(suite: Suite, config: Config) -> None:
             api_name="noise_run", concurrency_limit=1, concurrency_id="generator", show_progress_on=status)
         stop.click(stop_run, inputs=made, api_name="noise_stop", queue=False)
         made.change(page_shows, inputs=made, api_name=False, queue=False, show_progress="hidden")
-        shown.change(show, inputs=[state, shown], outputs=[current, stats], api_name=False, trigger_mode="always_last",
-                     show_progress="hidden")
+        # .input, not .change: only a person's move shows an earlier iteration (the run's own updates of the slider
+        # would race the run's stats line)
+        shown.input(show, inputs=[state, shown], outputs=[current, stats], api_name=False, trigger_mode="always_last",
+                    show_progress="hidden")

@@ -21,6 +21,7 @@ with the image's own context instead of repainting the whole image:
    object mask). It is what the energy-guided optimisation updates (synthesis.optimise_noise),
    exactly where diffusion would update its noise; render() is differentiable in it.
 The prompt string is not read: the labels arrive as `context` (the prompt is built from them).
+Cost: shift-map dominates, a few seconds of CPU per image at FILL_SIZE = 128 (BENCHMARKS.md, offline generator).
 """
 from __future__ import annotations
 
