@@ -260,7 +260,7 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
         try:
             chosen = inputs(id_folder or "", generation or "", ood_folder or "", checkpoint_file or "", space,
                             max(int(cap or DEFAULT_CAP), 1))
-        except (MapError, AccessError, PairsError) as exc:  # bad input: one message, and the map on screen stays
+        except (MapError, AccessError, ImageError, PairsError) as exc:  # bad input: one message, the map stays
             gr.Warning(str(exc))
             yield gr.skip(), f"**No map:** {escape(exc)}", gr.skip()
             return
