@@ -213,7 +213,8 @@ def test_feature_map_in_chromium(offline_app, folders, browser):  # noqa: F811 (
     assert max(preview) < seen.index(f"UMAP of encoder features (before the projection): {shown} points"), seen
     points = page.locator("#featuremap-plot .scatterlayer .trace:first-child .point")
     assert points.count() == 11
-    page.wait_for_function("() => document.querySelector('#featuremap-plot .js-plotly-plot').featuremapListening")
+    page.wait_for_function("() => { const p = document.querySelector('#featuremap-plot .js-plotly-plot');"
+                           " return p && p.featuremapListening; }", timeout=120_000)
     box = points.nth(0).bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.wait_for_function("() => { const i = document.querySelector('#featuremap-hover .featuremap-thumb');"

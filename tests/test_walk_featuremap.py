@@ -56,7 +56,8 @@ def plotted(page) -> int:
 
 
 def hover_first_point(page) -> None:
-    page.wait_for_function("() => document.querySelector('#featuremap-plot .js-plotly-plot').featuremapListening")
+    page.wait_for_function("() => { const p = document.querySelector('#featuremap-plot .js-plotly-plot');"
+                           " return p && p.featuremapListening; }", timeout=120_000)
     box = page.locator("#featuremap-plot .scatterlayer .point").first.bounding_box()
     page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
     page.wait_for_function(f"() => {{ const i = document.querySelector({THUMB!r});"
