@@ -20,6 +20,16 @@ class ConfigError(ValueError):
     """A configuration value or key that does not fit the tree."""
 
 
+CHOICES = {  # keys whose value is one of a few conventions; the first is the default
+    "models.classifier_resize": ("antialias", "plain"),
+    "synthesis.step_rule": ("image", "batch"),
+    "projection.input": ("raw", "unit"),
+    "projection.schedule": ("epoch", "batch"),
+    "negtune.parameter": ("raw", "unit"),
+    "negtune.schedule": ("epoch", "batch"),
+}
+
+
 @dataclass
 class ModelsConfig:
     """Which model suite runs, and per-component replacements (hub id or local path)."""
@@ -33,6 +43,7 @@ class ModelsConfig:
     labeller: str | None = None  # transformers image-text-to-text repo id or local folder
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     dtype: str = "auto"  # auto | float32 | float16 | bfloat16
+    classifier_resize: str = "antialias"  # antialias (torchvision >= 0.17 IMAGENET1K_V2 transforms) | plain (bilinear)
 
 
 @dataclass
@@ -62,6 +73,8 @@ class SynthesisConfig:
     guidance: float = 8.0
     iterations: int = 3
     step_size: float | None = None  # r * rho; None: the generator's own (10 for diffusion, 0.2 for the eraser)
+    step_rule: str = "image"  # image (paper: each image moves by r*rho x its gradient) | batch (released code: r*rho / B)
+    batch_size: int = 2  # B of step_rule=batch: the released script's batch, whose mean loss scales each step by 1/B
     m_out: float = -5.0
     loss: str = "squared"  # squared | hinge | energy
     gradient: str = "skip"  # skip (dL/dz0 applied to the noise) | full (backpropagate through every UNet step)
@@ -78,6 +91,9 @@ class ProjectionConfig:
     epochs: int = 3
     batch_size: int = 128
     logit_scale: float = 100.0
+    input: str = "raw"  # raw (authors' code: the encoder's output before L2 normalisation) | unit
+    schedule: str = "epoch"  # epoch (authors' code: CosineAnnealingLR stepped once per epoch) | batch
+    eta_min: float = 1e-5  # the cosine schedule's floor (authors' code: 1e-5 for stage 2)
     seed: int = 0
 
 
@@ -85,12 +101,15 @@ class ProjectionConfig:
 class NegTuneConfig:
     """Stage 3: learnable negative-label text features (METHOD.md section 5)."""
 
-    lr: float = 2e-3
+    lr: float = 2e-3  # the paper's; the authors' code uses 2e-2 (docs/method.md: the step scales with 1/|t|^2)
     momentum: float = 0.9
     weight_decay: float = 1e-5
     epochs: int = 5
     batch_size: int = 128
     logit_scale: float = 100.0
+    parameter: str = "raw"  # raw (authors' code: learn encode_text's output, cosine in the loss) | unit
+    schedule: str = "epoch"  # epoch (authors' code) | batch
+    eta_min: float = 0.0  # the cosine schedule's floor (authors' code: 0 for stage 3)
     use_projection: bool = False
     joint: bool = False
     seed: int = 0
@@ -190,7 +209,10 @@ def _set(config: Config, key: str, value: Any) -> None:
     if field_name not in hints:
         names = ", ".join(f.name for f in dataclasses.fields(section))
         raise ConfigError(f"unknown key {key!r}; {section_name} has: {names}")
-    setattr(section, field_name, _coerce(value, hints[field_name], key))
+    value = _coerce(value, hints[field_name], key)
+    if key in CHOICES and value not in CHOICES[key]:
+        raise ConfigError(f"{key}: expected one of {', '.join(CHOICES[key])}, got {value!r}")
+    setattr(section, field_name, value)
 
 
 def apply_overrides(config: Config, overrides: Iterable[str]) -> Config:
