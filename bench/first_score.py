@@ -117,7 +117,7 @@ def quantised(sample_every: int = 40) -> None:
         features = encode_in_batches(encoder.encode, texts)
         seconds = time.perf_counter() - start
         table = dict(zip(texts, features))
-        labels, _ = mining.mine(lambda batch, progress=None: torch.stack([table[t] for t in batch]),
+        labels, _ = mining.mine(lambda batch, progress=None, normalize=True: torch.stack([table[t] for t in batch]),
                                 IMAGENET_CLASSNAMES, config, pool=pool)
         results[name] = (len(texts) / seconds, features, {(label.word, label.pos) for label in labels})
     rate, reference, kept = results["fp32"]

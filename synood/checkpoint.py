@@ -2,7 +2,8 @@
 
 The detector file holds the projection's weights, the indices of the tuned negatives in the mined
 list and their tuned text features; its metadata names the encoder and the negative list it was
-trained against, so it is never applied to features of another space.
+trained against, so it is never applied to features of another space, and what the projection reads
+(raw or unit-norm image embeddings; files without that key were trained on unit-norm ones).
 """
 from __future__ import annotations
 
@@ -46,9 +47,9 @@ class TunedDetector:
     meta: dict = field(default_factory=dict)  # encoder identity, negatives digest, run id, training config
 
     def project(self, features: Tensor) -> Tensor:
-        """Unit-norm image features after the projection (unchanged when there is none)."""
+        """Raw image embeddings -> unit-norm features after the projection (only normalised when there is none)."""
         if self.projection is None:
-            return features
+            return torch.nn.functional.normalize(features, dim=-1)
         with torch.no_grad():
             return self.projection(features.float())
 
@@ -62,12 +63,15 @@ class TunedDetector:
 
     def score(self, features: Tensor, id_features: Tensor, negative_features: Tensor,
               config: NegLabelConfig = NegLabelConfig(), combination: str = "both") -> Tensor:
-        """S(x) (higher = more ID): the grouped NegLabel score with the parts `combination` names."""
+        """S(x) (higher = more ID) of RAW image embeddings: the grouped NegLabel score with the parts
+        `combination` names (unit-norm ID and negative text features)."""
         if combination not in COMBINATIONS:
             raise CheckpointError(f"unknown detector combination {combination!r}; choose one of "
                                   f"{', '.join(COMBINATIONS)}")
         if combination in ("both", "projection"):
             features = self.project(features)
+        else:
+            features = torch.nn.functional.normalize(features, dim=-1)
         if combination in ("both", "negatives"):
             negative_features = self.negatives(negative_features)
         s, _ = scores.neglabel_score(features.double(), id_features.double(), negative_features.double(),
@@ -96,7 +100,8 @@ class TunedDetector:
 
 def save_detector(path: str | Path, detector: TunedDetector) -> None:
     """Write the detector file atomically (a reader never sees half of it)."""
-    save_tensors(path, detector.tensors(), {"format": FORMAT, "meta": json.dumps(detector.meta)})
+    meta = {**detector.meta, **({"projection_input": detector.projection.input} if detector.projection else {})}
+    save_tensors(path, detector.tensors(), {"format": FORMAT, "meta": json.dumps(meta)})
 
 
 def _metadata(path: Path, expected: str) -> dict[str, str]:
@@ -123,7 +128,7 @@ def load_detector(path: str | Path) -> TunedDetector:
         projection_state = {k.removeprefix("projection."): v for k, v in tensors.items() if k.startswith("projection.")}
         projection = None
         if projection_state:
-            projection = Projection(projection_state["linear.weight"].shape[0])
+            projection = Projection(projection_state["linear.weight"].shape[0], meta.get("projection_input", "unit"))
             projection.load_state_dict(projection_state)
             projection.eval().requires_grad_(False)
         negatives = tensors.get("negatives.features")

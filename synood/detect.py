@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Sequence
 
 import torch
+import torch.nn.functional as F
 from open_clip import IMAGENET_CLASSNAMES
 from PIL import Image
 
@@ -32,13 +33,14 @@ class Detector:
         self.id_names = list(id_names)
         self.id_features = encoder.text_features(mining.prompts(self.id_names, config.id_template),
                                                  progress=staged(progress, mining.ENCODING_ID))
-        self.negatives, self.negative_features = mining.negatives(encoder.identity, encoder.text_features,
-                                                                  self.id_names, config, progress,
-                                                                  id_features=self.id_features)
+        self.negatives, self.negative_raw = mining.negatives(encoder.identity, encoder.text_features, self.id_names,
+                                                             config, progress, id_features=self.id_features)
+        self.negative_features = F.normalize(self.negative_raw, dim=-1)  # what cosine scores read
 
-    def image_features(self, images: Sequence[Image.Image], batch_size: int = 32) -> torch.Tensor:
-        """(B, D) unit-norm encoder features."""
-        return torch.cat([self.encoder.encode_image(self.encoder.preprocess(images[i:i + batch_size])).float().cpu()
+    def image_features(self, images: Sequence[Image.Image], batch_size: int = 32, normalize: bool = True) -> torch.Tensor:
+        """(B, D) encoder features, unit-norm or raw (before L2 normalisation)."""
+        return torch.cat([self.encoder.encode_image(self.encoder.preprocess(images[i:i + batch_size]),
+                                                    normalize=normalize).float().cpu()
                           for i in range(0, len(images), batch_size)])
 
     def logits(self, images: Sequence[Image.Image]) -> torch.Tensor:
@@ -48,13 +50,15 @@ class Detector:
                               for image in images])
 
     def score(self, images: Sequence[Image.Image]) -> dict[str, torch.Tensor]:
-        """Every score of every image, plus NegLabel's per-group scores ("groups", (B, ngroups)) and the
-        image features ("features", (B, D)) for nearest-label look-ups."""
-        features = self.image_features(images)
+        """Every score of every image, plus NegLabel's per-group scores ("groups", (B, ngroups)), the unit-norm
+        image features ("features", (B, D)) for nearest-label look-ups and the raw ones ("raw", what a tuned
+        detector reads)."""
+        raw = self.image_features(images, normalize=False)
+        features = F.normalize(raw, dim=-1)
         logits = self.logits(images)
         neglabel, groups = scores.neglabel_score(features.double(), self.id_features.double(),  # float64: no ties at 1
                                                  self.negative_features.double(), self.config.ngroups,
                                                  self.config.temperature, self.config.group_seed)
         return {"neglabel": neglabel, "mcm": scores.mcm_score(features, self.id_features),
                 "msp": scores.msp_score(logits), "energy": scores.energy_score(logits), "groups": groups,
-                "features": features}
+                "features": features, "raw": raw}

@@ -2,7 +2,8 @@
 
 Fine-tuning reads these features every epoch instead of re-running the encoder. The cache is one
 folder per encoder identity holding safetensors chunks of (content sha256, feature) rows; a chunk
-that cannot be read is deleted and its images are encoded again.
+that cannot be read is deleted and its images are encoded again. Features are kept RAW (before L2
+normalisation): the authors' projection reads the raw embedding, and its norm is information.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
+import torch.nn.functional as F
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
@@ -22,6 +24,7 @@ from .storage import save_tensors
 
 Progress = Callable[[int, int], None]
 CHUNK_ROWS = 2048  # features written per chunk: a crash loses at most this much encoding
+FORMAT = "raw/2"  # part of the folder key: folders of unit-norm features (format 1) are never read as raw
 
 
 @dataclass
@@ -29,9 +32,14 @@ class FeatureSet:
     """The features of the readable images among the paths asked for, in the order asked."""
 
     paths: list[Path]
-    features: torch.Tensor  # (N, D) float32, unit-norm
+    features: torch.Tensor  # (N, D) float32, raw: the encoder's output before L2 normalisation
     problems: list[str] = field(default_factory=list)  # one "path: reason" per skipped file
     hashes: list[str] = field(default_factory=list)  # sha256 of each kept file's bytes
+
+    @property
+    def unit(self) -> torch.Tensor:
+        """(N, D) the features L2-normalised, as cosine scores use them."""
+        return F.normalize(self.features, dim=-1)
 
 
 def content_hash(path: Path) -> str:
@@ -44,8 +52,9 @@ def content_hash(path: Path) -> str:
 
 
 def cache_folder(identity: str, root: Path | None = None) -> Path:
-    """Where the features of one encoder identity live."""
-    return (root or cache_home()) / "image-features" / hashlib.sha256(identity.encode()).hexdigest()[:32]
+    """Where the raw features of one encoder identity live."""
+    key = f"{FORMAT}:{identity}"
+    return (root or cache_home()) / "image-features" / hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
 def read_cache(folder: Path) -> dict[str, torch.Tensor]:
@@ -73,7 +82,7 @@ def write_chunk(folder: Path, hashes: Sequence[str], features: torch.Tensor, ide
 
 def image_features(encoder, paths: Sequence[str | Path], batch_size: int = 32, progress: Progress | None = None,
                    root: Path | None = None) -> FeatureSet:
-    """(N, D) unit-norm features of `paths` under `encoder`, encoding only images the cache lacks.
+    """(N, D) raw features of `paths` under `encoder`, encoding only images the cache lacks.
 
     Unreadable files are skipped and named in `problems`; equal bytes are encoded once.
     """
@@ -102,7 +111,7 @@ def image_features(encoder, paths: Sequence[str | Path], batch_size: int = 32, p
             except images.ImageError as exc:
                 problems.append(str(exc))
         if pictures:
-            features = encoder.encode_image(encoder.preprocess(pictures)).float().cpu()
+            features = encoder.encode_image(encoder.preprocess(pictures), normalize=False).float().cpu()
             cached.update(zip(batch_hashes, features))
             pending_hashes += batch_hashes
             pending.append(features)

@@ -3,9 +3,10 @@
 Stage 2 trains a projection delta(f) = normalize(f + ReLU(LayerNorm(Linear(f)))) after the frozen
 image encoder, classifying ID images into their class and synthetic images into their paired
 negative label. Stage 3 makes the paired negatives' text features learnable and pulls each toward
-its synthetic images. Both are cross-entropy on `logit_scale` * cosine, with a cosine learning-rate
-schedule stepped per batch, and a shuffle seeded per epoch so a resumed run repeats an
-uninterrupted one exactly.
+its synthetic images. Both are cross-entropy on `logit_scale` * cosine. As in the authors' code, f is
+the RAW image embedding and stage 3 learns the RAW text embeddings (`unit` is the named alternative),
+and the cosine learning-rate schedule steps once per epoch (`batch` steps it per batch). Shuffles are
+seeded per epoch, so a resumed run repeats an uninterrupted one exactly.
 """
 from __future__ import annotations
 
@@ -18,24 +19,36 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 STAGES = ("projection", "negatives", "joint")
+INPUTS = ("raw", "unit")  # what the projection reads: the raw image embedding (authors' code) or its unit-norm copy
 
 
 class Projection(nn.Module):
-    """SynOOD's image-side projection: a residual ReLU(LayerNorm(Linear)) branch, then L2-normalised."""
+    """SynOOD's image-side projection: a residual ReLU(LayerNorm(Linear)) branch, then L2-normalised.
 
-    def __init__(self, dim: int):
+    It always takes raw image embeddings; with `input="unit"` it normalises them first, so training and
+    test time cannot disagree on the convention."""
+
+    def __init__(self, dim: int, input: str = "raw"):
         super().__init__()
+        if input not in INPUTS:
+            raise ValueError(f"unknown projection input {input!r}; choose one of {', '.join(INPUTS)}")
+        self.input = input
         self.linear = nn.Linear(dim, dim)
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, features: Tensor) -> Tensor:
-        return F.normalize(features + F.relu(self.norm(self.linear(features))), dim=-1)
+        x = features if self.input == "raw" else F.normalize(features, dim=-1)
+        return F.normalize(x + F.relu(self.norm(self.linear(x))), dim=-1)
+
+
+def cosine(a: Tensor, b: Tensor) -> Tensor:
+    """(A, B) cosine similarities of the rows of two feature matrices of any norm."""
+    return F.normalize(a.float(), dim=-1) @ F.normalize(b.float(), dim=-1).T
 
 
 def pair_negatives(synthetic: Tensor, negatives: Tensor) -> tuple[Tensor, Tensor]:
     """For each synthetic image, the index of the most similar negative label and that cosine similarity."""
-    similarity = synthetic.float() @ negatives.float().T
-    values, indices = similarity.max(dim=1)
+    values, indices = cosine(synthetic, negatives).max(dim=1)
     return indices, values
 
 
@@ -43,13 +56,13 @@ def pair_negatives(synthetic: Tensor, negatives: Tensor) -> tuple[Tensor, Tensor
 class Problem:
     """The tensors both stages train on: features, labels and the text features of the classes."""
 
-    id_features: Tensor  # (I, D) source ID images
+    id_features: Tensor  # (I, D) source ID images, raw embeddings
     id_labels: Tensor  # (I,) their ImageNet class index
-    synthetic: Tensor  # (S, D) synthetic images
+    synthetic: Tensor  # (S, D) synthetic images, raw embeddings
     paired: Tensor  # (S,) index of each synthetic image's negative within `used`
-    id_text: Tensor  # (C, D) the ID labels' text features (frozen)
+    id_text: Tensor  # (C, D) the ID labels' text features (frozen, unit-norm)
     used: Tensor  # (K,) indices into the full negative list of the negatives used in pairing
-    negative_text: Tensor  # (K, D) their text features before tuning
+    negative_text: Tensor  # (K, D) their raw text embeddings before tuning
 
     def to(self, device: torch.device | str) -> "Problem":
         """The same problem with every tensor on `device` (training runs where the problem lives)."""
@@ -58,7 +71,7 @@ class Problem:
     @classmethod
     def build(cls, id_features: Tensor, id_labels: Tensor, synthetic: Tensor, id_text: Tensor,
               negatives: Tensor) -> "Problem":
-        """Pair every synthetic image with its nearest negative and keep only the negatives used."""
+        """Pair every synthetic image with its nearest negative (by cosine) and keep only the negatives used."""
         nearest, _ = pair_negatives(synthetic, negatives)
         used, paired = torch.unique(nearest, sorted=True, return_inverse=True)
         return cls(id_features.float(), id_labels.long(), synthetic.float(), paired, id_text.float(), used,
@@ -81,9 +94,24 @@ class Epoch:
                 "lr": self.lr, "samples": self.samples}
 
 
-def cosine_lr(base: float, step: int, total: int) -> float:
-    """The cosine schedule at batch `step` of `total` (from base down to 0)."""
-    return 0.5 * base * (1 + math.cos(math.pi * step / max(total, 1)))
+SCHEDULES = ("epoch", "batch")  # when the cosine schedule steps: once per epoch (authors' code) or per batch
+
+
+def cosine_lr(base: float, step: int, total: int, eta_min: float = 0.0) -> float:
+    """The cosine schedule at `step` of `total`, from base down to eta_min (CosineAnnealingLR's closed form)."""
+    return eta_min + 0.5 * (base - eta_min) * (1 + math.cos(math.pi * step / max(total, 1)))
+
+
+def initial_negatives(negative_text: Tensor, parameter: str = "raw") -> Tensor:
+    """Stage 3's starting parameters: the raw text embeddings (authors' code) or their unit-norm copies.
+
+    Scored by cosine either way, but SGD turns a row's direction by about lr / |t|^2 per step, so the
+    choice changes the effective learning rate by |t|^2 (docs/method.md)."""
+    if parameter == "raw":
+        return negative_text.clone()
+    if parameter == "unit":
+        return F.normalize(negative_text, dim=-1)
+    raise ValueError(f"unknown negtune.parameter {parameter!r}; choose raw or unit")
 
 
 def batches(count: int, batch_size: int, seed: int, epoch: int) -> Iterator[Tensor]:
@@ -96,20 +124,21 @@ def batches(count: int, batch_size: int, seed: int, epoch: int) -> Iterator[Tens
 def stage2_logits(model: Projection, features: Tensor, id_text: Tensor, negative_text: Tensor,
                   scale: float) -> Tensor:
     """logit_scale * cosine of projected images against [ID labels; paired negatives]."""
-    classes = torch.cat([id_text, F.normalize(negative_text, dim=-1)])
+    classes = torch.cat([F.normalize(id_text, dim=-1), F.normalize(negative_text, dim=-1)])
     return scale * model(features) @ classes.T
 
 
 def stage3_logits(features: Tensor, negative_text: Tensor, scale: float) -> Tensor:
     """Eq. 14's logits: logit_scale * cosine of synthetic images against the learnable negatives only."""
-    return scale * features @ F.normalize(negative_text, dim=-1).T
+    return scale * cosine(features, negative_text)
 
 
 @dataclass
 class Trainer:
     """One stage's parameters, optimisers and loss; `run_epoch` trains it for one epoch.
 
-    `loss(indices)` returns (loss, correct predictions) for one batch of sample indices.
+    `loss(indices)` returns (loss, correct predictions) for one batch of sample indices. Each optimiser's
+    groups carry their schedule's "initial_lr" and "eta_min"; `schedule` says when the cosine steps.
     """
 
     stage: str
@@ -119,22 +148,32 @@ class Trainer:
     epochs: int
     batch_size: int
     seed: int
+    schedule: str = "epoch"
+
+    def __post_init__(self):
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
 
     @property
     def steps_per_epoch(self) -> int:
         return math.ceil(self.samples / self.batch_size)
 
+    def position(self, epoch: int, batch: int) -> tuple[int, int]:
+        """(step, total) of the cosine schedule at batch `batch` (0-based) of epoch `epoch` (1-based)."""
+        if self.schedule == "epoch":
+            return epoch - 1, self.epochs
+        return (epoch - 1) * self.steps_per_epoch + batch, self.epochs * self.steps_per_epoch
+
     def run_epoch(self, epoch: int, stop: Callable[[], bool] | None = None) -> Epoch | None:
         """Train epoch `epoch` (1-based); None when `stop()` turned true before it finished."""
-        total = self.epochs * self.steps_per_epoch
-        step = (epoch - 1) * self.steps_per_epoch
         loss_sum, correct, lr = 0.0, 0, 0.0
-        for indices in batches(self.samples, self.batch_size, self.seed, epoch):
+        for batch, indices in enumerate(batches(self.samples, self.batch_size, self.seed, epoch)):
             if stop and stop():
                 return None
+            step, total = self.position(epoch, batch)
             for optimizer in self.optimizers:
                 for group in optimizer.param_groups:
-                    group["lr"] = lr = cosine_lr(group["initial_lr"], step, total)
+                    group["lr"] = lr = cosine_lr(group["initial_lr"], step, total, group["eta_min"])
             loss, hits = self.loss(indices)
             for optimizer in self.optimizers:
                 optimizer.zero_grad(set_to_none=True)
@@ -143,31 +182,30 @@ class Trainer:
                 optimizer.step()
             loss_sum += float(loss.detach()) * len(indices)
             correct += hits
-            step += 1
         return Epoch(self.stage, epoch, loss_sum / self.samples, correct / self.samples, lr, self.samples)
 
 
-def _scheduled(optimizer: torch.optim.Optimizer, lr: float) -> torch.optim.Optimizer:
-    """Record the base learning rate the cosine schedule scales (`Trainer.run_epoch`)."""
+def _scheduled(optimizer: torch.optim.Optimizer, config) -> torch.optim.Optimizer:
+    """Record the base learning rate and floor the cosine schedule runs between (`Trainer.run_epoch`)."""
     for group in optimizer.param_groups:
-        group["initial_lr"] = lr
+        group["initial_lr"], group["eta_min"] = config.lr, config.eta_min
     return optimizer
 
 
 def _adam(params, config) -> torch.optim.Optimizer:
-    return _scheduled(torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay), config.lr)
+    return _scheduled(torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay), config)
 
 
 def _sgd(params, config) -> torch.optim.Optimizer:
     return _scheduled(torch.optim.SGD(params, lr=config.lr, momentum=config.momentum,
-                                      weight_decay=config.weight_decay), config.lr)
+                                      weight_decay=config.weight_decay), config)
 
 
-def new_projection(dim: int, seed: int) -> Projection:
+def new_projection(dim: int, seed: int, input: str = "raw") -> Projection:
     """A projection with the Linear/LayerNorm default init drawn from `seed`."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
-        return Projection(dim)
+        return Projection(dim, input)
 
 
 def _correct(logits: Tensor, labels: Tensor) -> int:
@@ -188,7 +226,7 @@ def projection_trainer(problem: Problem, projection: Projection, config) -> Trai
         return F.cross_entropy(logits, labels[indices]), _correct(logits, labels[indices])
 
     return Trainer("projection", len(features), loss, [_adam(projection.parameters(), config)], config.epochs,
-                   config.batch_size, config.seed)
+                   config.batch_size, config.seed, config.schedule)
 
 
 def negatives_trainer(problem: Problem, negatives: nn.Parameter, config,
@@ -209,14 +247,14 @@ def negatives_trainer(problem: Problem, negatives: nn.Parameter, config,
         return F.cross_entropy(logits, problem.paired[indices]), _correct(logits, problem.paired[indices])
 
     return Trainer("negatives", len(features), loss, [_sgd([negatives], config)], config.epochs,
-                   config.batch_size, config.seed)
+                   config.batch_size, config.seed, config.schedule)
 
 
 def joint_trainer(problem: Problem, projection: Projection, negatives: nn.Parameter, projection_config,
                   negtune_config) -> Trainer:
     """Joint ablation: stage 2's loss with the paired negatives learnable, plus stage 3's loss on the
     projected synthetic images, both optimised together (Adam for the projection, SGD for the
-    negatives, each with its own stage's hyperparameters) for the projection's epochs."""
+    negatives, each with its own stage's hyperparameters) for the projection's epochs, on its schedule."""
     features = torch.cat([problem.id_features, problem.synthetic])
     labels = torch.cat([problem.id_labels, len(problem.id_text) + problem.paired])
     synthetic = torch.zeros(len(features), dtype=torch.bool, device=features.device)
@@ -235,4 +273,4 @@ def joint_trainer(problem: Problem, projection: Projection, negatives: nn.Parame
 
     optimizers = [_adam(projection.parameters(), projection_config), _sgd([negatives], negtune_config)]
     return Trainer("joint", len(features), loss, optimizers, projection_config.epochs, projection_config.batch_size,
-                   projection_config.seed)
+                   projection_config.seed, projection_config.schedule)

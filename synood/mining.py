@@ -29,7 +29,7 @@ ENCODING_ID = "Encoding ID label prompts"
 READING_WORDNET = "Reading the WordNet candidates"
 LOADING_CACHED = "Loading the cached negative labels"
 SAVING = "Saving the negative labels"
-CACHE_VERSION = 1  # part of the cache key: raise it when a code change alters what mining returns
+CACHE_VERSION = 2  # part of the cache key: raise it when a code change alters what mining returns (2: raw features)
 MINING_FIELDS = ("noun_template", "adjective_template", "percentile", "keep_ratio", "prune_csp")  # + id_template
 T = TypeVar("T")
 CSP_PRUNED = ("noun.person", "noun.quantity", "noun.group", "adj.pert")  # the CSP-style optional pruning
@@ -64,7 +64,7 @@ def prompts(words: Sequence[str], template: str) -> list[str]:
     return [template.format(word) for word in words]
 
 
-TextFeatures = Callable[..., torch.Tensor]  # (texts, progress=None) -> (N, D) unit-norm, e.g. encoder.text_features
+TextFeatures = Callable[..., torch.Tensor]  # (texts, progress=None, normalize=True) -> (N, D), e.g. encoder.text_features
 
 
 def encoding_stage(pos: str) -> str:
@@ -80,8 +80,8 @@ def ranking_stage(pos: str) -> str:
 def mine(text_features: TextFeatures, id_names: Sequence[str], config: NegLabelConfig = NegLabelConfig(),
          progress: StageProgress | None = None, pool: dict[str, list[Candidate]] | None = None,
          id_features: torch.Tensor | None = None) -> tuple[list[NegativeLabel], torch.Tensor]:
-    """The negative labels (nouns first, then adjectives, each most distant first) and their (M, D)
-    text features. `text_features` is an encoder's cached text encoding; `pool` replaces the WordNet
+    """The negative labels (nouns first, then adjectives, each most distant first) and their (M, D) RAW
+    text features (ranked by cosine; stage 3 learns the raw ones). `text_features` is an encoder's cached text encoding; `pool` replaces the WordNet
     candidates (tests); `id_features` are the ID prompts' features when the caller already has them.
     `progress` hears each stage by name (the module's stage constants)."""
     if id_features is None:
@@ -96,9 +96,9 @@ def mine(text_features: TextFeatures, id_names: Sequence[str], config: NegLabelC
         # depends on the order a pool is given in
         pool_pos = _pool(pool, pos, config)
         encoded = text_features(prompts([c.word for c in pool_pos], templates[pos]),
-                                progress=staged(progress, encoding_stage(pos)))
-        distance = _step(progress, ranking_stage(pos), lambda: percentile_similarity(encoded, id_features,
-                                                                                      config.percentile))
+                                progress=staged(progress, encoding_stage(pos)), normalize=False)
+        distance = _step(progress, ranking_stage(pos), lambda: percentile_similarity(
+            torch.nn.functional.normalize(encoded, dim=-1), id_features, config.percentile))
         keep = lowest(distance, config.keep_ratio)
         labels += [NegativeLabel(pool_pos[i].word, pos, pool_pos[i].lexname, float(distance[i])) for i in keep.tolist()]
         features.append(encoded[keep])

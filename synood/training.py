@@ -65,7 +65,7 @@ def training_data(generation: str | Path, detector, config: Config, progress: Pr
     if not len(synthetic.features):
         raise TrainingError(f"{manifest.path}: none of its {len(chosen)} synthetic images could be read")
     problem = finetune.Problem.build(source_set.features, torch.tensor([labels[p] for p in source_set.paths]),
-                                     synthetic.features, detector.id_features, detector.negative_features)
+                                     synthetic.features, detector.id_features, detector.negative_raw)
     digest = hashlib.sha256()
     for h in [*synthetic.hashes, "|", *source_set.hashes]:
         digest.update(h.encode())
@@ -113,8 +113,9 @@ def train(problem: finetune.Problem, config: Config, state_dir: Path, stop: Call
     stages = plan(config)
     if not stages:
         raise TrainingError("nothing to train: projection.epochs and negtune.epochs are both 0")
-    projection = finetune.new_projection(problem.synthetic.shape[1], config.projection.seed).to(problem.synthetic.device)
-    negatives = nn.Parameter(problem.negative_text.clone())
+    projection = finetune.new_projection(problem.synthetic.shape[1], config.projection.seed,
+                                         config.projection.input).to(problem.synthetic.device)
+    negatives = nn.Parameter(finetune.initial_negatives(problem.negative_text, config.negtune.parameter))
     start, history, optimizer_states = (0, 0), [], None
     for path in reversed(states(state_dir)):  # the newest state that reads; a damaged one is skipped
         try:
@@ -253,7 +254,7 @@ def before_after(encoder, id_text: torch.Tensor, negative_text: torch.Tensor, tu
     n = config.neglabel
     for method in ("neglabel", "synood"):
         if method == "neglabel":
-            found = {k: scores.neglabel_score(s.features.double(), id_text.double(), negative_text.double(),
+            found = {k: scores.neglabel_score(s.unit.double(), id_text.double(), negative_text.double(),
                                               n.ngroups, n.temperature, n.group_seed)[0] for k, s in sets.items()}
         else:
             found = {k: tuned.score(s.features, id_text, negative_text, n, config.finetune.combination)

@@ -13,10 +13,14 @@ from synood.runs import RunError, RunStore
 unit = lambda x: F.normalize(x, dim=-1)  # noqa: E731
 
 
+IMAGE_NORM, TEXT_NORM = 10.0, 8.0  # raw embeddings are far from unit norm, as CLIP's are
+
+
 class Toy:
     """ID images near their class text; near-boundary images = an ID class plus one of 8 "concepts" no ID
     label covers. Three negatives sit loosely (cosine 0.5) around each concept, 76 elsewhere, so NegLabel
-    before tuning barely tells the two apart; pulling images and negatives together should."""
+    before tuning barely tells the two apart; pulling images and negatives together should. Image and
+    negative features are RAW: unit directions times a norm around IMAGE_NORM and TEXT_NORM."""
 
     D, C, K = 32, 10, 8
 
@@ -27,23 +31,27 @@ class Toy:
         near = 0.5
         close = unit(near * self.concepts.repeat_interleave(3, 0)
                      + (1 - near ** 2) ** 0.5 * unit(torch.randn(3 * self.K, self.D, generator=g)))
-        self.negatives = torch.cat([close, unit(torch.randn(76, self.D, generator=g))])
+        self.negatives = TEXT_NORM * torch.cat([close, unit(torch.randn(76, self.D, generator=g))])
         id_train, self.labels = self.id_images(256)
         self.problem = finetune.Problem.build(id_train, self.labels, self.boundary(256), self.id_text, self.negatives)
         self.test_id, _ = self.id_images(400)
         self.test_ood = self.boundary(400)
 
+    def norms(self, n):
+        return IMAGE_NORM * (0.8 + 0.4 * torch.rand(n, 1, generator=self.g))
+
     def id_images(self, n):
         c = torch.randint(self.C, (n,), generator=self.g)
-        return unit(self.id_text[c] + 0.1 * torch.randn(n, self.D, generator=self.g)), c
+        return self.norms(n) * unit(self.id_text[c] + 0.1 * torch.randn(n, self.D, generator=self.g)), c
 
     def boundary(self, n):
         c = torch.randint(self.C, (n,), generator=self.g)
         k = torch.randint(self.K, (n,), generator=self.g)
-        return unit(self.id_text[c] + 0.5 * self.concepts[k] + 0.1 * torch.randn(n, self.D, generator=self.g))
+        direction = unit(self.id_text[c] + 0.5 * self.concepts[k] + 0.1 * torch.randn(n, self.D, generator=self.g))
+        return self.norms(n) * direction
 
     def auroc(self, tuned, config, combination="both"):
-        s = lambda x: tuned.score(x, self.id_text, self.negatives, config.neglabel, combination)  # noqa: E731
+        s = lambda x: tuned.score(x, self.id_text, unit(self.negatives), config.neglabel, combination)  # noqa: E731
         return metrics.auroc(s(self.test_id), s(self.test_ood))
 
 
@@ -51,7 +59,8 @@ def toy_config(**changes) -> Config:
     config = Config()
     config.neglabel.ngroups = 10
     config.projection.epochs, config.projection.batch_size, config.projection.lr = 20, 64, 1e-2
-    config.negtune.epochs, config.negtune.batch_size, config.negtune.lr = 10, 64, 0.02
+    config.negtune.epochs, config.negtune.batch_size = 10, 64
+    config.negtune.lr = 0.1 * TEXT_NORM ** 2  # raw parameters turn 1/|t|^2 as fast: the same step as 0.1 on unit ones
     for key, value in changes.items():
         section, name = key.split("__")
         setattr(getattr(config, section), name, value)
@@ -70,14 +79,53 @@ def trained(toy, tmp_path_factory):
     return tuned, history
 
 
-def test_projection_is_the_papers_residual_block():
+def _residual_block(projection, f):
+    """normalize(f + ReLU(LayerNorm(W f + b))) by hand (LayerNorm's affine starts at 1 and 0)."""
+    z = f @ projection.linear.weight.T + projection.linear.bias
+    z = (z - z.mean(dim=1, keepdim=True)) / torch.sqrt(z.var(dim=1, unbiased=False, keepdim=True) + 1e-5)
+    return (f + torch.relu(z)) / (f + torch.relu(z)).norm(dim=1, keepdim=True)
+
+
+def test_projection_is_the_papers_residual_block_on_raw_embeddings():
     projection = finetune.new_projection(512, seed=0)
+    assert projection.input == "raw"  # the authors' code feeds encode_image's raw output
     assert sum(p.numel() for p in projection.parameters()) == 512 * 512 + 512 + 2 * 512  # 263,680
-    f = unit(torch.randn(4, 512))
-    expected = unit(f + torch.relu(torch.nn.functional.layer_norm(f @ projection.linear.weight.T + projection.linear.bias,
-                                                                  (512,))))
-    torch.testing.assert_close(projection(f), expected)
+    f = 11.0 * unit(torch.randn(4, 512))  # the norm of a CLIP ViT-B/16 image embedding, roughly
+    torch.testing.assert_close(projection(f), _residual_block(projection, f))
     torch.testing.assert_close(finetune.new_projection(512, seed=0).linear.weight, projection.linear.weight)
+    on_unit = finetune.new_projection(512, seed=0, input="unit")
+    torch.testing.assert_close(on_unit(f), _residual_block(on_unit, unit(f)))  # normalised first
+    assert not torch.allclose(projection(f), on_unit(f), atol=1e-3)  # the two conventions are different functions
+    with pytest.raises(ValueError, match="unknown projection input"):
+        finetune.Projection(8, "scaled")
+
+
+def test_one_sgd_step_on_a_raw_negative_follows_the_formula():
+    """Eq. 14 with a raw parameter t, scored by cosine: dL/dt = (I - u u^T) dL/du / |t| with u = t / |t|,
+    so SGD's first step (momentum buffer = gradient) is t - lr (dL/dt + wd t), and it turns u by ~lr / |t|^2."""
+    g = torch.Generator().manual_seed(1)
+    images = 10.0 * unit(torch.randn(6, 16, generator=g, dtype=torch.float64))
+    raw = 7.0 * unit(torch.randn(3, 16, generator=g, dtype=torch.float64))
+    labels = torch.tensor([0, 1, 2, 0, 1, 2])
+    config = toy_config(negtune__lr=1e-3, negtune__epochs=1, negtune__batch_size=6).negtune  # small steps: angle ~ step
+    problem = finetune.Problem(images, torch.zeros(0, dtype=torch.long), images, labels, unit(raw), torch.arange(3), raw)
+    stepped = {}
+    for parameter in ("raw", "unit"):
+        t = torch.nn.Parameter(finetune.initial_negatives(raw, parameter))
+        start = t.detach().clone()
+        trainer = finetune.negatives_trainer(problem, t, config)
+        trainer.run_epoch(1)
+        u = unit(start).requires_grad_(True)
+        loss = torch.nn.functional.cross_entropy(100 * unit(images) @ u.T, labels)
+        (dl_du,) = torch.autograd.grad(loss, u)
+        n = start.norm(dim=1, keepdim=True)
+        dl_dt = (dl_du - (dl_du * unit(start)).sum(1, keepdim=True) * unit(start)) / n
+        lr = finetune.cosine_lr(config.lr, 0, 1, config.eta_min)
+        torch.testing.assert_close(t.detach(), start - lr * (dl_dt + config.weight_decay * start))
+        along = (t.detach() * unit(start)).sum(1)
+        stepped[parameter] = torch.atan2((t.detach() - along[:, None] * unit(start)).norm(dim=1), along)
+    ratio = stepped["unit"] / stepped["raw"]
+    torch.testing.assert_close(ratio, torch.full_like(ratio, 7.0 ** 2), rtol=0.02, atol=0)
 
 
 def test_pairing_takes_the_most_similar_negative():
@@ -102,10 +150,53 @@ def test_cosine_schedule_and_seeded_batches():
     assert finetune.cosine_lr(1.0, 0, 10) == 1.0
     assert finetune.cosine_lr(1.0, 5, 10) == pytest.approx(0.5)
     assert finetune.cosine_lr(1.0, 10, 10) == pytest.approx(0.0)
+    assert finetune.cosine_lr(1.0, 10, 10, eta_min=1e-5) == pytest.approx(1e-5)
     first = [b.tolist() for b in finetune.batches(10, 4, seed=3, epoch=2)]
     assert [b.tolist() for b in finetune.batches(10, 4, seed=3, epoch=2)] == first
     assert sorted(sum(first, [])) == list(range(10)) and [len(b) for b in first] == [4, 4, 2]
     assert [b.tolist() for b in finetune.batches(10, 4, seed=3, epoch=3)] != first
+
+
+@pytest.mark.parametrize("schedule", ["epoch", "batch"])
+def test_learning_rates_follow_torchs_cosine_annealing(toy, tmp_path, schedule):
+    """The authors step CosineAnnealingLR(T_max=epochs, eta_min) once per epoch; `batch` steps it per batch."""
+    config = toy_config(projection__schedule=schedule, projection__epochs=4, negtune__epochs=0)
+    seen = []
+    trainer = finetune.projection_trainer(toy.problem, finetune.new_projection(32, 0), config.projection)
+    optimizer = trainer.optimizers[0]
+    step = optimizer.step
+    optimizer.step = lambda *a, **k: (seen.append(optimizer.param_groups[0]["lr"]), step(*a, **k))[1]
+    for epoch in range(1, 5):
+        trainer.run_epoch(epoch)
+    reference = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=config.projection.lr)
+    per_epoch = schedule == "epoch"
+    total = 4 if per_epoch else 4 * trainer.steps_per_epoch
+    annealing = torch.optim.lr_scheduler.CosineAnnealingLR(reference, total, config.projection.eta_min)
+    expected = []
+    for epoch in range(4):
+        for _ in range(trainer.steps_per_epoch):
+            expected.append(reference.param_groups[0]["lr"])
+            reference.step()  # no gradient: changes nothing, keeps the scheduler's step-order check quiet
+            if not per_epoch:
+                annealing.step()
+        if per_epoch:
+            annealing.step()
+    assert seen == pytest.approx(expected, rel=1e-9)
+    assert len(set(seen)) == (4 if per_epoch else len(seen))
+
+
+def test_resume_is_exact_under_the_per_batch_schedule_too(toy, tmp_path):
+    config = toy_config(projection__schedule="batch", negtune__schedule="batch", projection__epochs=4, negtune__epochs=3)
+    whole = training.train(toy.problem, config, tmp_path / "whole")
+
+    def crash(epoch):
+        if (epoch.stage, epoch.epoch) == ("projection", 2):
+            raise Crash
+    with pytest.raises(Crash):
+        training.train(toy.problem, config, tmp_path / "crashed", on_epoch=crash)
+    resumed = training.train(toy.problem, config, tmp_path / "crashed")
+    for name, tensor in whole.tensors().items():
+        assert torch.equal(resumed.tensors()[name], tensor), name
 
 
 def test_both_stages_reduce_their_loss_and_raise_auroc(toy, trained):
@@ -124,18 +215,19 @@ def test_both_stages_reduce_their_loss_and_raise_auroc(toy, trained):
 
 def test_none_combination_is_neglabel(toy, trained):
     tuned, _ = trained
-    s = tuned.score(toy.test_id, toy.id_text, toy.negatives, toy_config().neglabel, "none")
-    expected, _ = scores.neglabel_score(toy.test_id.double(), toy.id_text.double(), toy.negatives.double(), 10)
+    s = tuned.score(toy.test_id, toy.id_text, unit(toy.negatives), toy_config().neglabel, "none")
+    expected, _ = scores.neglabel_score(unit(toy.test_id).double(), toy.id_text.double(), unit(toy.negatives).double(), 10)
     torch.testing.assert_close(s, expected)
 
 
 def test_tuned_negatives_replace_only_the_paired_rows(toy, trained):
     tuned, _ = trained
-    full = tuned.negatives(toy.negatives)
-    others = torch.ones(len(toy.negatives), dtype=torch.bool)
+    base = unit(toy.negatives)
+    full = tuned.negatives(base)
+    others = torch.ones(len(base), dtype=torch.bool)
     others[toy.problem.used] = False
-    assert torch.equal(full[others], toy.negatives[others])
-    assert not torch.allclose(full[toy.problem.used], toy.negatives[toy.problem.used])
+    assert torch.equal(full[others], base[others])
+    assert not torch.allclose(full[toy.problem.used], base[toy.problem.used])
     torch.testing.assert_close(full.norm(dim=1), torch.ones(len(full)))
 
 
@@ -210,15 +302,28 @@ def test_detector_file_round_trip_and_checks(toy, trained, tmp_path):
     assert path.stat().st_size < 200_000  # projection of a 32-d toy plus the tuned rows
     loaded = checkpoint.load_detector(path)
     config = toy_config()
-    torch.testing.assert_close(loaded.score(toy.test_ood, toy.id_text, toy.negatives, config.neglabel),
-                               tuned.score(toy.test_ood, toy.id_text, toy.negatives, config.neglabel))
+    assert loaded.projection.input == "raw"
+    torch.testing.assert_close(loaded.score(toy.test_ood, toy.id_text, unit(toy.negatives), config.neglabel),
+                               tuned.score(toy.test_ood, toy.id_text, unit(toy.negatives), config.neglabel))
     loaded.check("enc-1", ["a", "b"])
     with pytest.raises(checkpoint.CheckpointError, match="tuned on features of 'enc-1'"):
         loaded.check("enc-2", ["a", "b"])
     with pytest.raises(checkpoint.CheckpointError, match="another negative-label list"):
         loaded.check("enc-1", ["a", "c"])
     with pytest.raises(checkpoint.CheckpointError, match="unknown detector combination"):
-        loaded.score(toy.test_ood, toy.id_text, toy.negatives, config.neglabel, "everything")
+        loaded.score(toy.test_ood, toy.id_text, unit(toy.negatives), config.neglabel, "everything")
+
+
+def test_a_detector_file_without_the_input_key_projects_unit_features(toy, trained, tmp_path):
+    """Files written before raw embeddings were trained on unit-norm features: they still score raw input right."""
+    from safetensors.torch import save_file
+
+    tuned, _ = trained
+    path = tmp_path / "old.safetensors"
+    save_file(tuned.tensors(), str(path), metadata={"format": checkpoint.FORMAT, "meta": "{}"})
+    old = checkpoint.load_detector(path)
+    assert old.projection.input == "unit"
+    torch.testing.assert_close(old.project(toy.test_ood), old.project(unit(toy.test_ood)))
 
 
 def test_damaged_or_foreign_detector_files_are_refused(tmp_path):
@@ -241,7 +346,7 @@ def test_damaged_or_foreign_detector_files_are_refused(tmp_path):
 # --- the feature cache ------------------------------------------------------------------------------------
 
 class CountingEncoder:
-    """A deterministic stand-in encoder (mean colour, 3-d) that counts the images it encodes."""
+    """A deterministic stand-in encoder (mean colour + 1, 3-d, far from unit norm) that counts what it encodes."""
 
     identity, embed_dim = "counting-encoder/1", 3
 
@@ -252,9 +357,9 @@ class CountingEncoder:
         return torch.stack([torch.tensor(list(p.resize((1, 1)).getpixel((0, 0))), dtype=torch.float32)
                             for p in pictures])
 
-    def encode_image(self, pixels):
+    def encode_image(self, pixels, normalize=True):
         self.encoded += len(pixels)
-        return unit(pixels + 1)
+        return unit(pixels + 1) if normalize else pixels + 1
 
 
 def write_images(folder, colours):
@@ -276,6 +381,8 @@ def test_feature_cache_encodes_each_content_once(tmp_path):
                            root=tmp_path / "cache")
     assert encoder.encoded == 2 and first.paths == paths
     assert torch.equal(first.features[0], first.features[2])
+    assert torch.equal(first.features[0], torch.tensor([256.0, 1.0, 1.0]))  # raw (colour + 1): the cache keeps the norm
+    assert torch.equal(first.unit, unit(first.features))
     assert len(first.problems) == 2
     assert any("broken.png: not an image" in p for p in first.problems)
     assert any("missing.png: cannot read" in p for p in first.problems)

@@ -25,7 +25,7 @@ class CountingTextFeatures:
     def __init__(self):
         self.seen = []
 
-    def __call__(self, texts, progress=None):
+    def __call__(self, texts, progress=None, normalize=True):
         self.seen.append(list(texts))
         rows = torch.tensor([list(hashlib.sha256(t.encode()).digest()[:DIM]) for t in texts], dtype=torch.float32)
         if progress:

@@ -58,6 +58,9 @@ def _hash_row(text):
     return torch.tensor([(b + 1) / 256.0 for b in digest[:DIM - 1]] + [0.0])
 
 
+RAW_NORM = 7.5  # the fake's raw embeddings have this norm, like CLIP's, which are far from 1
+
+
 def _basis(index):
     row = torch.zeros(DIM)
     row[index] = 1.0
@@ -73,13 +76,13 @@ class FakeTextFeatures:
         self.config = config
         self.seen = []
 
-    def __call__(self, texts, progress=None):
+    def __call__(self, texts, progress=None, normalize=True):
         self.seen.append(list(texts))
         special = {self.config.id_template.format(n): i for i, n in enumerate(ID_NAMES)}
         special[self.config.noun_template.format("cat")] = 0
         rows = [_basis(special[t]) if t in special else _basis(DIM - 1) if "far" in t else _hash_row(t)
                 for t in texts]
-        return _unit(torch.stack(rows))
+        return _unit(torch.stack(rows)) * (1 if normalize else RAW_NORM)
 
 
 def _pool(nouns=NOUNS, adjs=ADJS, lexname=lambda word, pos: f"{pos}.all"):
@@ -136,15 +139,16 @@ def test_mine_keeps_far_candidate_and_drops_one_equal_to_an_id_feature():
     assert far.percentile == pytest.approx(0.0, abs=1e-6)  # orthogonal to every ID feature
 
 
-def test_mine_returns_rows_of_kept_candidates():
+def test_mine_returns_raw_rows_of_kept_candidates_ranked_by_cosine():
     config = NegLabelConfig()
     labels, features, _ = _mine(config)
     expected = FakeTextFeatures(config)([
         (config.noun_template if label.pos == "noun" else config.adjective_template).format(label.word)
-        for label in labels])
-    assert torch.equal(features, expected)
+        for label in labels], normalize=False)
+    assert torch.equal(features, expected)  # raw: stage 3 learns the raw text embeddings
+    assert features.norm(dim=1).tolist() == pytest.approx([RAW_NORM] * len(labels))
     ids = FakeTextFeatures(config)([config.id_template.format(n) for n in ID_NAMES])
-    recomputed = percentile_similarity(features, ids)
+    recomputed = percentile_similarity(features / RAW_NORM, ids)
     assert [label.percentile for label in labels] == pytest.approx(recomputed.tolist(), abs=1e-6)
 
 

@@ -57,6 +57,22 @@ def test_one_forward_pass_of_each(suite, photo):
     assert isinstance(out, Image.Image) and out.size == (suite.generator.size, suite.generator.size)
 
 
+def test_the_encoder_gives_raw_embeddings_beside_unit_ones(suite, photo, tmp_path, monkeypatch):
+    """normalize=False is encode_image/encode_text's raw output; the unit features are exactly its normalisation,
+    and the text cache keeps raw embeddings under a key of their own."""
+    monkeypatch.setenv("SYNOOD_HOME", str(tmp_path))
+    encoder = suite.encoder
+    pixels = encoder.preprocess([photo])
+    raw = encoder.encode_image(pixels, normalize=False)
+    assert not torch.allclose(raw.norm(dim=-1), torch.ones(1), atol=1e-3)
+    torch.testing.assert_close(encoder.encode_image(pixels), torch.nn.functional.normalize(raw, dim=-1))
+    texts = ["the nice cat", "This is a red photo", "the nice long prompt of many words"]
+    raw_text = encoder.text_features(texts, normalize=False)
+    torch.testing.assert_close(raw_text, encoder.encode_text(texts, normalize=False), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(encoder.text_features(texts), torch.nn.functional.normalize(raw_text, dim=-1))
+    assert len(list((tmp_path / "text-features").glob("*.safetensors"))) == 1  # one cache file, read twice
+
+
 def test_device_and_dtype_choice():
     assert pick_device("cpu") == torch.device("cpu")
     assert pick_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")

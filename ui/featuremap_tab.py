@@ -233,7 +233,7 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
             if position < len(found.paths) and found.paths[position] == source.path:
                 kept.append(source)
                 position += 1
-        features = found.features
+        features = found.unit
         ids = [i for i, source in enumerate(kept) if source.group == "ID"]
         for i, label in zip(ids, id_labels([kept[i].path for i in ids], features[ids], detector)):
             kept[i] = Source(kept[i].path, "ID", label)
@@ -243,9 +243,9 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
                                           config.neglabel.temperature, config.neglabel.group_seed)[0]
             score_title = "NegLabel S(x)"
         else:
-            score = tuned.score(features, detector.id_features, detector.negative_features, config.neglabel,
+            score = tuned.score(found.features, detector.id_features, detector.negative_features, config.neglabel,
                                 config.finetune.combination)
-            features, score_title = tuned.project(features), "tuned S(x)"
+            features, score_title = tuned.project(found.features), "tuned S(x)"
         points = tuple(Point(source.group, source.label, value, source.path.name,
                              featuremap.file_url(featuremap.thumbnail_path(content)))
                        for source, value, content in zip(kept, score.tolist(), found.hashes))

@@ -30,12 +30,13 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 HUB_PREFIX = "hf-hub:"
 HUB_CONFIG = "open_clip_config.json"
 PREPROCESS_KEYS = ("mean", "std", "interpolation", "resize_mode")
+RAW_TEXT_CACHE = "raw"  # appended to the identity keying cached text features: they are kept before L2 normalisation
 
 open_clip.add_model_config(CONFIG_DIR)
 
 
 class OpenClipEncoder:
-    """An open_clip model behind the ImageTextEncoder interface: unit-norm features, no gradients."""
+    """An open_clip model behind the ImageTextEncoder interface: unit-norm or raw features, no gradients."""
 
     def __init__(self, model: torch.nn.Module, transform: Any, tokenizer: Any, embed_dim: int,
                  info: ComponentInfo, device: torch.device, dtype: torch.dtype):
@@ -46,23 +47,23 @@ class OpenClipEncoder:
         """PIL images -> (B, 3, S, S) pixels with the weights' own resize, crop and normalisation."""
         return torch.stack([self.transform(image.convert("RGB")) for image in images])
 
-    def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(B, 3, S, S) preprocessed pixels -> (B, D) unit-norm float32 features."""
+    def encode_image(self, pixels: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        """(B, 3, S, S) preprocessed pixels -> (B, D) float32 features, unit-norm or raw."""
         with torch.inference_mode():
-            return self.model.encode_image(pixels.to(self.device, self.dtype), normalize=True).float()
+            return self.model.encode_image(pixels.to(self.device, self.dtype), normalize=normalize).float()
 
-    def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
-        """N strings -> (N, D) unit-norm float32 features, tokenised by the model's own tokenizer."""
+    def encode_text(self, texts: Sequence[str], normalize: bool = True) -> torch.Tensor:
+        """N strings -> (N, D) float32 features, unit-norm or raw, tokenised by the model's own tokenizer."""
         with torch.inference_mode():
             tokens = self.tokenizer(list(texts)).to(self.device)
-            return self.model.encode_text(tokens, normalize=True).float()
+            return self.model.encode_text(tokens, normalize=normalize).float()
 
-    def encode_text_fast(self, texts: Sequence[str], bf16: bool = False) -> torch.Tensor:
+    def encode_text_fast(self, texts: Sequence[str], bf16: bool = False, normalize: bool = True) -> torch.Tensor:
         """encode_text with the tokens cut to the batch's longest prompt (exact: CLIP's text tower is
         causal, so padding after the end token never reaches it) and optionally bf16 autocast on CPU."""
         model = self.model
         if getattr(model, "attn_mask", None) is None or model.text_pool_type != "argmax":
-            return self.encode_text(texts)  # not CLIP's causal, argmax-pooled text tower: no shortcut
+            return self.encode_text(texts, normalize)  # not CLIP's causal, argmax-pooled text tower: no shortcut
         with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             tokens = self.tokenizer(list(texts)).to(self.device)
             length = int((tokens != 0).sum(dim=1).max())
@@ -72,7 +73,7 @@ class OpenClipEncoder:
             x = model.ln_final(model.transformer(x, attn_mask=model.attn_mask[:length, :length]))
             x = text_global_pool(x, tokens, model.text_pool_type)
             x = model.text_projection(x) if isinstance(model.text_projection, torch.nn.Linear) else x @ model.text_projection
-            return F.normalize(x.float(), dim=-1)
+            return F.normalize(x.float(), dim=-1) if normalize else x.float()
 
     @functools.cached_property
     def identity(self) -> str:
@@ -85,11 +86,14 @@ class OpenClipEncoder:
             stamp = f"{source.stat().st_size}:{source.stat().st_mtime_ns}" if source.is_file() else ""
         return f"open_clip:{self.info.architecture}:{source}:{stamp}:{self.dtype}:{open_clip.__version__}"
 
-    def text_features(self, texts: Sequence[str], progress: Progress | None = None) -> torch.Tensor:
-        """Many texts, batched and truncated (encode_text_fast), cached on disk.
+    def text_features(self, texts: Sequence[str], progress: Progress | None = None,
+                      normalize: bool = True) -> torch.Tensor:
+        """Many texts, batched and truncated (encode_text_fast), their raw embeddings cached on disk.
         bf16 autocast is off: on the 2-core CPU it was slower (BENCHMARKS.md); `--dtype bfloat16`
         runs the whole model in bf16 where that pays."""
-        return cached_text_features(self.identity, texts, self.encode_text_fast, progress=progress)
+        raw = cached_text_features(f"{self.identity}:{RAW_TEXT_CACHE}", texts,
+                                   functools.partial(self.encode_text_fast, normalize=False), progress=progress)
+        return F.normalize(raw, dim=-1) if normalize else raw
 
 
 def load(spec: ComponentSpec, device: torch.device, dtype: str) -> OpenClipEncoder:

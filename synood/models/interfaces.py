@@ -43,7 +43,10 @@ def count_parameters(*modules: "torch.nn.Module") -> int:
 
 @runtime_checkable
 class ImageTextEncoder(Protocol):
-    """A CLIP-like dual encoder: images and texts into one L2-normalised space."""
+    """A CLIP-like dual encoder: images and texts into one space, compared by cosine.
+
+    `normalize=False` gives the raw embedding before L2 normalisation (open_clip's own switch): the
+    authors' stages 2 and 3 train on raw embeddings, whose norm is information (docs/method.md)."""
 
     info: ComponentInfo
     embed_dim: int
@@ -53,16 +56,17 @@ class ImageTextEncoder(Protocol):
         """PIL images -> (B, 3, S, S) tensor ready for `encode_image`."""
         ...
 
-    def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(B, 3, S, S) preprocessed pixels -> (B, D) unit-norm features."""
+    def encode_image(self, pixels: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        """(B, 3, S, S) preprocessed pixels -> (B, D) unit-norm features (raw when not `normalize`)."""
         ...
 
-    def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
-        """N strings -> (N, D) unit-norm features."""
+    def encode_text(self, texts: Sequence[str], normalize: bool = True) -> torch.Tensor:
+        """N strings -> (N, D) unit-norm features (raw when not `normalize`)."""
         ...
 
-    def text_features(self, texts: Sequence[str], progress: Callable[[int, int], None] | None = None) -> torch.Tensor:
-        """encode_text over many texts in batches, from the on-disk cache when the weights allow it."""
+    def text_features(self, texts: Sequence[str], progress: Callable[[int, int], None] | None = None,
+                      normalize: bool = True) -> torch.Tensor:
+        """encode_text over many texts in batches, from the on-disk cache (which keeps raw embeddings)."""
         ...
 
 

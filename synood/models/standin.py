@@ -74,29 +74,30 @@ class StandInEncoder:
             tensors.append(self.classifier.to_tensor(image.crop((left, top, left + view.crop, top + view.crop))))
         return torch.stack(tensors)
 
-    def encode_image(self, pixels: torch.Tensor) -> torch.Tensor:
-        """(B, 3, S, S) pixels -> (B, D) unit-norm features: softmax-weighted anchors (conse) or the
-        pooled classifier features (ridge)."""
+    def encode_image(self, pixels: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        """(B, 3, S, S) pixels -> (B, D) features: softmax-weighted anchors (conse) or the pooled classifier
+        features (ridge); unit-norm, or raw (before that L2 normalisation) when not `normalize`."""
         with torch.inference_mode():
             if self.ridge is not None:
-                return F.normalize(self.classifier.features(pixels).float(), dim=-1).cpu()
-            probabilities = self.classifier.logits(pixels).float().softmax(dim=-1).cpu()
-            return F.normalize(probabilities @ self.anchors, dim=-1)
+                raw = self.classifier.features(pixels).float().cpu()
+            else:
+                raw = self.classifier.logits(pixels).float().softmax(dim=-1).cpu() @ self.anchors
+        return F.normalize(raw, dim=-1) if normalize else raw
 
-    def encode_text(self, texts: Sequence[str]) -> torch.Tensor:
-        """N strings -> (N, D) unit-norm features in this encoder's space."""
-        return self.carry(self.sentences.encode(texts).cpu())
+    def encode_text(self, texts: Sequence[str], normalize: bool = True) -> torch.Tensor:
+        """N strings -> (N, D) features in this encoder's space, unit-norm or raw."""
+        return self.carry(self.sentences.encode(texts).cpu(), normalize)
 
-    def text_features(self, texts: Sequence[str], progress: Progress | None = None) -> torch.Tensor:
+    def text_features(self, texts: Sequence[str], progress: Progress | None = None,
+                      normalize: bool = True) -> torch.Tensor:
         """encode_text with the sentence features cached on disk (the ridge map is cheap and re-applied)."""
         return self.carry(cached_text_features(self.sentences.identity, texts, self.sentences.encode,
-                                               progress=progress))
+                                               progress=progress), normalize)
 
-    def carry(self, sentence_features: torch.Tensor) -> torch.Tensor:
-        """Sentence-encoder features -> unit-norm text features of this encoder's space."""
-        if self.ridge is None:
-            return F.normalize(sentence_features, dim=-1)
-        return F.normalize(sentence_features @ self.ridge, dim=-1)
+    def carry(self, sentence_features: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        """Sentence-encoder features -> text features of this encoder's space (raw: before L2 normalisation)."""
+        raw = sentence_features if self.ridge is None else sentence_features @ self.ridge
+        return F.normalize(raw, dim=-1) if normalize else raw
 
 
 def class_rows(classifier: ImageNetClassifier) -> torch.Tensor:
