@@ -4,8 +4,8 @@
    texts into the image space): zero-shot top-5 accuracy of the ID photos (their class among the 5
    ID labels nearest to the image), MCM and NegLabel, and the ridge map's in-sample recovery (a
    class's anchor text lands nearest its own weight row).
-2. AUROC and FPR95 (MOS convention) of NegLabel, MCM, MSP and Energy: the ID photos of ImageNet
-   classes vs the OOD photos (synood/photos.py says which is which and why).
+2. AUROC and FPR95 (the "mos" convention, the paper's tables) of NegLabel, MCM, MSP and Energy:
+   the ID photos of ImageNet classes vs the OOD photos (synood/photos.py says which is which and why).
 3. The classifier: EfficientNet-Lite0 (the suite's) beside Lite2, each under the same stand-in
    (conse carrier, same mined negatives): top-1 / top-5 of the ID photos and every score's AUROC/FPR95.
 4. Each photo's top-5 ImageNet labels and scores (Lite0).
@@ -27,9 +27,11 @@ from synood.detect import SCORE_TITLES, SCORES, Detector  # noqa: E402
 from synood.models import efficientnet, minilm, sources, standin  # noqa: E402
 from synood.models.suites import SUITES, ComponentSpec, Suite  # noqa: E402
 
+CONVENTION = "mos"  # synood.metrics.CONVENTIONS: the FPR95 rule and AUPR estimator of every figure here
+
 
 def auroc_fpr(result: dict[str, torch.Tensor], is_id: torch.Tensor, name: str) -> str:
-    m = metrics.evaluate(result[name][is_id], result[name][~is_id])
+    m = metrics.evaluate(result[name][is_id], result[name][~is_id], CONVENTION)
     return f"AUROC {100 * m.auroc:5.1f}  FPR95 {100 * m.fpr95:5.1f}"
 
 
@@ -56,7 +58,7 @@ def compare_classifiers(images: list[Image.Image], is_id: torch.Tensor, subjects
             detector = Detector(standin.StandInEncoder(classifier, sentences, "conse", info), classifier)
             result, logits = detector.score(images), detector.logits(images)
         cells = "  ".join(f"{100 * m.auroc:8.1f} / {100 * m.fpr95:5.1f}" for m in
-                          (metrics.evaluate(result[n][is_id], result[n][~is_id]) for n in SCORES))
+                          (metrics.evaluate(result[n][is_id], result[n][~is_id], CONVENTION) for n in SCORES))
         print(f"  {variant.title:20s} {top_k(logits[is_id], subjects, 1):5.1f}% {top_k(logits[is_id], subjects, 5):5.1f}%  {cells}")
 
 
@@ -70,7 +72,7 @@ def main() -> None:
     suite = Suite(SUITES["offline"], device="cpu")
     classifier = suite.classifier
 
-    print("\n1. Stand-in carriers")
+    print(f"\n1. Stand-in carriers (FPR95 convention {CONVENTION})")
     subjects = torch.tensor([classifier.class_names.index(p.subject) for p in chosen if p.split == "id"])
     results, detectors = {}, {}
     for carrier in standin.CARRIERS:
@@ -90,12 +92,12 @@ def main() -> None:
         for name in ("neglabel", "mcm"):
             print(f"         {SCORE_TITLES[name]:12s} {auroc_fpr(results[carrier], is_id, name)}")
 
-    print("\n2. Offline suite (carrier conse), ID vs OOD photos")
+    print(f"\n2. Offline suite (carrier conse), ID vs OOD photos; FPR95 convention {CONVENTION}")
     result = results["conse"]
     for name in SCORES:
         print(f"  {SCORE_TITLES[name]:12s} {auroc_fpr(result, is_id, name)}")
 
-    print("\n3. Classifier (AUROC / FPR95 of each score, in %)")
+    print(f"\n3. Classifier (AUROC / FPR95 of each score, in %, convention {CONVENTION})")
     logits = detectors["conse"].logits(images)
     compare_classifiers(images, is_id, subjects, result, logits)
 

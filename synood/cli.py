@@ -23,9 +23,8 @@ from .wordnet import WordNetUnavailableError
 
 SCORE_NAMES = tuple(SCORE_TITLES)
 TITLES = {**SCORE_TITLES, "synood": "SynOOD"}  # "synood": NegLabel with a fine-tuned detector (--checkpoint)
-METRIC_KEYS = ("auroc", "fpr95", "fpr95_openood", "aupr_in", "aupr_out")
-FPR95_NOTE = ("FPR95: share of OOD images scored above the threshold that keeps 95 % of ID images (MOS / NegLabel / "
-              "SynOOD convention; OpenOOD's is fpr95_openood in --json and --csv). All values in %.")
+METRIC_KEYS = ("auroc", "fpr95", "aupr_in", "aupr_out")
+TABLE_NOTE = "All values in %. AUROC is the same under every convention; --convention all shows each one."
 BATCH = 32
 ROLES_FOR_GENERATION = ("labeller", "generator", "classifier", "encoder")
 
@@ -326,7 +325,7 @@ def _score_folder(detector, name: str, paths: Sequence[Path], tuned=None,
             if batch:
                 found = detector.score(batch)
                 if tuned is not None:
-                    found["synood"] = tuned.score(found["features"], detector.id_features, detector.negative_features,
+                    found["synood"] = tuned.score(found["raw"], detector.id_features, detector.negative_features,
                                                   detector.config, combination)
                 chunks.append(found)
     names = [*SCORE_NAMES, "synood"] if tuned is not None else SCORE_NAMES
@@ -358,7 +357,19 @@ def _store(config: Config):
     return store_for(config.paths.home)
 
 
+def _conventions(choice: str) -> list[str]:
+    """The metric conventions `--convention` names: one of synood.metrics.CONVENTIONS, or all of them."""
+    from .metrics import CONVENTIONS
+
+    if choice == "all":
+        return list(CONVENTIONS)
+    if choice not in CONVENTIONS:
+        raise CommandError(f"--convention {choice!r}: choose from {', '.join(CONVENTIONS)} or all")
+    return [choice]
+
+
 def _cmd_evaluate(args: argparse.Namespace, config: Config) -> int:
+    conventions = _conventions(args.convention)
     names = [*SCORE_NAMES, "synood"] if args.checkpoint else SCORE_NAMES
     methods = [m.strip() for m in (args.scores or ",".join(names)).split(",") if m.strip()]
     if not methods or any(m not in names for m in methods):
@@ -388,11 +399,11 @@ def _cmd_evaluate(args: argparse.Namespace, config: Config) -> int:
         except CheckpointError as exc:
             raise CommandError(f"--checkpoint {checkpoint_path}: {exc}") from None
     store = _store(config)
-    inputs = {"id": args.id, "ood": ood, "suite": suite.name, "methods": methods,
+    inputs = {"id": args.id, "ood": ood, "suite": suite.name, "methods": methods, "conventions": conventions,
               "checkpoint": str(checkpoint_path) if checkpoint_path else None}
     run = store.create("evaluate", config.to_dict("models", "neglabel", "finetune"), inputs)
     with store.recording(run.id):
-        result = _evaluate_sets(detector, tuned, config, found, sets, ood, methods, suite)
+        result = _evaluate_sets(detector, tuned, config, found, sets, ood, methods, suite, conventions)
     result["run"] = run.id
     store.update(run.id, status="completed", summary={m: r["average"] for m, r in result["methods"].items()},
                  artifacts={"csv": args.csv} if args.csv else {})
@@ -403,9 +414,10 @@ def _cmd_evaluate(args: argparse.Namespace, config: Config) -> int:
 
 
 def _evaluate_sets(detector, tuned, config: Config, found: dict, sets: dict, ood: dict, methods: list,
-                   suite) -> dict:
-    """Score every folder, then every method's metrics per OOD set and their average."""
-    from .metrics import MetricError, evaluate
+                   suite, conventions: list[str]) -> dict:
+    """Score every folder, then every method's metrics per OOD set and their average, under each convention:
+    methods -> method -> "sets" -> set -> convention -> metrics, and "average" -> convention -> metrics."""
+    from .metrics import CONVENTIONS, MetricError, evaluate
 
     scored, info = {}, {}
     for key, paths in found.items():
@@ -416,18 +428,21 @@ def _evaluate_sets(detector, tuned, config: Config, found: dict, sets: dict, ood
             raise CommandError(f"{key} folder {sets[key]}: none of its {len(paths)} image files could be read")
         info[key] = {"folder": sets[key], "count": len(paths) - len(skipped), "skipped": len(skipped)}
     id_info = info["ID"]
-    result: dict[str, Any] = {"suite": suite.name, "unit": "percent", "fpr95_convention": FPR95_NOTE,
+    result: dict[str, Any] = {"suite": suite.name, "unit": "percent",
+                              "conventions": {c: CONVENTIONS[c] for c in conventions},
                               "id": id_info, "ood": {name: info[f"OOD {name}"] for name in ood}, "methods": {}}
     for method in methods:
-        per_set = {}
-        for name in result["ood"]:
-            try:
-                m = evaluate(scored["ID"][method], scored[f"OOD {name}"][method]).as_percent()
-            except MetricError as exc:
-                raise CommandError(f"{TITLES[method]} on {name}: {exc}") from None
-            per_set[name] = {**{k: m[k] for k in METRIC_KEYS}, "id_count": id_info["count"],
-                             "ood_count": result["ood"][name]["count"]}
-        average = {k: sum(s[k] for s in per_set.values()) / len(per_set) for k in METRIC_KEYS}
+        per_set: dict[str, dict] = {name: {} for name in result["ood"]}
+        for name, entries in per_set.items():
+            for convention in conventions:
+                try:
+                    m = evaluate(scored["ID"][method], scored[f"OOD {name}"][method], convention).as_percent()
+                except MetricError as exc:
+                    raise CommandError(f"{TITLES[method]} on {name}: {exc}") from None
+                entries[convention] = {"convention": convention, **{k: m[k] for k in METRIC_KEYS},
+                                       "id_count": id_info["count"], "ood_count": result["ood"][name]["count"]}
+        average = {c: {"convention": c, **{k: sum(s[c][k] for s in per_set.values()) / len(per_set)
+                                           for k in METRIC_KEYS}} for c in conventions}
         result["methods"][method] = {"sets": per_set, "average": average}
     if tuned is not None:
         result["checkpoint"] = {"run": tuned.meta.get("run"), "combination": config.finetune.combination}
@@ -437,26 +452,30 @@ def _evaluate_sets(detector, tuned, config: Config, found: dict, sets: dict, ood
 def _csv(result: dict) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["method", "ood_set", *METRIC_KEYS, "id_count", "ood_count"])
+    writer.writerow(["method", "ood_set", "convention", *METRIC_KEYS, "id_count", "ood_count"])
     for method, r in result["methods"].items():
-        for name, s in r["sets"].items():
-            writer.writerow([method, name, *(s[k] for k in (*METRIC_KEYS, "id_count", "ood_count"))])
+        for name, entries in r["sets"].items():
+            for s in entries.values():
+                writer.writerow([method, name, *(s[k] for k in ("convention", *METRIC_KEYS, "id_count", "ood_count"))])
     return out.getvalue()
 
 
 def _table(result: dict) -> str:
-    """The paper's layout: one row per method, AUROC and FPR95 per OOD set, then their average."""
+    """The paper's layout, once per convention under its name: one row per method, AUROC and FPR95 per OOD set,
+    then their average."""
     names = [*result["ood"], "Average"]
     width = max(13, *(len(n) for n in names))
     lines = [f"ID: {result['id']['folder']} ({result['id']['count']} images); OOD: "
-             + ", ".join(f"{n} ({s['count']})" for n, s in result["ood"].items()), "",
-             " " * 12 + "".join(f"  {n:^{width}}" for n in names),
-             f"{'Method':<12}" + f"  {'AUROC':>6} {'FPR95':>6}".ljust(width + 2) * len(names)]
-    for method, r in result["methods"].items():
-        cells = [*r["sets"].values(), r["average"]]
-        lines.append(f"{TITLES[method]:<12}" + "".join(
-            f"  {c['auroc']:6.2f} {c['fpr95']:6.2f}".ljust(width + 2) for c in cells))
-    return "\n".join([*lines, "", FPR95_NOTE])
+             + ", ".join(f"{n} ({s['count']})" for n, s in result["ood"].items())]
+    for convention, description in result["conventions"].items():
+        lines += ["", f"Convention {convention}: {description}",
+                  " " * 12 + "".join(f"  {n:^{width}}" for n in names),
+                  f"{'Method':<12}" + f"  {'AUROC':>6} {'FPR95':>6}".ljust(width + 2) * len(names)]
+        for method, r in result["methods"].items():
+            cells = [*(s[convention] for s in r["sets"].values()), r["average"][convention]]
+            lines.append(f"{TITLES[method]:<12}" + "".join(
+                f"  {c['auroc']:6.2f} {c['fpr95']:6.2f}".ljust(width + 2) for c in cells))
+    return "\n".join([*lines, "", TABLE_NOTE])
 
 
 def _cmd_select(args: argparse.Namespace, config: Config) -> int:
@@ -481,6 +500,7 @@ def _cmd_select(args: argparse.Namespace, config: Config) -> int:
 
 def _settings_flags(args: argparse.Namespace, config: Config) -> None:
     """Apply generate's dedicated synthesis flags and check the values before any model loads."""
+    from .generation import step_divisor
     from .synthesis import GRADIENTS, LOSSES
 
     s = config.synthesis
@@ -494,6 +514,7 @@ def _settings_flags(args: argparse.Namespace, config: Config) -> None:
         raise ConfigError(f"synthesis.gradient: {s.gradient!r} is not one of {', '.join(GRADIENTS)}")
     if s.iterations < 1:
         raise ConfigError("synthesis.iterations must be at least 1")
+    step_divisor(s)  # the step rule and its batch size (each image moves by r*rho, or r*rho / B)
 
 
 def _cmd_generate(args: argparse.Namespace, config: Config) -> int:
@@ -604,6 +625,7 @@ def _cmd_finetune(args: argparse.Namespace, config: Config) -> int:
     _say(f"run {run.id}: {info['synthetic']:,} synthetic and {info['id']:,} ID images, {info['negatives_used']:,} of "
          f"{info['negatives_count']:,} negatives paired; stages "
          + ", ".join(f"{stage} x{epochs}" for stage, epochs in training.plan(config)))
+    _say(f"conventions: {training.conventions(config)}")
 
     def report(epoch) -> None:
         _say(f"[{run.id}] {epoch.stage} epoch {epoch.epoch}: loss {epoch.loss:.4f}, accuracy {epoch.accuracy:.3f}, "
@@ -704,7 +726,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a fine-tuned detector file, or a fine-tuning run's id: adds the synood score "
                         "(finetune.combination picks the tuned parts it uses: both, projection, negatives, none)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
-    p.add_argument("--csv", metavar="PATH", help="also write one row per (score, OOD set) to this CSV file")
+    p.add_argument("--csv", metavar="PATH",
+                   help="also write one row per (score, OOD set, convention) to this CSV file")
+    p.add_argument("--convention", default="mos", metavar="NAME",
+                   help="metric convention (FPR95 rule and AUPR estimator): mos (default, the paper's tables), "
+                        "openood, neglabel, or all")
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("select", help="pick the ID images to synthesise from: per class, the most file bytes per pixel")

@@ -177,9 +177,20 @@ class RunStore:
                    json.loads(summary), json.loads(artifacts), message)
 
 
+BEFORE_KEYS = {  # what runs recorded before a key existed did: a resumed old run continues as it started
+    ("projection", "input"): "unit", ("projection", "schedule"): "batch", ("projection", "eta_min"): 0.0,
+    ("negtune", "parameter"): "unit", ("negtune", "schedule"): "batch",
+}
+
+
 def config_of(run: Run, home: str) -> Config:
-    """The config a run was started with (its stored sections), with `home` as its home folder."""
-    config = apply_mapping(Config(), run.config)
+    """The config a run was started with (its stored sections), with `home` as its home folder. Keys its record
+    lacks take the behaviour of the version that wrote it (BEFORE_KEYS), not today's defaults."""
+    stored = {section: dict(values) for section, values in run.config.items()}
+    for (section, key), value in BEFORE_KEYS.items():
+        if section in stored:
+            stored[section].setdefault(key, value)
+    config = apply_mapping(Config(), stored)
     config.paths.home = home
     return config
 

@@ -22,6 +22,7 @@ from .runs import Run, RunError, RunStore, config_of
 from .runtime import pick_device
 
 RESUMABLE = ("stopped", "failed", "interrupted")
+BEFORE_AFTER_CONVENTIONS = ("mos", "openood")  # the paper's tables and OpenOOD's, side by side (metrics.CONVENTIONS)
 STATE_NAME = re.compile(r"^(\d+)-([a-z]+)-(\d+)\.safetensors$")
 EpochCallback = Callable[[finetune.Epoch], None]
 
@@ -77,6 +78,13 @@ def training_data(generation: str | Path, detector, config: Config, progress: Pr
             "encoder": encoder.identity, "negatives_digest": checkpoint.negatives_digest(words),
             "negatives_count": len(words)}
     return TrainingData(problem, info)
+
+
+def conventions(config: Config) -> str:
+    """A run's conventions in one line: what the projection reads, what stage 3 learns, when schedules step."""
+    return (f"projection input {config.projection.input} · stage 3 parameters {config.negtune.parameter} · cosine "
+            f"schedule per {config.projection.schedule} (stage 2), per {config.negtune.schedule} (stage 3) · "
+            f"lr {config.projection.lr:g} / {config.negtune.lr:g}")
 
 
 def plan(config: Config) -> list[tuple[str, int]]:
@@ -244,7 +252,8 @@ def folder_features(encoder, folder: str | Path, progress: Progress | None = Non
 def before_after(encoder, id_text: torch.Tensor, negative_text: torch.Tensor, tuned: checkpoint.TunedDetector,
                  id_folder: str | Path, ood_folder: str | Path, config: Config,
                  progress: Progress | None = None) -> dict:
-    """NegLabel before and the tuned detector after, on one ID and one OOD folder: metrics in % and the scores."""
+    """NegLabel before and the tuned detector after, on one ID and one OOD folder: metrics in % under each of
+    BEFORE_AFTER_CONVENTIONS (method -> convention -> metric), and the scores."""
     from . import metrics, scores
 
     sets = {"id": folder_features(encoder, id_folder, progress), "ood": folder_features(encoder, ood_folder, progress)}
@@ -259,6 +268,7 @@ def before_after(encoder, id_text: torch.Tensor, negative_text: torch.Tensor, tu
         else:
             found = {k: tuned.score(s.features, id_text, negative_text, n, config.finetune.combination)
                      for k, s in sets.items()}
-        result["methods"][method] = metrics.evaluate(found["id"], found["ood"]).as_percent()
+        result["methods"][method] = {convention: metrics.evaluate(found["id"], found["ood"], convention).as_percent()
+                                     for convention in BEFORE_AFTER_CONVENTIONS}
         result["scores"][method] = {k: v.tolist() for k, v in found.items()}
     return result

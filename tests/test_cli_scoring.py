@@ -12,6 +12,7 @@ import pytest
 
 from synood import photos
 from synood.cli import StageBars
+from synood.metrics import CONVENTIONS
 from synood.wordnet import candidates
 from tests.test_cli import synood
 
@@ -114,24 +115,29 @@ def test_score_names_an_unreadable_image_and_scores_the_others(scored):
     assert id_line.count(",") == 2  # --top 3
 
 
+def _rows(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
 @pytest.fixture(scope="module")
 def evaluated(mined_tsv, folders, tmp_path_factory):
-    """The table (with --csv) and the --json result of one evaluation."""
-    out = tmp_path_factory.mktemp("eval") / "metrics.csv"
+    """One evaluation twice: the default table with its --csv, and --json --convention all with its --csv."""
+    out = tmp_path_factory.mktemp("eval")
     args = ("evaluate", "--suite", "offline", "--id", str(folders / "id"),
             "--ood", f"textures={folders / 'textures'}", "--ood", f"docs={folders / 'docs'}")
-    table = ok(synood(*args, "--csv", str(out), timeout=SLOW))
-    as_json = ok(synood(*args, "--json", timeout=SLOW))
-    with open(out, newline="") as f:
-        rows = list(csv.DictReader(f))
-    return table, json.loads(as_json.stdout), rows
+    table = ok(synood(*args, "--csv", str(out / "mos.csv"), timeout=SLOW))
+    as_json = ok(synood(*args, "--json", "--convention", "all", "--csv", str(out / "all.csv"), timeout=SLOW))
+    return table, json.loads(as_json.stdout), _rows(out / "mos.csv"), _rows(out / "all.csv")
 
 
 def test_evaluate_prints_the_papers_table(evaluated, folders):
-    table, _, _ = evaluated
+    table, _, _, _ = evaluated
     text = table.stdout
-    for word in ("textures", "docs", "Average", "AUROC", "FPR95", "MOS", "NegLabel", "MCM", "MSP", "Energy"):
+    for word in ("textures", "docs", "Average", "AUROC", "FPR95", "NegLabel", "MCM", "MSP", "Energy",
+                 f"Convention mos: {CONVENTIONS['mos']}"):
         assert word in text, word
+    assert text.count("Convention ") == 1 and "Convention openood" not in text  # the default: the paper's one
     for title in ("NegLabel", "MCM", "MSP", "Energy -E(x)"):
         row = next(line for line in text.splitlines() if line.startswith(title))
         values = [float(v) for v in row[len(title):].split()]
@@ -141,21 +147,41 @@ def test_evaluate_prints_the_papers_table(evaluated, folders):
 
 
 def test_evaluate_json_csv_and_table_agree(evaluated):
-    table, result, rows = evaluated
-    assert result["suite"] == "offline" and result["unit"] == "percent" and "MOS" in result["fpr95_convention"]
+    table, result, mos_rows, all_rows = evaluated
+    assert result["suite"] == "offline" and result["unit"] == "percent"
+    assert result["conventions"] == CONVENTIONS and list(result["conventions"]) == ["mos", "openood", "neglabel"]
     assert result["id"]["count"] == len(photos.photos("id"))
     assert result["ood"]["docs"]["skipped"] == 1
-    assert set(result["methods"]) == set(METHODS) and len(rows) == 2 * len(METHODS)
-    for row in rows:
-        entry = result["methods"][row["method"]]["sets"][row["ood_set"]]
-        for key in ("auroc", "fpr95", "fpr95_openood", "aupr_in", "aupr_out"):
+    assert set(result["methods"]) == set(METHODS)
+    assert len(mos_rows) == 2 * len(METHODS) and {row["convention"] for row in mos_rows} == {"mos"}
+    assert len(all_rows) == 3 * 2 * len(METHODS)
+    assert [row["convention"] for row in all_rows[:3]] == list(CONVENTIONS)
+    for row in mos_rows + all_rows:
+        entry = result["methods"][row["method"]]["sets"][row["ood_set"]][row["convention"]]
+        assert entry["convention"] == row["convention"]
+        for key in ("auroc", "fpr95", "aupr_in", "aupr_out"):
             assert math.isclose(float(row[key]), entry[key], abs_tol=1e-9) and 0 <= entry[key] <= 100
         assert int(row["ood_count"]) == entry["ood_count"] == result["ood"][row["ood_set"]]["count"]
+    for method in result["methods"].values():
+        for entries in [*method["sets"].values(), method["average"]]:
+            assert list(entries) == list(CONVENTIONS)
+            assert all(entries[c]["convention"] == c for c in CONVENTIONS)
+            assert entries["mos"]["auroc"] == entries["openood"]["auroc"] == entries["neglabel"]["auroc"]
+            for key in ("aupr_in", "aupr_out"):  # both use average precision
+                assert math.isclose(entries["mos"][key], entries["neglabel"][key], abs_tol=1e-9)
     neglabel = result["methods"]["neglabel"]
     row = next(line for line in table.stdout.splitlines() if line.startswith("NegLabel"))
-    cells = [*neglabel["sets"].values(), neglabel["average"]]
+    cells = [*(s["mos"] for s in neglabel["sets"].values()), neglabel["average"]["mos"]]
     assert row.split()[1:] == [f"{c[key]:.2f}" for c in cells for key in ("auroc", "fpr95")]
-    assert math.isclose(neglabel["average"]["fpr95"], sum(c["fpr95"] for c in cells[:2]) / 2)
+    assert math.isclose(neglabel["average"]["mos"]["fpr95"], sum(c["fpr95"] for c in cells[:2]) / 2)
+
+
+def test_evaluate_refuses_an_unknown_convention_before_loading_models(folders):
+    result = synood("evaluate", "--suite", "offline", "--id", str(folders / "id"),
+                    "--ood", f"docs={folders / 'docs'}", "--convention", "hendrycks")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == ("synood: error: --convention 'hendrycks': "
+                                     "choose from mos, openood, neglabel or all")
 
 
 @pytest.mark.parametrize("ood, words", [

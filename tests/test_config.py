@@ -23,6 +23,37 @@ def test_defaults_are_the_papers_hyperparameters():
     assert c.models.suite == "auto" and c.models.device == "auto"
 
 
+def test_where_the_paper_is_silent_the_defaults_are_the_authors_code():
+    c = Config()
+    assert (c.projection.input, c.projection.schedule, c.projection.eta_min) == ("raw", "epoch", 1e-5)
+    assert (c.negtune.parameter, c.negtune.schedule, c.negtune.eta_min) == ("raw", "epoch", 0.0)
+    assert (c.synthesis.step_rule, c.synthesis.batch_size) == ("image", 2)  # the paper's step; B of the released script
+    assert c.models.classifier_resize == "antialias"
+
+
+@pytest.mark.parametrize("key", ["projection.input", "negtune.parameter", "projection.schedule", "negtune.schedule",
+                                 "synthesis.step_rule", "models.classifier_resize"])
+def test_a_convention_outside_its_choices_is_refused(key):
+    with pytest.raises(ConfigError, match=f"{key}: expected one of"):
+        apply_overrides(Config(), [f"{key}=sideways"])
+
+
+def test_a_run_recorded_before_a_convention_existed_resumes_as_it_started():
+    from synood.runs import Run, config_of
+
+    old = Config().to_dict("projection", "negtune")
+    for section, key in (("projection", "input"), ("projection", "schedule"), ("projection", "eta_min"),
+                         ("negtune", "parameter"), ("negtune", "schedule")):
+        del old[section][key]
+    run = Run(id="r", kind="finetune", status="stopped", created=0.0, updated=0.0, host="h", pid=0, config=old,
+              inputs={})
+    c = config_of(run, "/home")
+    assert (c.projection.input, c.projection.schedule, c.projection.eta_min) == ("unit", "batch", 0.0)
+    assert (c.negtune.parameter, c.negtune.schedule) == ("unit", "batch")
+    run.config = Config().to_dict("projection", "negtune")
+    assert config_of(run, "/home").projection.input == "raw"
+
+
 def test_yaml_then_overrides_in_order(tmp_path):
     f = tmp_path / "run.yaml"
     f.write_text("synthesis:\n  iterations: 7\n  loss: hinge\nmodels:\n  suite: tiny\n")

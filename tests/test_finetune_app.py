@@ -174,6 +174,7 @@ def test_client_launches_watches_and_evaluates(offline_app, completed, folders):
     status, curve = client.predict(completed, api_name="/finetune_show")
     assert f"**Run {completed}** · **completed** · 5 of 5 epochs (projection 2, then negatives 3)" in status
     assert "2 synthetic and 2 ID images" in status and "detector.safetensors" in status
+    assert "Conventions: projection input raw · stage 3 parameters raw · cosine schedule per epoch" in status
     traces = json.loads(curve["plot"])["data"]
     assert [(t["name"], t["x"]) for t in traces] == [("projection", [1, 2]), ("projection", [1, 2]),
                                                      ("negatives", [3, 4, 5]), ("negatives", [3, 4, 5])]
@@ -190,8 +191,9 @@ def test_client_launches_watches_and_evaluates(offline_app, completed, folders):
     id_folder, ood_folder = folders
     metrics, histogram, note = client.predict(completed, str(id_folder), str(ood_folder),
                                               api_name="/finetune_evaluate")
-    assert [r[0] for r in metrics["data"]] == ["NegLabel (before)", "SynOOD (after)"]
-    for _, auroc, fpr95, *_ in metrics["data"]:
+    assert [r[:2] for r in metrics["data"]] == [["NegLabel (before)", "MOS (paper)"], ["NegLabel (before)", "OpenOOD"],
+                                                ["SynOOD (after)", "MOS (paper)"], ["SynOOD (after)", "OpenOOD"]]
+    for _, _, auroc, fpr95, *_ in metrics["data"]:
         assert isinstance(auroc, float) and math.isfinite(auroc) and 0 <= auroc <= 100 and 0 <= fpr95 <= 100
     ids = len(photos.photos("id"))
     assert note.startswith(f"{ids} ID and 3 OOD images · the detector of run {completed}, combination **both**")
@@ -199,7 +201,7 @@ def test_client_launches_watches_and_evaluates(offline_app, completed, folders):
     assert [(b["name"], len(b["x"])) for b in bars] == [("ID", ids), ("OOD", 3)] * 2
     record = store().list(kind="evaluate", limit=1)[0]
     assert record.status == "completed" and record.inputs["finetune_run"] == completed
-    assert record.summary["methods"]["synood"]["auroc"] == pytest.approx(metrics["data"][1][1], abs=0.01)
+    assert record.summary["methods"]["synood"]["mos"]["auroc"] == pytest.approx(metrics["data"][2][2], abs=0.01)
 
 
 def test_client_rejects_bad_input_and_stops_a_run(offline_app, offline_generation, completed, folders):
@@ -218,7 +220,11 @@ def test_client_rejects_bad_input_and_stops_a_run(offline_app, offline_generatio
         client.predict(completed, "", str(folders[1]), api_name="/finetune_evaluate")
     assert client.predict("no-such-run", api_name="/finetune_show")[0].startswith("no run 'no-such-run'")
 
-    run_id = client.predict(generation, *settings(300, 300, batch=1), api_name="/finetune_launch")[0]
+    run_id = client.predict(generation, *settings(300, 300, batch=1), "unit", "unit", "batch",
+                            api_name="/finetune_launch")[0]  # the conventions the authors' code does not use
+    recorded = store().get(run_id).config
+    assert (recorded["projection"]["input"], recorded["negtune"]["parameter"], recorded["negtune"]["schedule"]) == (
+        "unit", "unit", "batch")
     wait_for(lambda: store().epochs(run_id), "a first epoch")
     with pytest.raises(Exception, match="is running and has no detector yet"):
         client.predict(run_id, str(folders[0]), str(folders[1]), api_name="/finetune_evaluate")
@@ -227,6 +233,7 @@ def test_client_rejects_bad_input_and_stops_a_run(offline_app, offline_generatio
     assert 1 <= len(store().epochs(run_id)) < 600
     status, _ = client.predict(run_id, api_name="/finetune_show")
     assert "· **stopped** ·" in status and "resume to continue from the last epoch" in status
+    assert "Conventions: projection input unit · stage 3 parameters unit · cosine schedule per batch" in status
 
 
 def test_runs_outlive_the_app_and_a_killed_run_resumes(completed, offline_generation, tmp_path):

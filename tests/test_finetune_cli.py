@@ -81,7 +81,7 @@ def test_evaluate_with_the_checkpoint_adds_the_tuned_score(uninterrupted, folder
                        f"photos={folders / 'ood'}", "--checkpoint", done["run"], "--json"))
     report = json.loads(result.stdout)
     assert set(report["methods"]) == {"neglabel", "mcm", "msp", "energy", "synood"}
-    assert 0 <= report["methods"]["synood"]["average"]["auroc"] <= 100
+    assert 0 <= report["methods"]["synood"]["average"]["mos"]["auroc"] <= 100
     assert report["checkpoint"] == {"run": done["run"], "combination": "both"}
     assert runs(report["run"])["status"] == "completed"
     table = ok(synood("evaluate", "--suite", "tiny", "--id", str(folders / "id"), "--ood", f"photos={folders / 'ood'}",

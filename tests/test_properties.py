@@ -8,8 +8,9 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
+from sklearn.metrics import auc, precision_recall_curve
 
-from synood.metrics import aupr_in, aupr_out, auroc, evaluate, fpr_at_tpr
+from synood.metrics import CONVENTIONS, aupr_in, aupr_out, auroc, evaluate, fpr_at_tpr, trapezoid_aupr
 from synood.scores import energy_score, grouped_scores, mcm_score, msp_score, neglabel_score
 
 # Scores with many ties (small integers) or spread-out floats.
@@ -36,29 +37,42 @@ def test_auroc_is_the_pair_count(id_scores, ood_scores):
 @given(id_scores=scores, ood_scores=scores, seed=st.integers(0, 2**16))
 def test_metrics_ignore_order_and_strictly_increasing_maps(id_scores, ood_scores, seed):
     rng = np.random.default_rng(seed)
-    base = evaluate(id_scores, ood_scores)
-    shuffled = evaluate(rng.permutation(id_scores), rng.permutation(ood_scores))
     _, ranks = np.unique(np.concatenate([id_scores, ood_scores]), return_inverse=True)
     cubed = 10.0 * ranks.astype(np.float64) ** 3 - 5.0  # a strictly increasing map of the distinct values, exactly
-    mapped = evaluate(cubed[:len(id_scores)], cubed[len(id_scores):])
-    for other in (shuffled, mapped):
-        for name, value in base.as_percent().items():
-            assert other.as_percent()[name] == pytest.approx(value, abs=1e-9), name
+    for convention in CONVENTIONS:
+        base = evaluate(id_scores, ood_scores, convention)
+        shuffled = evaluate(rng.permutation(id_scores), rng.permutation(ood_scores), convention)
+        mapped = evaluate(cubed[:len(id_scores)], cubed[len(id_scores):], convention)
+        for other in (shuffled, mapped):
+            for name, value in base.as_percent().items():
+                assert other.as_percent()[name] == pytest.approx(value, abs=1e-9), (convention, name)
 
 
 @SETTINGS
 @given(id_scores=scores, ood_scores=scores)
 def test_aupr_out_is_aupr_in_with_the_roles_swapped(id_scores, ood_scores):
     negated_ood, negated_id = [-s for s in ood_scores], [-s for s in id_scores]
-    assert aupr_out(id_scores, ood_scores) == pytest.approx(aupr_in(negated_ood, negated_id), abs=1e-12)
-    assert 0 <= aupr_in(id_scores, ood_scores) <= 1
+    for convention in CONVENTIONS:
+        swapped = aupr_in(negated_ood, negated_id, convention)
+        assert aupr_out(id_scores, ood_scores, convention) == pytest.approx(swapped, abs=1e-12)
+        assert 0 <= aupr_in(id_scores, ood_scores, convention) <= 1 + 1e-12
+
+
+@SETTINGS
+@given(id_scores=scores, ood_scores=scores)
+def test_trapezoid_aupr_is_openoods_auc_of_the_precision_recall_curve(id_scores, ood_scores):
+    labels = np.r_[np.ones(len(id_scores)), np.zeros(len(ood_scores))]
+    values = np.r_[id_scores, ood_scores].astype(np.float64)
+    for positive, ranked in ((labels, values), (1 - labels, -values)):
+        precision, recall, _ = precision_recall_curve(positive, ranked)
+        assert trapezoid_aupr(positive, ranked) == pytest.approx(auc(recall, precision), abs=1e-12)
 
 
 @SETTINGS
 @given(id_scores=scores, ood_scores=scores, low=st.floats(0.01, 1.0), high=st.floats(0.01, 1.0))
 def test_fpr_never_falls_as_the_tpr_rises(id_scores, ood_scores, low, high):
     low, high = sorted((low, high))
-    for convention in ("mos", "openood"):
+    for convention in CONVENTIONS:
         assert fpr_at_tpr(id_scores, ood_scores, low, convention) <= fpr_at_tpr(id_scores, ood_scores, high,
                                                                                   convention) + 1e-12
 
@@ -76,8 +90,29 @@ def test_mos_fpr_is_the_share_of_ood_at_or_above_the_kth_id_score(id_scores, ood
 @given(id_scores=scores, gap=st.floats(1e-3, 1e3))
 def test_separated_scores_are_perfect(id_scores, gap):
     ood_scores = [min(id_scores) - gap - i for i in range(5)]
-    result = evaluate(id_scores, ood_scores)
-    assert (result.auroc, result.aupr_in, result.aupr_out, result.fpr95) == pytest.approx((1, 1, 1, 0), abs=1e-12)
+    for convention in CONVENTIONS:
+        result = evaluate(id_scores, ood_scores, convention)
+        assert (result.auroc, result.aupr_in, result.aupr_out, result.fpr95) == pytest.approx((1, 1, 1, 0), abs=1e-12)
+
+
+@SETTINGS
+@given(data=st.data(), num_id=st.sampled_from([20, 40, 60]))
+def test_neglabel_and_mos_agree_on_continuous_scores_up_to_the_gap(data, num_id):
+    """With distinct scores and 0.95 n an integer k, both rules pick ID recall exactly 0.95; "mos" puts the
+    threshold at the k-th highest ID score, "neglabel" at the lowest score above the (k+1)-th. They agree when
+    no OOD score falls strictly between those two ID scores, and otherwise differ by the share that does."""
+    values = data.draw(st.lists(st.floats(-1e3, 1e3, allow_nan=False), min_size=num_id + 1,
+                                max_size=num_id + 40, unique=True))
+    id_scores, ood_scores = values[:num_id], values[num_id:]
+    k = 19 * num_id // 20
+    ranked = sorted(id_scores, reverse=True)
+    in_gap = sum(ranked[k] < o < ranked[k - 1] for o in ood_scores) / len(ood_scores)
+    mos = fpr_at_tpr(id_scores, ood_scores, 0.95, "mos")
+    neglabel = fpr_at_tpr(id_scores, ood_scores, 0.95, "neglabel")
+    assert neglabel == pytest.approx(mos + in_gap, abs=1e-12)
+    outside = [o for o in ood_scores if not ranked[k] < o < ranked[k - 1]]
+    if outside:
+        assert fpr_at_tpr(id_scores, outside, 0.95, "neglabel") == fpr_at_tpr(id_scores, outside, 0.95, "mos")
 
 
 def logit_matrix(rows: int, columns: int):

@@ -13,7 +13,7 @@ from plotly.subplots import make_subplots
 
 from synood import pairs, runs
 from synood.access import AccessError, DataRoots
-from synood.config import Config, ConfigError
+from synood.config import CHOICES, Config, ConfigError
 from synood.images import ImageError, find_images
 from synood.models import ModelUnavailableError, Suite
 from synood.runs import Run, RunError
@@ -42,7 +42,13 @@ COMBINATION_CHOICES = [  # checkpoint.COMBINATIONS, named (checkpoint imports to
 RUN_HEADERS = ["Run", "Status", "Created", "Generation", "Synthetic", "ID", "Negatives used", "Loss", "Accuracy",
                "Detector"]
 RUN_WIDTHS = ["13%", "8%", "11%", "15%", "9%", "4%", "9%", "6%", "8%", "17%"]  # each header's longest word fits
-METRIC_HEADERS = ["Method", "AUROC %", "FPR95 %", "AUPR-In %", "AUPR-Out %"]
+METRIC_HEADERS = ["Method", "Convention", "AUROC %", "FPR95 %", "AUPR-In %", "AUPR-Out %"]
+CONVENTION_TITLES = {"mos": "MOS (paper)", "openood": "OpenOOD", "neglabel": "NegLabel code"}  # metrics.CONVENTIONS
+INPUT_CHOICES = [("raw embedding (authors' code)", "raw"), ("unit-norm", "unit")]  # config.CHOICES, named
+SCHEDULE_CHOICES = [("once per epoch (authors' code)", "epoch"), ("every batch", "batch")]
+CONVENTIONS_NOTE = ("**Conventions** where the paper is silent (defaults follow the authors' code; docs/method.md "
+                    "explains each). Stage 3's learning rate: the paper's 2e-3 by default, the code's 2e-2 is the "
+                    "alternative; on raw text embeddings a step turns a label by about lr / |t|².")
 LR_RANGE = (1e-6, 10.0)  # the boxes' limits (Gradio refuses values outside them)
 MAX_EPOCHS = 100_000  # bench/load.py's long job trains 100,000 epochs at batch 1
 MAX_BATCH = 65536
@@ -66,22 +72,37 @@ def hyperparameters(base: Config, projection_lr: float | None, projection_epochs
                     projection_batch: float | None, negatives_lr: float | None, negatives_epochs: float | None,
                     negatives_batch: float | None, synthetic: float | None, mode: str, use_projection: bool,
                     combination: str, projection_seed: float | None, negatives_seed: float | None,
-                    subset_seed: float | None) -> Config:
-    """The app's config with the tab's values in the projection, negtune and finetune sections."""
+                    subset_seed: float | None, projection_input: str | None = None,
+                    negatives_parameter: str | None = None, schedule: str | None = None) -> Config:
+    """The app's config with the tab's values in the projection, negtune and finetune sections (a convention
+    left out, as an API caller of an older version would, keeps the app's)."""
     projection = dataclasses.replace(
         base.projection, lr=number(projection_lr, "Projection learning rate", 0, whole=False, above=True),
         epochs=number(projection_epochs, "Projection epochs", 0), batch_size=number(projection_batch,
                                                                                    "Projection batch size", 1),
-        seed=number(projection_seed, "Projection seed", 0))
+        seed=number(projection_seed, "Projection seed", 0), input=choice(projection_input, "projection.input", base),
+        schedule=choice(schedule, "projection.schedule", base))
     negtune = dataclasses.replace(
         base.negtune, lr=number(negatives_lr, "Negatives learning rate", 0, whole=False, above=True),
         epochs=number(negatives_epochs, "Negatives epochs", 0), batch_size=number(negatives_batch,
                                                                                  "Negatives batch size", 1),
-        seed=number(negatives_seed, "Negatives seed", 0), joint=mode == "joint", use_projection=bool(use_projection))
+        seed=number(negatives_seed, "Negatives seed", 0), joint=mode == "joint", use_projection=bool(use_projection),
+        parameter=choice(negatives_parameter, "negtune.parameter", base),
+        schedule=choice(schedule, "negtune.schedule", base))
     finetune = dataclasses.replace(
         base.finetune, synthetic_images=number(synthetic, "Synthetic images m", 1) if synthetic else None,
         seed=number(subset_seed, "Subset seed", 0), combination=combination)
     return dataclasses.replace(base, projection=projection, negtune=negtune, finetune=finetune)
+
+
+def choice(value: str | None, key: str, base: Config) -> str:
+    """One of config.CHOICES[key] (the base config's when None); gr.Error names the key otherwise."""
+    section, name = key.split(".")
+    if value is None:
+        return getattr(getattr(base, section), name)
+    if value not in CHOICES[key]:
+        raise gr.Error(f"{key} must be one of {', '.join(CHOICES[key])}, not {value!r}.", print_exception=False)
+    return value
 
 
 def stored_config(run: Run, home: str) -> Config:
@@ -186,6 +207,12 @@ def describe(run: Run, epochs: list[dict]) -> str:
         last = epochs[-1]
         line += (f" · last: {last['stage']} epoch {last['epoch']}, loss **{last['loss']:.4f}**, accuracy "
                  f"**{100 * last['accuracy']:.1f} %**")
+    from synood.training import conventions
+
+    try:
+        line += f"\n\nConventions: {conventions(runs.config_of(run, ''))}"
+    except ConfigError:
+        pass  # a record of another version: stages() already shows it has no plan
     inputs = run.inputs
     line += (f"\n\nData: `{inputs.get('generation')}` · {inputs.get('synthetic')} synthetic and {inputs.get('id')} ID "
              f"images · {inputs.get('negatives_used')} of {inputs.get('negatives_count')} negative labels tuned")
@@ -197,10 +224,11 @@ def describe(run: Run, epochs: list[dict]) -> str:
 
 
 def metrics_rows(result: dict) -> list[list]:
-    """AUROC, FPR95 and AUPR of NegLabel before and the tuned detector after, in %."""
+    """AUROC, FPR95 and AUPR of NegLabel before and the tuned detector after, in %, one row per convention."""
     names = {"neglabel": "NegLabel (before)", "synood": "SynOOD (after)"}
-    return [[names[method], *(round(values[k], 2) for k in ("auroc", "fpr95", "aupr_in", "aupr_out"))]
-            for method, values in result["methods"].items()]
+    return [[names[method], CONVENTION_TITLES[convention],
+             *(round(values[k], 2) for k in ("auroc", "fpr95", "aupr_in", "aupr_out"))]
+            for method, by_convention in result["methods"].items() for convention, values in by_convention.items()]
 
 
 def score_histograms(result: dict) -> go.Figure:
@@ -426,7 +454,8 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
                                                  label="Batch size", elem_id="finetune-projection-batch")
                 gr.Markdown("**Stage 3: negative labels** (SGD momentum, cosine schedule; unused when joint)")
                 with gr.Row():
-                    negatives_lr = gr.Number(n.lr, minimum=LR_RANGE[0], maximum=LR_RANGE[1], label="Learning rate",
+                    negatives_lr = gr.Number(n.lr, minimum=LR_RANGE[0], maximum=LR_RANGE[1],
+                                            label="Learning rate (paper 2e-3, code 2e-2)",
                                             elem_id="finetune-negatives-lr")
                     negatives_epochs = gr.Number(n.epochs, precision=0, minimum=0, maximum=MAX_EPOCHS, label="Epochs",
                                                  elem_id="finetune-negatives-epochs")
@@ -449,6 +478,14 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
                                                elem_id="finetune-negatives-seed")
                     subset_seed = gr.Number(f.seed, precision=0, minimum=0, maximum=MAX_SEED, label="Subset seed (m)",
                                             elem_id="finetune-subset-seed")
+                gr.Markdown(CONVENTIONS_NOTE)
+                with gr.Row():
+                    projection_input = gr.Radio(INPUT_CHOICES, value=p.input, label="Projection reads",
+                                                elem_id="finetune-projection-input")
+                    negatives_parameter = gr.Radio(INPUT_CHOICES, value=n.parameter, label="Stage 3 learns",
+                                                   elem_id="finetune-negatives-parameter")
+                    schedule = gr.Radio(SCHEDULE_CHOICES, value=p.schedule, label="Cosine schedule steps",
+                                        elem_id="finetune-schedule")
                 with gr.Row():
                     launch_button = gr.Button("Launch", variant="primary", elem_id="finetune-launch")
                     stop_button = gr.Button("Stop", variant="stop", elem_id="finetune-stop")
@@ -471,13 +508,13 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
         note = gr.Markdown(elem_id="finetune-note")
         with gr.Row():
             metrics = gr.Dataframe(headers=METRIC_HEADERS, interactive=False, scale=1,
-                                   column_widths=["32%", "17%", "17%", "17%", "17%"], elem_id="finetune-metrics")
+                                   column_widths=["24%", "16%", "15%", "15%", "15%", "15%"], elem_id="finetune-metrics")
             histogram = gr.Plot(label="Scores before and after", scale=1, elem_id="finetune-histogram")
         timer = gr.Timer(1.0)
 
         settings = [projection_lr, projection_epochs, projection_batch, negatives_lr, negatives_epochs,
                     negatives_batch, synthetic, mode, use_projection, combination, projection_seed, negatives_seed,
-                    subset_seed]
+                    subset_seed, projection_input, negatives_parameter, schedule]
         launch_button.click(launch, inputs=[path, *settings], outputs=[run_box, status, plot, table],
                             api_name="finetune_launch", concurrency_limit=1, concurrency_id="finetune-features")
         resume_button.click(resume, inputs=run_box, outputs=[status, plot], api_name="finetune_resume",
