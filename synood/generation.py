@@ -19,7 +19,7 @@ import torch
 from PIL import Image
 
 from . import storage
-from .config import SynthesisConfig
+from .config import CHOICES, ConfigError, SynthesisConfig
 from .images import load_image, to_pil
 from .manifest import SETTINGS, Manifest
 from .prompts import context_prompt
@@ -27,14 +27,38 @@ from .scores import energy
 from .selection import Selected
 from .synthesis import Iteration, noise_steps
 
+STEP_RULES = CHOICES["synthesis.step_rule"]  # image (paper, default) | batch (released code)
+
 
 class GenerationError(ValueError):
     """A generation folder or setting that cannot be used; the message says why and what to do."""
 
 
+def step_divisor(settings: SynthesisConfig) -> int:
+    """What r*rho is divided by: 1 under the paper's per-image step, B under step_rule "batch" (the released
+    code averages the loss over a batch of B images, so each image gets 1/B of its own gradient)."""
+    if settings.step_rule not in STEP_RULES:
+        raise ConfigError(f"synthesis.step_rule: {settings.step_rule!r} is not one of {', '.join(STEP_RULES)}")
+    if settings.batch_size < 1:
+        raise ConfigError(f"synthesis.batch_size must be at least 1 (the B of step_rule=batch), "
+                          f"got {settings.batch_size}")
+    return settings.batch_size if settings.step_rule == "batch" else 1
+
+
 def step_size(generator: Any, settings: SynthesisConfig) -> float:
-    """The configured noise step, or the generator's own when none is set."""
-    return generator.step_size if settings.step_size is None else settings.step_size
+    """The step each image's noise moves by per unit of its own gradient: r*rho (the configured one, or the
+    generator's own when none is set), divided by step_divisor."""
+    divisor = step_divisor(settings)
+    return (generator.step_size if settings.step_size is None else settings.step_size) / divisor
+
+
+def describe_step(generator: Any, settings: SynthesisConfig) -> str:
+    """The applied noise step and the rule that gave it, in words (CLI log, Noise tab)."""
+    step, divisor = step_size(generator, settings), step_divisor(settings)
+    if settings.step_rule == "image":
+        return f"noise step {step:g} x each image's gradient (per image, as in the paper)"
+    return (f"noise step {step * divisor:g}/{divisor} = {step:g} x each image's gradient "
+            f"(mean loss over a batch of {divisor}, as in the released code)")
 
 
 def prepare(generator: Any, image: Image.Image, prompt: str, seed: int, settings: SynthesisConfig,
@@ -163,6 +187,7 @@ def generate(items: Sequence[Selected], folder: str | os.PathLike, parts: Parts,
     mine = [item for item in share if item.id not in finished]
     counts = {"generated": 0, "skipped": len(share) - len(mine), "failed": 0}
     order, merged_at = [item.id for item in items], time.monotonic()
+    log(f"[{rank}] {describe_step(parts.generator, settings)}")
     for number, item in enumerate(mine, 1):
         def report(step: Iteration) -> None:
             log(f"[{rank}] {number}/{len(mine)} {item.id}: iteration {step.index + 1}/{settings.iterations} "

@@ -1,9 +1,12 @@
-"""synood.synthesis: the OOD statistic, the three losses, and the noise-optimisation loop on toys."""
+"""synood.synthesis: the OOD statistic, the three losses, the noise-optimisation loop and its step rule, on toys."""
 import math
+from types import SimpleNamespace
 
 import pytest
 import torch
 
+from synood.config import ConfigError, SynthesisConfig
+from synood.generation import GenerationError, check_settings, describe_step, iterations, settings_record, step_size
 from synood.synthesis import boundary_score, ood_loss, optimise_noise
 
 # Row A = [0, 0, 0]:    mean = 0, logsumexp = ln 3
@@ -116,3 +119,71 @@ def test_callers_noise_is_untouched(requires_grad):
     assert noise.grad is None and noise.requires_grad == requires_grad
     assert torch.equal(noise.detach(), before)
     assert not any(step.image.requires_grad for step in history)
+
+
+# --- the step rule: per image (paper) or the released code's batch mean ------------------------------------
+
+def _canvas_parts(render, noise, step):
+    """A generator, classifier and canvas with just what generation.iterations reads."""
+    return SimpleNamespace(step_size=step), SimpleNamespace(logits=toy_logits), SimpleNamespace(render=render,
+                                                                                                  noise=noise)
+
+
+def _gradient(noise):
+    """d ood_loss / d noise for one image alone."""
+    noise = noise.clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(ood_loss(toy_logits(torch.sigmoid(noise).expand(3, 8, 8)[None])), noise)
+    return grad
+
+
+def test_a_batch_mean_loss_gives_each_image_its_own_gradient_over_b():
+    """The released code's definition: B images in one batch, the loss averaged over it; the gradient reaching
+    each image's noise is that image's own gradient divided by B, whatever the other images are."""
+    noises = torch.randn(3, 1, 8, 8, generator=torch.Generator().manual_seed(2)).requires_grad_(True)
+    batch = torch.stack([torch.sigmoid(n).expand(3, 8, 8) for n in noises])
+    (grads,) = torch.autograd.grad(ood_loss(toy_logits(batch)), noises)
+    for noise, grad in zip(noises.detach(), grads):
+        assert _gradient(noise).abs().max() > 0
+        torch.testing.assert_close(grad, _gradient(noise) / 3, rtol=1e-5, atol=1e-7)  # float32 rounding
+
+
+@pytest.mark.parametrize("rule, batch_size, divisor", [("image", 2, 1), ("batch", 2, 2), ("batch", 4, 4),
+                                                      ("batch", 1, 1)])
+def test_the_noise_moves_by_r_rho_over_b_times_its_gradient(rule, batch_size, divisor):
+    settings = SynthesisConfig(iterations=2, step_size=10.0, step_rule=rule, batch_size=batch_size)
+    render, noise = RecordingRender(), _noise()
+    generator, classifier, canvas = _canvas_parts(render, noise, step=99.0)  # the configured step wins
+    assert step_size(generator, settings) == 10.0 / divisor
+    list(iterations(generator, classifier, canvas, settings))
+    torch.testing.assert_close(render.noises[1], noise - 10.0 / divisor * _gradient(noise), rtol=0, atol=1e-6)
+
+
+def test_one_image_at_r_rho_over_b_is_that_image_in_a_batch_of_b_at_r_rho():
+    """Processing images one at a time under step_rule=batch moves each exactly as the released code's batch does."""
+    noises = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(3))
+    batched = noises.clone().requires_grad_(True)
+    loss = ood_loss(toy_logits(torch.stack([torch.sigmoid(n).expand(3, 8, 8) for n in batched])))
+    (grads,) = torch.autograd.grad(loss, batched)
+    settings = SynthesisConfig(iterations=2, step_rule="batch", batch_size=2)
+    for noise, grad in zip(noises, grads):
+        render = RecordingRender()
+        list(iterations(*_canvas_parts(render, noise, step=10.0), settings))  # the generator's own r*rho = 10
+        torch.testing.assert_close(render.noises[1], noise - 10.0 * grad, rtol=0, atol=1e-6)
+
+
+def test_the_step_rule_says_what_it_applies_and_refuses_a_batch_below_one():
+    generator = SimpleNamespace(step_size=10.0)
+    assert "10 x each image's gradient (per image" in describe_step(generator, SynthesisConfig())
+    assert "10/2 = 5 x each image's gradient" in describe_step(generator, SynthesisConfig(step_rule="batch"))
+    with pytest.raises(ConfigError, match="synthesis.batch_size must be at least 1.*got 0"):
+        step_size(generator, SynthesisConfig(step_rule="batch", batch_size=0))
+    with pytest.raises(ConfigError, match="step_rule: 'mean' is not one of image, batch"):
+        step_size(generator, SynthesisConfig(step_rule="mean"))
+
+
+def test_the_step_rule_is_part_of_a_generations_settings(tmp_path):
+    record = settings_record(tmp_path / "selection.jsonl", {}, SynthesisConfig(step_rule="batch"))
+    assert (record["synthesis"]["step_rule"], record["synthesis"]["batch_size"]) == ("batch", 2)
+    check_settings(tmp_path, record)
+    with pytest.raises(GenerationError, match=r"synthesis \(step_rule\) differ"):
+        check_settings(tmp_path, settings_record(tmp_path / "selection.jsonl", {}, SynthesisConfig()))

@@ -10,7 +10,7 @@ import gradio as gr
 from PIL import Image
 
 from synood.classnames import display_names
-from synood.config import Config
+from synood.config import Config, ConfigError
 from synood.images import to_pil
 from synood.models import ModelUnavailableError, Suite
 from synood.models.suites import GENERATOR_STEP_SIZES
@@ -52,6 +52,12 @@ GRADIENT_CHOICES = [("skip: dL/dz0 applied to the noise (fast)", "skip"),
                     ("full: through every denoising step (exact, slow)", "full")]
 
 
+def step_rule_choices(batch_size: int) -> list[tuple[str, str]]:
+    """The two step rules: the paper's r·ρ per image, or the released code's mean loss over a batch of B."""
+    return [("Step per image: r·ρ (paper)", "image"),
+            (f"Batch mean, B={batch_size}: r·ρ/{batch_size} (released code)", "batch")]
+
+
 @dataclass(frozen=True)
 class Frame:
     """One iteration as the tab shows it."""
@@ -72,6 +78,7 @@ class Run:
     source_predicted: str
     m_out: float
     total: int  # the iterations asked for
+    step: str  # the noise step applied and its rule (generation.describe_step)
     frames: tuple[Frame, ...]
 
 
@@ -86,7 +93,7 @@ def describe(run: Run, shown: int) -> str:
     frame = run.frames[shown - 1]
     return (f"**Iteration {shown} of {run.total}** · loss **{frame.loss:.4f}** · energy E(x) **{frame.energy:.3f}** "
             f"(source {run.source_energy:.3f}, m_out {run.m_out:g}) · classifier ID score (max softmax) "
-            f"**{frame.id_score:.3f}** · predicted: {frame.predicted} (source: {run.source_predicted})")
+            f"**{frame.id_score:.3f}** · predicted: {frame.predicted} (source: {run.source_predicted}) · {run.step}")
 
 
 def ended(run: Run, stopped: bool) -> str:
@@ -149,23 +156,24 @@ def build(suite: Suite, config: Config) -> None:
     watches: dict[str, Watch] = {}  # per browser session: what its page has shown, and its Stop
 
     def run(path: str | None, labels_text: str, iterations: float, step_size: float | None, loss: str,
-            gradient: str, seed: float, m_out: float, request: gr.Request, progress=gr.Progress()):
+            gradient: str, seed: float, m_out: float, step_rule: str, request: gr.Request, progress=gr.Progress()):
         image = uploaded_image(path)
         from synood import generation
 
         settings = dataclasses.replace(defaults, iterations=int(iterations), loss=loss, gradient=gradient,
-                                       seed=int(seed or 0), m_out=float(m_out),
+                                       seed=int(seed or 0), m_out=float(m_out), step_rule=step_rule,
                                        step_size=None if step_size in (None, "") else float(step_size))
         watch = watches[request.session_hash] = Watch(paced=request.headers.get("x-gradio-user") == "app")
         try:
             try:
                 progress(0.05, desc="Loading the generator and the energy classifier")
                 generator, classifier = suite.get("generator"), suite.get("classifier")
+                applied = generation.describe_step(generator, settings)
                 labels = parse_labels(labels_text or "")
                 if not labels:
                     progress(0.1, desc="Listing the context labels")
                     labels = suite.get("labeller").context(image)
-            except ModelUnavailableError as exc:
+            except (ModelUnavailableError, ConfigError) as exc:
                 raise gr.Error(str(exc), print_exception=False) from None
             prompt = context_prompt(labels, settings.prompt_template, settings.context_max_chars)
             if watch.pressed.is_set():
@@ -175,7 +183,8 @@ def build(suite: Suite, config: Config) -> None:
             canvas = generation.prepare(generator, image, prompt, settings.seed, settings, context=labels)
             before, predicted = generation.source_energy(classifier, canvas)
             names = display_names(classifier.class_names)
-            result = Run(to_pil(canvas.source), before, names[predicted], settings.m_out, settings.iterations, ())
+            result = Run(to_pil(canvas.source), before, names[predicted], settings.m_out, settings.iterations,
+                         applied, ())
             for step in generation.iterations(generator, classifier, canvas, settings):
                 frame = Frame(to_pil(step.image), step.loss, step.energy, step.id_score, names[step.predicted])
                 frames = result.frames + (frame,)
@@ -233,6 +242,9 @@ def build(suite: Suite, config: Config) -> None:
                                         elem_id="noise-gradient")
                     seed = gr.Number(defaults.seed, precision=0, minimum=0, maximum=MAX_SEED, label="Seed",
                                      elem_id="noise-seed")
+                step_rule = gr.Radio(step_rule_choices(defaults.batch_size), value=defaults.step_rule,
+                                     label="Step rule (the stats line shows the step applied)",
+                                     elem_id="noise-step-rule")
                 with gr.Row():
                     start = gr.Button("Run", variant="primary", elem_id="noise-run")
                     stop = gr.Button("Stop", variant="stop", elem_id="noise-stop")
@@ -252,7 +264,7 @@ def build(suite: Suite, config: Config) -> None:
                                elem_id="noise-frame")
         made = gr.Number(0, visible=False, elem_id="noise-made")  # iterations the page has received: Stop sends it
         start.click(lambda: 0, outputs=made, api_name=False, queue=False, show_progress="hidden").then(
-            run, inputs=[image, labels, iterations, step_size, loss, gradient, seed, m_out],
+            run, inputs=[image, labels, iterations, step_size, loss, gradient, seed, m_out, step_rule],
             outputs=[labels, prompt, plot, shown, source, current, stats, state, status, made],
             api_name="noise_run", concurrency_limit=1, concurrency_id="generator", show_progress_on=status)
         stop.click(stop_run, inputs=made, api_name="noise_stop", queue=False)

@@ -7,6 +7,8 @@ local file; every checkpoint is read with weights_only=True, never fully unpickl
 """
 from __future__ import annotations
 
+import copy
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +23,7 @@ from torchvision.models import WeightsEnum, get_model, get_model_weights
 from torchvision.models.resnet import Bottleneck, ResNet
 from torchvision.transforms.functional import to_tensor
 
+from ..config import CHOICES
 from ..runtime import pick_dtype, seeded_init
 from . import sources
 from .interfaces import ComponentInfo, count_parameters
@@ -30,16 +33,20 @@ TINY_RESNET = "synood-tiny-resnet"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 WRAPPER_KEYS = ("state_dict", "model")
+RESIZES = CHOICES["models.classifier_resize"]  # antialias (default) | plain
+PLAIN_SUFFIX = " [resize without antialiasing]"
 
 
 @dataclass(frozen=True)
 class View:
-    """How the network sees an image: shorter side resized, centre crop, per-channel normalisation."""
+    """How the network sees an image: shorter side resized (antialiased, as torchvision >= 0.17's
+    IMAGENET1K_V2 transforms, unless `antialias` is off), centre crop, per-channel normalisation."""
 
     resize: int
     crop: int
     mean: tuple[float, ...] = IMAGENET_MEAN
     std: tuple[float, ...] = IMAGENET_STD
+    antialias: bool = True
 
 
 DEFAULT_VIEW = View(224, 224)
@@ -71,19 +78,37 @@ class ImageNetClassifier:
         side = round(min(height, width) * self.view.crop / self.view.resize)
         return (height - side) // 2, (width - side) // 2, side
 
-    def maps(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, 3, H, W) RGB in [0, 1] -> (B, C, h, w) last feature maps; resize, crop and normalise
-        stay differentiable."""
+    def resized(self, resize: str) -> ImageNetClassifier:
+        """This classifier (the same network) resizing with `resize`: antialias, or plain bilinear (the
+        pre-0.17 torchvision resize); a plain one says so in its name."""
+        if resize not in RESIZES:
+            raise ValueError(f"unknown classifier resize {resize!r}; choose one of {', '.join(RESIZES)}")
+        antialias = resize == "antialias"
+        if antialias == self.view.antialias:
+            return self
+        other = copy.copy(self)
+        other.view = dataclasses.replace(self.view, antialias=antialias)
+        base = self.info.name.removesuffix(PLAIN_SUFFIX)
+        other.info = dataclasses.replace(self.info, name=base if antialias else base + PLAIN_SUFFIX)
+        return other
+
+    def view_pixels(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) RGB in [0, 1] -> (B, 3, crop, crop) the network's normalised input: shorter side
+        resized, centre crop, normalisation, as torchvision's classification transforms; differentiable."""
         x = images.to(self.device, self.dtype)
         height, width = x.shape[-2:]
         short, long = sorted((height, width))
         resized = (self.view.resize, int(self.view.resize * long / short))
         size = resized if height <= width else resized[::-1]
-        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=False)
+        x = F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=self.view.antialias)
         crop = self.view.crop
         top, left = int(round((size[0] - crop) / 2.0)), int(round((size[1] - crop) / 2.0))
         x = x[..., top:top + crop, left:left + crop]
-        return self.trunk((x - self._mean) / self._std)
+        return (x - self._mean) / self._std
+
+    def maps(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, 3, H, W) RGB in [0, 1] -> (B, C, h, w) last feature maps of the network's view of them."""
+        return self.trunk(self.view_pixels(images))
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) RGB in [0, 1] -> (B, C) pooled features, the input of the linear head."""
@@ -106,8 +131,9 @@ class ImageNetClassifier:
             return cam / cam.flatten(1).amax(dim=1).clamp_min(1e-12).view(-1, 1, 1)
 
 
-def load(spec: ComponentSpec, device: torch.device, dtype: str) -> ImageNetClassifier:
-    """Build spec.model, random or filled from its torchvision weights enum or a local file."""
+def load(spec: ComponentSpec, device: torch.device, dtype: str, resize: str = RESIZES[0]) -> ImageNetClassifier:
+    """Build spec.model, random or filled from its torchvision weights enum or a local file, resizing its
+    input with `resize` (one of RESIZES)."""
     view, names, source = DEFAULT_VIEW, open_clip.IMAGENET_CLASSNAMES, sources.IN_PROCESS
     if spec.weights is None:
         net = _architecture(spec.model)
@@ -130,7 +156,7 @@ def load(spec: ComponentSpec, device: torch.device, dtype: str) -> ImageNetClass
         architecture=spec.model, source=source, pretrained=spec.weights is not None,
         parameters=count_parameters(net))
     trunk, head = split_resnet(net)
-    return ImageNetClassifier(net, trunk, head, view, names, info, device, pick_dtype(dtype, device))
+    return ImageNetClassifier(net, trunk, head, view, names, info, device, pick_dtype(dtype, device)).resized(resize)
 
 
 def download(spec: ComponentSpec) -> str:

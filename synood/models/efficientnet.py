@@ -18,7 +18,7 @@ from efficientnet_lite_pytorch import EfficientNet
 
 from ..runtime import pick_dtype
 from . import sources
-from .classifier import ImageNetClassifier, View, read_state_dict
+from .classifier import RESIZES, ImageNetClassifier, View, read_state_dict
 from .interfaces import ComponentInfo, count_parameters
 from .suites import ComponentSpec, ModelUnavailableError
 
@@ -77,10 +77,11 @@ def weights_file(spec: ComponentSpec) -> Path:
     return Path(spec.weights).expanduser().resolve()
 
 
-def load(spec: ComponentSpec, device: torch.device, dtype: str) -> ImageNetClassifier:
-    """The named EfficientNet-Lite filled from its packaged (or a local) ImageNet-1k checkpoint."""
+def load(spec: ComponentSpec, device: torch.device, dtype: str, resize: str = RESIZES[0]) -> ImageNetClassifier:
+    """The named EfficientNet-Lite filled from its packaged (or a local) ImageNet-1k checkpoint, resizing its
+    input with `resize`; a non-default resize is a view of the shared network, which stays as it is."""
     _variant(spec)
-    return shared(weights_file(spec), device, pick_dtype(dtype, device), spec.model)
+    return shared(weights_file(spec), device, pick_dtype(dtype, device), spec.model).resized(resize)
 
 
 @functools.lru_cache(maxsize=4)

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
+from ..config import CHOICES
 from . import sources
 from .interfaces import ROLE_TITLES, ROLES, ComponentInfo
 from .sources import Availability
@@ -310,15 +311,20 @@ def _with_overrides(suite: SuiteSpec, models: Any) -> SuiteSpec:
 class Suite:
     """A resolved suite whose components load lazily, once, on first use (thread-safe)."""
 
-    def __init__(self, spec: SuiteSpec, device: str = "auto", dtype: str = "auto", notice: str = ""):
+    def __init__(self, spec: SuiteSpec, device: str = "auto", dtype: str = "auto", notice: str = "",
+                 classifier_resize: str = "antialias"):
+        if classifier_resize not in CHOICES["models.classifier_resize"]:
+            raise ValueError(f"unknown classifier resize {classifier_resize!r}; choose one of "
+                             f"{', '.join(CHOICES['models.classifier_resize'])}")
         self.spec, self.device_name, self.dtype_name, self.notice = spec, device, dtype, notice
+        self.classifier_resize = classifier_resize  # the energy classifier's input resize (models.classifier_resize)
         self._components: dict[str, Any] = {}
         self._lock = threading.Lock()
 
     @classmethod
     def from_config(cls, models: Any) -> "Suite":
         spec, notice = resolve_suite(models)
-        return cls(spec, models.device, models.dtype, notice)
+        return cls(spec, models.device, models.dtype, notice, models.classifier_resize)
 
     @property
     def name(self) -> str:
@@ -344,8 +350,10 @@ class Suite:
                 from ..runtime import pick_device
 
                 module = importlib.import_module(FAMILY_MODULES[spec.family])
+                options = {"resize": self.classifier_resize} if role == "classifier" else {}
                 try:
-                    self._components[role] = module.load(spec, pick_device(self.device_name), self.dtype_name)
+                    self._components[role] = module.load(spec, pick_device(self.device_name), self.dtype_name,
+                                                         **options)
                 except ModelUnavailableError:
                     raise
                 except Exception as exc:  # the library boundary: an incomplete, corrupted or wrong copy
