@@ -396,6 +396,19 @@ def test_feature_cache_encodes_each_content_once(tmp_path):
     assert other.features.shape == (3, 3)  # another identity has its own cache
 
 
+def test_features_cached_before_raw_embeddings_are_encoded_again_not_misread(tmp_path):
+    import hashlib
+
+    from synood.features import content_hash, write_chunk
+
+    paths = write_images(tmp_path / "a", [(10, 20, 30)])
+    encoder = CountingEncoder()
+    old_folder = tmp_path / "cache" / "image-features" / hashlib.sha256(encoder.identity.encode()).hexdigest()[:32]
+    write_chunk(old_folder, [content_hash(paths[0])], unit(torch.tensor([[11.0, 21.0, 31.0]])), encoder.identity)
+    found = image_features(encoder, paths, root=tmp_path / "cache")  # the folder of unit-norm features is not read
+    assert encoder.encoded == 1 and torch.equal(found.features, torch.tensor([[11.0, 21.0, 31.0]]))
+
+
 def test_a_corrupted_cache_chunk_is_detected_and_rebuilt(tmp_path):
     paths = write_images(tmp_path / "a", [(10, 20, 30), (40, 50, 60)])
     encoder = CountingEncoder()

@@ -99,12 +99,23 @@ def test_walk_the_finetune_tab(offline_app, offline_generation, browser, tmp_pat
     low_run = launch(page)
     page.locator(STATUS).get_by_text(f"Run {low_run} · completed · 1 of 1 epochs").wait_for(timeout=SLOW)
 
+    low = store().get(low_run).config  # the conventions left at their defaults: the authors' code
+    assert (low["projection"]["input"], low["negtune"]["parameter"], low["projection"]["schedule"]) == (
+        "raw", "raw", "epoch")
+
     set_all(page, {elem_id: high for elem_id, (_, high) in declared.items()})  # every box at its maximum
+    for elem_id, choice in (("finetune-projection-input", "unit-norm"), ("finetune-negatives-parameter", "unit-norm"),
+                            ("finetune-schedule", "every batch")):  # and every convention at its other value
+        page.locator(f"#{elem_id}").get_by_text(choice).click()
     high_run = launch(page)
     page.locator(STATUS).get_by_text(f"Run {high_run} · running").wait_for(timeout=SLOW)
+    page.locator(STATUS).get_by_text("projection input unit · stage 3 parameters unit · cosine schedule per batch"
+                                     ).wait_for(timeout=120_000)
     config = store().get(high_run).config
     assert config["projection"]["epochs"] == declared["finetune-projection-epochs"][1]
     assert config["negtune"]["seed"] == 2**31 - 1
+    assert (config["projection"]["input"], config["negtune"]["parameter"], config["negtune"]["schedule"]) == (
+        "unit", "unit", "batch")
     page.reload()  # mid-run: the run goes on in the app, and the page shows it again
     page.get_by_role("tab", name="Fine-tuning").click()
     page.wait_for_function(f"() => document.querySelector({RUN_BOX!r}).value === {high_run!r}", timeout=120_000)
