@@ -164,6 +164,15 @@ class Trainer:
             return epoch - 1, self.epochs
         return (epoch - 1) * self.steps_per_epoch + batch, self.epochs * self.steps_per_epoch
 
+    def load_optimizers(self, states: list[dict]) -> None:
+        """Restore saved optimiser states, keeping this trainer's schedule (base lr and floor, from the config):
+        a state saved by an older version has no floor, and the config is what the run was started with."""
+        for optimizer, state in zip(self.optimizers, states):
+            schedule = [(group["initial_lr"], group["eta_min"]) for group in optimizer.param_groups]
+            optimizer.load_state_dict(state)
+            for group, (initial_lr, eta_min) in zip(optimizer.param_groups, schedule):
+                group["initial_lr"], group["eta_min"] = initial_lr, eta_min
+
     def run_epoch(self, epoch: int, stop: Callable[[], bool] | None = None) -> Epoch | None:
         """Train epoch `epoch` (1-based); None when `stop()` turned true before it finished."""
         loss_sum, correct, lr = 0.0, 0, 0.0

@@ -145,8 +145,7 @@ def train(problem: finetune.Problem, config: Config, state_dir: Path, stop: Call
         trainer = _trainer(stage, problem, projection, negatives, config)
         first = 1
         if phase == start[0] and optimizer_states is not None:
-            for optimizer, state in zip(trainer.optimizers, optimizer_states):
-                optimizer.load_state_dict(state)
+            trainer.load_optimizers(optimizer_states)
             first = start[1] + 1
         for epoch in range(first, epochs + 1):
             result = trainer.run_epoch(epoch, stop)

@@ -269,6 +269,28 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(toy, trained, tmp_path
     assert len(training.states(tmp_path)) == 2  # finetune.keep_states
 
 
+def test_a_state_saved_before_schedule_floors_resumes_on_the_configs_schedule(toy, trained, tmp_path):
+    """Optimiser groups saved by an older version lack "eta_min": the floor comes from the run's config."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    def crash(epoch):
+        if (epoch.stage, epoch.epoch) == ("projection", 7):
+            raise Crash
+    with pytest.raises(Crash):
+        training.train(toy.problem, toy_config(), tmp_path, on_epoch=crash)
+    newest = training.states(tmp_path)[-1]
+    with safe_open(str(newest), "pt") as handle:
+        metadata = handle.metadata()
+    groups = json.loads(metadata["groups"])
+    for group in (g for optimizer in groups for g in optimizer):
+        del group["eta_min"]
+    save_file(load_file(str(newest)), str(newest), metadata={**metadata, "groups": json.dumps(groups)})
+    resumed = training.train(toy.problem, toy_config(), tmp_path)
+    for name, tensor in trained[0].tensors().items():
+        assert torch.equal(resumed.tensors()[name], tensor), name
+
+
 def test_a_damaged_newest_state_falls_back_to_the_one_before(toy, trained, tmp_path):
     def crash(epoch):
         if (epoch.stage, epoch.epoch) == ("negatives", 3):
