@@ -1,7 +1,7 @@
 """A long seeded fuzz of synood.images.load_image, and its cost beside the plain way of loading an image.
 
 Each case flips, cuts or inserts bytes (half of them within the first 64) in one of the small valid seeds of
-tests/test_image_fuzz.py (PNG, JPEG, GIF, WebP, TIFF, BMP and variants) under the default limits (config section
+bench/common/image_seeds.py (PNG, JPEG, GIF, WebP, TIFF, BMP and variants) under the default limits (config section
 `images`), and records what load_image did: loaded as RGB, refused with an ImageError (counted per kind of
 message), or anything else (a bug: there should be none); beside it, what the plain way,
 `Image.open(p).convert("RGB")`, raises on the same cases. Then the two are timed on the valid seeds and the
@@ -24,10 +24,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from PIL import Image  # noqa: E402
 
+from bench.common.image_seeds import mutate, seed_files  # noqa: E402
 from bench.timing import best_of  # noqa: E402
 from synood import images, photos  # noqa: E402
 from synood.config import ImagesConfig  # noqa: E402
-from tests.test_image_fuzz import mutate, seed_files  # noqa: E402
 
 SUFFIXES = (".png", ".jpg", ".gif", ".webp", ".tif", ".bmp")
 ROUNDS = 10

@@ -20,9 +20,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.common.drawn_pairs import write_generation  # noqa: E402
 from bench.timing import best_of  # noqa: E402
 from synood import pairs  # noqa: E402
-from tests.helpers.pairs import write_generation  # noqa: E402
 
 COUNT, DISTINCT, PAGE, SUBSET = 10_000, 200, 24, 240
 

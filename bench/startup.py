@@ -19,7 +19,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.serve import free_port  # noqa: E402
+from bench.common.serve import free_port  # noqa: E402
 
 PLAIN_PROBE = """
 import open_clip, torchvision.models, diffusers, transformers

@@ -19,13 +19,13 @@ from safetensors.torch import load_file
 from torch import Tensor
 
 from . import scores
-from .config import NegLabelConfig
+from .config import CHOICES, NegLabelConfig
 from .finetune import Projection
 from .storage import save_tensors
 
 FORMAT = "synood-detector/1"
 STATE_FORMAT = "synood-training-state/1"
-COMBINATIONS = ("both", "projection", "negatives", "none")  # what the tuned detector substitutes at test time
+COMBINATIONS = CHOICES["finetune.combination"]  # what the tuned detector substitutes at test time
 
 
 class CheckpointError(ValueError):

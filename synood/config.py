@@ -2,6 +2,7 @@
 
 Values come from, in order: these defaults, a YAML file, then `section.field=value` overrides
 (the CLI's `--set` and its dedicated flags). Every run record stores `Config.to_dict()`.
+Allowed values are declared on the fields (Literal choices, Annotated Ranges) and checked whenever one is set.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Union
+from typing import Annotated, Any, Iterable, Literal, Union
 
 import yaml
 
@@ -20,21 +21,41 @@ class ConfigError(ValueError):
     """A configuration value or key that does not fit the tree."""
 
 
-CHOICES = {  # keys whose value is one of a few conventions; the first is the default
-    "models.classifier_resize": ("antialias", "plain"),
-    "synthesis.step_rule": ("image", "batch"),
-    "projection.input": ("raw", "unit"),
-    "projection.schedule": ("epoch", "batch"),
-    "negtune.parameter": ("raw", "unit"),
-    "negtune.schedule": ("epoch", "batch"),
-}
+@dataclass(frozen=True)
+class Range:
+    """The numbers a field allows: at least `min` or above `above`, and at most `max` (None: no such bound)."""
+
+    min: float | None = None
+    above: float | None = None
+    max: float | None = None
+
+    def allows(self, value: float) -> bool:
+        return ((self.min is None or value >= self.min) and (self.above is None or value > self.above)
+                and (self.max is None or value <= self.max))
+
+    def describe(self) -> str:
+        bounds = [f"at least {self.min:g}" if self.min is not None else "",
+                  f"above {self.above:g}" if self.above is not None else "",
+                  f"at most {self.max:g}" if self.max is not None else ""]
+        return " and ".join(bound for bound in bounds if bound)
+
+
+class Section:
+    """Base of the config sections: every value set on one (defaults, a file, an override, a flag,
+    dataclasses.replace, a stored run) is checked against its field's choices and range here."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        rule = RULES.get(type(self), {}).get(name)
+        if rule is not None:
+            rule.check(value)
+        object.__setattr__(self, name, value)
 
 
 @dataclass
-class ModelsConfig:
+class ModelsConfig(Section):
     """Which model suite runs, and per-component replacements (hub id or local path)."""
 
-    suite: str = "auto"  # auto | paper | tiny | offline
+    suite: Literal["auto", "paper", "offline", "tiny"] = "auto"
     encoder: str | None = None  # open_clip architecture, e.g. ViT-B-16
     encoder_weights: str | None = None  # open_clip tag (openai), hf-hub:org/repo, or a checkpoint file
     classifier: str | None = None  # torchvision architecture, e.g. resnet50
@@ -42,100 +63,114 @@ class ModelsConfig:
     generator: str | None = None  # diffusers inpainting repo id or local folder
     labeller: str | None = None  # transformers image-text-to-text repo id or local folder
     device: str = "auto"  # auto | cpu | cuda | cuda:N
-    dtype: str = "auto"  # auto | float32 | float16 | bfloat16
-    classifier_resize: str = "antialias"  # antialias (torchvision >= 0.17 IMAGENET1K_V2 transforms) | plain (bilinear)
+    dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
+    # antialias (torchvision >= 0.17 IMAGENET1K_V2 transforms) | plain (bilinear)
+    classifier_resize: Literal["antialias", "plain"] = "antialias"
 
 
 @dataclass
-class NegLabelConfig:
+class NegLabelConfig(Section):
     """NegLabel scoring and NegMining (METHOD.md section 1)."""
 
     noun_template: str = "the nice {}"
     adjective_template: str = "This is a {} photo"
     id_template: str = "the nice {}"
-    percentile: float = 95.0
-    keep_ratio: float = 0.15
-    ngroups: int = 100
-    temperature: float = 0.01
+    percentile: Annotated[float, Range(min=0, max=100)] = 95.0
+    keep_ratio: Annotated[float, Range(above=0, max=1)] = 0.15
+    ngroups: Annotated[int, Range(min=1)] = 100
+    temperature: Annotated[float, Range(above=0)] = 0.01
     group_seed: int = 0
     prune_csp: bool = False
 
 
 @dataclass
-class SynthesisConfig:
+class SynthesisConfig(Section):
     """Stage 1: near-boundary image synthesis (METHOD.md section 3)."""
 
-    per_class: int = 50
+    per_class: Annotated[int, Range(min=1)] = 50
     prompt_template: str = "A photo only remain {}"
     context_max_chars: int = 73
-    strength: float = 0.6
-    steps: int = 20
+    strength: Annotated[float, Range(above=0, max=1)] = 0.6
+    steps: Annotated[int, Range(min=1)] = 20
     guidance: float = 8.0
-    iterations: int = 3
-    step_size: float | None = None  # r * rho; None: the generator's own (10 for diffusion, 0.2 for the eraser)
-    step_rule: str = "image"  # image (paper: each image moves by r*rho x its gradient) | batch (released code: r*rho / B)
-    batch_size: int = 2  # B of step_rule=batch: the released script's batch, whose mean loss scales each step by 1/B
+    iterations: Annotated[int, Range(min=1)] = 3
+    # r * rho; None: the generator's own (10 for diffusion, 0.2 for the eraser)
+    step_size: Annotated[float | None, Range(min=0)] = None
+    # image (paper: each image moves by r*rho x its gradient) | batch (released code: r*rho / B)
+    step_rule: Literal["image", "batch"] = "image"
+    # B of step_rule=batch: the released script's batch, whose mean loss scales each step by 1/B
+    batch_size: Annotated[int, Range(min=1)] = 2
     m_out: float = -5.0
-    loss: str = "squared"  # squared | hinge | energy
-    gradient: str = "skip"  # skip (dL/dz0 applied to the noise) | full (backpropagate through every UNet step)
+    loss: Literal["squared", "hinge", "energy"] = "squared"
+    # skip (dL/dz0 applied to the noise) | full (backpropagate through every UNet step)
+    gradient: Literal["skip", "full"] = "skip"
     checkpointing: bool = True  # full gradient only: recompute each step in the backward pass to save memory
     seed: int = 0
 
 
 @dataclass
-class ProjectionConfig:
+class ProjectionConfig(Section):
     """Stage 2: image-side projection (METHOD.md section 4)."""
 
-    lr: float = 1e-3
-    weight_decay: float = 1e-5
-    epochs: int = 3
-    batch_size: int = 128
-    logit_scale: float = 100.0
-    input: str = "raw"  # raw (authors' code: the encoder's output before L2 normalisation) | unit
-    schedule: str = "epoch"  # epoch (authors' code: CosineAnnealingLR stepped once per epoch) | batch
-    eta_min: float = 1e-5  # the cosine schedule's floor (authors' code: 1e-5 for stage 2)
+    lr: Annotated[float, Range(above=0)] = 1e-3
+    weight_decay: Annotated[float, Range(min=0)] = 1e-5
+    epochs: Annotated[int, Range(min=0)] = 3
+    batch_size: Annotated[int, Range(min=1)] = 128
+    logit_scale: Annotated[float, Range(above=0)] = 100.0
+    # raw (authors' code: the encoder's output before L2 normalisation) | unit
+    input: Literal["raw", "unit"] = "raw"
+    # epoch (authors' code: CosineAnnealingLR stepped once per epoch) | batch
+    schedule: Literal["epoch", "batch"] = "epoch"
+    eta_min: Annotated[float, Range(min=0)] = 1e-5  # the cosine schedule's floor (authors' code: 1e-5 for stage 2)
     seed: int = 0
 
 
 @dataclass
-class NegTuneConfig:
+class NegTuneConfig(Section):
     """Stage 3: learnable negative-label text features (METHOD.md section 5)."""
 
-    lr: float = 2e-3  # the paper's; the authors' code uses 2e-2 (docs/method.md: the step scales with 1/|t|^2)
-    momentum: float = 0.9
-    weight_decay: float = 1e-5
-    epochs: int = 5
-    batch_size: int = 128
-    logit_scale: float = 100.0
-    parameter: str = "raw"  # raw (authors' code: learn encode_text's output, cosine in the loss) | unit
-    schedule: str = "epoch"  # epoch (authors' code) | batch
-    eta_min: float = 0.0  # the cosine schedule's floor (authors' code: 0 for stage 3)
+    # the paper's; the authors' code uses 2e-2 (docs/method.md: the step scales with 1/|t|^2)
+    lr: Annotated[float, Range(above=0)] = 2e-3
+    momentum: Annotated[float, Range(min=0)] = 0.9
+    weight_decay: Annotated[float, Range(min=0)] = 1e-5
+    epochs: Annotated[int, Range(min=0)] = 5
+    batch_size: Annotated[int, Range(min=1)] = 128
+    logit_scale: Annotated[float, Range(above=0)] = 100.0
+    # raw (authors' code: learn encode_text's output, cosine in the loss) | unit
+    parameter: Literal["raw", "unit"] = "raw"
+    schedule: Literal["epoch", "batch"] = "epoch"  # epoch (authors' code) | batch
+    eta_min: Annotated[float, Range(min=0)] = 0.0  # the cosine schedule's floor (authors' code: 0 for stage 3)
     use_projection: bool = False
     joint: bool = False
     seed: int = 0
 
 
 @dataclass
-class FinetuneConfig:
+class FinetuneConfig(Section):
     """What stages 2 and 3 train on, and what the tuned detector substitutes at test time (METHOD.md 4-6)."""
 
-    synthetic_images: int | None = None  # m: synthetic images used (None: all; a seeded subset otherwise)
+    # m: synthetic images used (None: all; a seeded subset otherwise)
+    synthetic_images: Annotated[int | None, Range(min=1)] = None
     seed: int = 0  # picks the subset of m synthetic images
-    combination: str = "both"  # both | projection | negatives | none: the tuned parts the detector uses
-    keep_states: int = 2  # per-epoch training states kept on disk for --resume (the newest ones)
+    # the tuned parts the detector uses
+    combination: Literal["both", "projection", "negatives", "none"] = "both"
+    keep_states: Annotated[int, Range(min=1)] = 2  # per-epoch training states kept on disk for --resume (the newest)
 
 
 @dataclass
-class ImagesConfig:
+class ImagesConfig(Section):
     """Limits on every image file read (folders, uploads, generation sources); none: no limit."""
 
-    max_file_mb: float | None = 64.0  # bigger files are refused unread (MB = 2**20 bytes)
-    max_pixels: int | None = 64_000_000  # width x height, read before decoding (bombs); Pillow's limit too
-    max_aspect: float | None = 20.0  # longer side / shorter (resizing 1 x 50,000 to 224 high: 11M wide)
+    # bigger files are refused unread (MB = 2**20 bytes)
+    max_file_mb: Annotated[float | None, Range(above=0)] = 64.0
+    # width x height, read before decoding (bombs); Pillow's limit too
+    max_pixels: Annotated[int | None, Range(min=1)] = 64_000_000
+    # longer side / shorter, so at least 1 (resizing 1 x 50,000 to 224 high: 11M wide)
+    max_aspect: Annotated[float | None, Range(min=1)] = 20.0
 
 
 @dataclass
-class PathsConfig:
+class PathsConfig(Section):
     """Where caches, artifacts and the run database live."""
 
     home: str = field(default_factory=lambda: str(cache_home()))
@@ -144,6 +179,41 @@ class PathsConfig:
 def cache_home() -> Path:
     """$SYNOOD_HOME, else ~/.cache/synood: where caches that models compute for themselves live."""
     return Path(os.environ.get("SYNOOD_HOME", "~/.cache/synood")).expanduser()
+
+
+@dataclass(frozen=True)
+class Rule:
+    """What one field allows: one of `choices` (its Literal) or a number within `bounds`; None too if `optional`."""
+
+    key: str  # section.field
+    choices: tuple[str, ...] | None = None
+    bounds: Range | None = None
+    optional: bool = False
+
+    def check(self, value: Any) -> None:
+        """Raise ConfigError with one line naming the key, the value and what is allowed, unless it is allowed."""
+        if value is None and self.optional:
+            return
+        if self.choices is not None and value not in self.choices:
+            raise ConfigError(f"{self.key}: {value!r} is not allowed; choose one of {', '.join(self.choices)}")
+        if self.bounds is not None and not self.bounds.allows(value):
+            raise ConfigError(f"{self.key}: {value!r} is out of range; must be {self.bounds.describe()}"
+                              + (" or none" if self.optional else ""))
+
+
+def _rule(key: str, annotation: Any) -> Rule | None:
+    """The rule an annotation declares: Literal[...] choices, or a Range in Annotated[...]; None when neither."""
+    ranges = [m for m in getattr(annotation, "__metadata__", ()) if isinstance(m, Range)]
+    if ranges:
+        annotation = typing.get_args(annotation)[0]
+    args = typing.get_args(annotation)
+    optional = typing.get_origin(annotation) in (Union, types.UnionType) and type(None) in args
+    if optional:
+        (annotation,) = [a for a in args if a is not type(None)]
+    choices = typing.get_args(annotation) if typing.get_origin(annotation) is Literal else None
+    if not ranges and choices is None:
+        return None
+    return Rule(key, choices, ranges[0] if ranges else None, optional)
 
 
 @dataclass
@@ -176,6 +246,8 @@ def _coerce(value: Any, annotation: Any, key: str) -> Any:
                 return None
         (inner,) = [a for a in args if a is not type(None)]
         return _coerce(value, inner, key)
+    if origin is Literal:  # text here; which texts are allowed is the field's rule (Section.__setattr__)
+        return _coerce(value, str, key)
     if annotation is bool:
         if isinstance(value, bool):
             return value
@@ -209,10 +281,7 @@ def _set(config: Config, key: str, value: Any) -> None:
     if field_name not in hints:
         names = ", ".join(f.name for f in dataclasses.fields(section))
         raise ConfigError(f"unknown key {key!r}; {section_name} has: {names}")
-    value = _coerce(value, hints[field_name], key)
-    if key in CHOICES and value not in CHOICES[key]:
-        raise ConfigError(f"{key}: expected one of {', '.join(CHOICES[key])}, got {value!r}")
-    setattr(section, field_name, value)
+    setattr(section, field_name, _coerce(value, hints[field_name], key))
 
 
 def apply_overrides(config: Config, overrides: Iterable[str]) -> Config:
@@ -252,3 +321,21 @@ def apply_mapping(config: Config, data: Any) -> Config:
         for name, value in values.items():
             _set(config, f"{section}.{name}", value)
     return config
+
+
+RULES: dict[type, dict[str, Rule]] = {  # section class -> field -> its rule, from the annotations above
+    section: {name: rule for name, hint in typing.get_type_hints(section, include_extras=True).items()
+              if (rule := _rule(f"{section_name}.{name}", hint)) is not None}
+    for section_name, section in typing.get_type_hints(Config).items()
+}
+CHOICES: dict[str, tuple[str, ...]] = {  # "section.field" -> its allowed values; the first is the default
+    rule.key: rule.choices for fields in RULES.values() for rule in fields.values() if rule.choices is not None
+}
+
+
+def labelled(key: str, titles: dict[str, str]) -> list[tuple[str, str]]:
+    """(title, value) pairs of a choice field in CHOICES order, for a dropdown; `titles` must name exactly its
+    allowed values, so a list shown to a person never drifts from what the config accepts."""
+    if set(titles) != set(CHOICES[key]):
+        raise ValueError(f"titles for {key} name {', '.join(titles)}; its choices are {', '.join(CHOICES[key])}")
+    return [(titles[value], value) for value in CHOICES[key]]

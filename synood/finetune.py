@@ -18,8 +18,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .config import CHOICES
+
 STAGES = ("projection", "negatives", "joint")
-INPUTS = ("raw", "unit")  # what the projection reads: the raw image embedding (authors' code) or its unit-norm copy
+INPUTS = CHOICES["projection.input"]  # what the projection reads: the raw image embedding (authors' code) or unit-norm
 
 
 class Projection(nn.Module):
@@ -94,7 +96,7 @@ class Epoch:
                 "lr": self.lr, "samples": self.samples}
 
 
-SCHEDULES = ("epoch", "batch")  # when the cosine schedule steps: once per epoch (authors' code) or per batch
+SCHEDULES = CHOICES["projection.schedule"]  # when the cosine steps: once per epoch (authors' code) or per batch
 
 
 def cosine_lr(base: float, step: int, total: int, eta_min: float = 0.0) -> float:
@@ -111,7 +113,8 @@ def initial_negatives(negative_text: Tensor, parameter: str = "raw") -> Tensor:
         return negative_text.clone()
     if parameter == "unit":
         return F.normalize(negative_text, dim=-1)
-    raise ValueError(f"unknown negtune.parameter {parameter!r}; choose raw or unit")
+    raise ValueError(f"unknown negtune.parameter {parameter!r}; "
+                     f"choose one of {', '.join(CHOICES['negtune.parameter'])}")
 
 
 def batches(count: int, batch_size: int, seed: int, epoch: int) -> Iterator[Tensor]:

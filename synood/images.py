@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .config import ConfigError, ImagesConfig
+from .config import ImagesConfig
 
 if TYPE_CHECKING:
     import torch
@@ -33,9 +33,6 @@ def set_limits(limits: ImagesConfig) -> ImagesConfig:
     """Make `limits` hold for every image opened here (open_image, load_image) in this process, Pillow's own check
     included (past max_pixels it refuses rather than warns); returns the limits they replace."""
     global _limits
-    for key, value in dataclasses.asdict(limits).items():
-        if value is not None and not value > 0:
-            raise ConfigError(f"images.{key}: expected a positive number or none, got {value!r}")
     previous, _limits = _limits, dataclasses.replace(limits)
     Image.MAX_IMAGE_PIXELS = limits.max_pixels
     warnings.filterwarnings("error", category=Image.DecompressionBombWarning)

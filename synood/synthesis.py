@@ -11,10 +11,11 @@ from typing import Callable, Iterator
 
 import torch
 
+from .config import CHOICES
 from .scores import energy, msp_score
 
-LOSSES = ("squared", "hinge", "energy")
-GRADIENTS = ("skip", "full")  # how a diffusion generator's noise gets its gradient (models.generator.InpaintCanvas)
+LOSSES = CHOICES["synthesis.loss"]
+GRADIENTS = CHOICES["synthesis.gradient"]  # how a diffusion generator's noise gets its gradient (InpaintCanvas)
 
 
 def boundary_score(logits: torch.Tensor) -> torch.Tensor:

@@ -44,7 +44,7 @@ def data_root(tmp_path_factory) -> Path:
 def offline_app(tmp_path_factory, data_root):
     """One real `python app.py --suite offline` on 127.0.0.1 for every test file that drives it, reading only
     under pytest's base temporary folder."""
-    from tests.serve import running_app
+    from bench.common.serve import running_app
 
     log = tmp_path_factory.mktemp("offline-app") / "app.log"
     with running_app("--suite", "offline", "--data-root", str(data_root), log=log) as url:
@@ -72,6 +72,35 @@ def offline_generation(tmp_path_factory) -> Path:
     from bench.load import make_generation
 
     return make_generation(tmp_path_factory.mktemp("stage1"))
+
+
+@pytest.fixture(scope="module")
+def selection(tmp_path_factory) -> Path:
+    """`synood select` over tests.helpers.generation.train_folder (4 packaged photos, 2 classes), once per module."""
+    from tests.helpers.cli import ok, synood
+    from tests.helpers.generation import train_folder
+
+    root = tmp_path_factory.mktemp("select")
+    train_folder(root)
+    result = ok(synood("select", "--train", str(root / "train"), "--per-class", "2", "--out", str(root / "sel.jsonl")))
+    assert "selected 4 images from 2 classes (2 matched to ImageNet classes)" in result.stderr
+    return root / "sel.jsonl"
+
+
+@pytest.fixture(scope="module")
+def single(selection, tmp_path_factory):
+    """`selection` generated on the tiny suite by one process, in two runs (2 items, then the rest after a torn
+    manifest tail): the folder and both runs' results, once per module."""
+    from tests.helpers.cli import ok
+    from tests.helpers.generation import generate
+
+    out = tmp_path_factory.mktemp("gen") / "single"
+    first = ok(generate("--selection", str(selection), "--out", str(out), "--limit", "2"))
+    assert "generated 2, skipped 0" in first.stderr
+    with open(out / "manifest.jsonl", "ab") as f:
+        f.write(b'{"id": "torn')  # as if the merge writer had been killed (it never is: it renames)
+    rest = ok(generate("--selection", str(selection), "--out", str(out)))
+    return out, first, rest
 
 
 @pytest.fixture(scope="session")

@@ -21,11 +21,11 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 import app
+from bench.common.drawn_pairs import draw_image, write_generation
+from bench.common.serve import ROOT, free_port, running_app
 from synood import pairs, runs
 from synood.access import ROOTS_VARIABLE, AccessError, DataRoots
 from synood.config import cache_home
-from tests.serve import ROOT, free_port, running_app
-from tests.helpers.pairs import draw_image, write_generation
 
 OUTSIDE_MESSAGE = ("{path}: outside the app's data roots ({roots}); start the app with --data-root DIR to allow "
                    "another folder")

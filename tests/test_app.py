@@ -4,9 +4,9 @@ from pathlib import Path
 import pytest
 from gradio_client import Client, handle_file
 
+from bench.common.serve import running_app
 from synood import photos
 from tests.helpers.browser import SCREENSHOTS, examples_beside
-from tests.serve import running_app
 
 NO_NETWORK = Path(__file__).with_name("no_network")
 

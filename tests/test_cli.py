@@ -1,23 +1,9 @@
 """The `synood` command through its installed entry point."""
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-SYNOOD = str(Path(sys.executable).with_name("synood"))
-NO_NETWORK = Path(__file__).with_name("no_network")
-
-
-def synood(*args, offline_flag=True, env_extra=None, timeout=300):
-    env = dict(os.environ, **(env_extra or {}))
-    if not offline_flag:
-        env.pop("HF_HUB_OFFLINE", None)
-        env.pop("TRANSFORMERS_OFFLINE", None)
-        env["PYTHONPATH"] = str(NO_NETWORK)
-    return subprocess.run([SYNOOD, *args], env=env, capture_output=True, text=True, timeout=timeout)
+from tests.helpers.cli import synood
 
 
 def test_models_lists_every_suite_without_network():
@@ -68,7 +54,7 @@ def test_config_shows_the_resolved_tree(tmp_path):
 
 @pytest.mark.parametrize("args, words", [
     (("config", "--set", "synthesis.iterations=x"), "synthesis.iterations: expected int"),
-    (("models", "--suite", "huge"), "unknown suite 'huge'"),
+    (("models", "--suite", "huge"), "models.suite: 'huge' is not allowed; choose one of auto, paper, offline, tiny"),
 ])
 def test_bad_input_is_a_message_not_a_traceback(args, words):
     result = synood(*args)

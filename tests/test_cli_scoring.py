@@ -14,18 +14,12 @@ from synood import photos
 from synood.cli import StageBars
 from synood.metrics import CONVENTIONS
 from synood.wordnet import candidates
-from tests.test_cli import synood
+from tests.helpers.cli import ok, synood
 
 SLOW = 580  # seconds for one command: the first mining, or a machine shared with other jobs
 TEXTURES = ("brick", "grass", "gravel")
 DOCS = ("page", "text", "notes", "blurred-text")
 METHODS = ("neglabel", "mcm", "msp", "energy")
-
-
-def ok(result, code=0):
-    assert result.returncode == code, result.stderr[-3000:]
-    assert "Traceback" not in result.stderr
-    return result
 
 
 @pytest.fixture(scope="session")

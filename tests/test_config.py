@@ -1,8 +1,17 @@
 """The typed config tree: paper defaults, YAML files, overrides and clear errors."""
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import yaml
 
-from synood.config import Config, ConfigError, apply_overrides, load_config
+from synood import checkpoint, finetune, synthesis
+from synood.config import CHOICES, Config, ConfigError, apply_mapping, apply_overrides, labelled, load_config
+from synood.models import classifier, suites
+
+SYNOOD = str(Path(sys.executable).with_name("synood"))  # the installed entry point
 
 
 def test_defaults_are_the_papers_hyperparameters():
@@ -34,7 +43,7 @@ def test_where_the_paper_is_silent_the_defaults_are_the_authors_code():
 @pytest.mark.parametrize("key", ["projection.input", "negtune.parameter", "projection.schedule", "negtune.schedule",
                                  "synthesis.step_rule", "models.classifier_resize"])
 def test_a_convention_outside_its_choices_is_refused(key):
-    with pytest.raises(ConfigError, match=f"{key}: expected one of"):
+    with pytest.raises(ConfigError, match=f"{key}: 'sideways' is not allowed; choose one of "):
         apply_overrides(Config(), [f"{key}=sideways"])
 
 
@@ -99,3 +108,120 @@ def test_bad_files_name_the_problem(tmp_path):
     bad.write_text("- 1\n- 2\n")
     with pytest.raises(ConfigError, match="mapping of sections"):
         load_config(bad)
+
+
+BAD_VALUES = [  # (key, value as written in YAML or --set, the one line that refuses it)
+    ("synthesis.loss", "bogus", "synthesis.loss: 'bogus' is not allowed; choose one of squared, hinge, energy"),
+    ("synthesis.gradient", "exact", "synthesis.gradient: 'exact' is not allowed; choose one of skip, full"),
+    ("finetune.combination", "all",
+     "finetune.combination: 'all' is not allowed; choose one of both, projection, negatives, none"),
+    ("models.suite", "big", "models.suite: 'big' is not allowed; choose one of auto, paper, offline, tiny"),
+    ("models.dtype", "float64",
+     "models.dtype: 'float64' is not allowed; choose one of auto, float32, float16, bfloat16"),
+    ("projection.epochs", "-3", "projection.epochs: -3 is out of range; must be at least 0"),
+    ("negtune.batch_size", "0", "negtune.batch_size: 0 is out of range; must be at least 1"),
+    ("projection.lr", "0", "projection.lr: 0.0 is out of range; must be above 0"),
+    ("negtune.weight_decay", "-1e-5", "negtune.weight_decay: -1e-05 is out of range; must be at least 0"),
+    ("synthesis.iterations", "0", "synthesis.iterations: 0 is out of range; must be at least 1"),
+    ("synthesis.batch_size", "0", "synthesis.batch_size: 0 is out of range; must be at least 1"),
+    ("synthesis.strength", "1.5", "synthesis.strength: 1.5 is out of range; must be above 0 and at most 1"),
+    ("neglabel.percentile", "101", "neglabel.percentile: 101.0 is out of range; must be at least 0 and at most 100"),
+    ("neglabel.keep_ratio", "0", "neglabel.keep_ratio: 0.0 is out of range; must be above 0 and at most 1"),
+    ("neglabel.temperature", "0", "neglabel.temperature: 0.0 is out of range; must be above 0"),
+    ("finetune.synthetic_images", "0",
+     "finetune.synthetic_images: 0 is out of range; must be at least 1 or none"),
+    ("finetune.keep_states", "0", "finetune.keep_states: 0 is out of range; must be at least 1"),
+    ("images.max_pixels", "-1", "images.max_pixels: -1 is out of range; must be at least 1 or none"),
+]
+
+
+@pytest.mark.parametrize("key, value, message", BAD_VALUES, ids=[key for key, _, _ in BAD_VALUES])
+def test_a_bad_value_is_one_line_naming_the_key_and_what_is_allowed(key, value, message, tmp_path):
+    assert "\n" not in message
+    with pytest.raises(ConfigError) as override:
+        apply_overrides(Config(), [f"{key}={value}"])
+    assert str(override.value) == message
+    section, name = key.split(".")
+    f = tmp_path / "run.yaml"
+    f.write_text(f"{section}:\n  {name}: {value}\n")
+    with pytest.raises(ConfigError) as from_file:
+        load_config(f)
+    assert str(from_file.value) == f"config file {f}: {message}"
+
+
+@pytest.mark.parametrize("key, value, message", BAD_VALUES[:8], ids=[key for key, _, _ in BAD_VALUES[:8]])
+def test_objects_built_in_code_are_checked_the_same_way(key, value, message):
+    """The app and the CLI's flags build sections with dataclasses.replace or set fields: the same check."""
+    section, name = key.split(".")
+    typed = yaml.safe_load(value)
+    typed = float(typed) if name == "lr" else typed
+    config = Config()
+    with pytest.raises(ConfigError) as replaced:
+        dataclasses.replace(getattr(config, section), **{name: typed})
+    assert str(replaced.value) == message
+    with pytest.raises(ConfigError) as assigned:
+        setattr(getattr(config, section), name, typed)
+    assert str(assigned.value) == message
+    assert config == Config()  # a refused value is not kept
+
+
+def test_the_apps_fine_tuning_boxes_give_the_same_one_line():
+    import gradio as gr
+
+    from ui.finetune_tab import hyperparameters
+
+    values = [1e-3, -3, 128, 2e-3, 5, 128, None, "separate", False, "both", 0, 0, 0]  # projection epochs -3
+    with pytest.raises(gr.Error) as error:
+        hyperparameters(Config(), *values)
+    assert error.value.message == "projection.epochs: -3 is out of range; must be at least 0"
+    values[1], values[9] = 3, "all"
+    with pytest.raises(gr.Error) as error:
+        hyperparameters(Config(), *values)
+    assert error.value.message == BAD_VALUES[2][2]
+
+
+def test_a_stored_run_with_a_bad_value_is_refused_in_one_line():
+    stored = Config().to_dict("projection")
+    stored["projection"]["epochs"] = -3
+    with pytest.raises(ConfigError, match="^projection.epochs: -3 is out of range; must be at least 0$"):
+        apply_mapping(Config(), stored)
+
+
+def test_the_edges_of_each_range_are_allowed():
+    c = apply_overrides(Config(), [
+        "projection.epochs=0", "negtune.epochs=0", "projection.batch_size=1", "synthesis.strength=1",
+        "neglabel.percentile=0", "neglabel.keep_ratio=1", "neglabel.ngroups=1", "synthesis.step_size=0",
+        "finetune.synthetic_images=1", "finetune.keep_states=1", "projection.eta_min=0", "images.max_aspect=1"])
+    assert (c.projection.epochs, c.synthesis.strength, c.neglabel.keep_ratio, c.images.max_aspect) == (0, 1.0, 1.0, 1.0)
+    c = apply_overrides(c, ["neglabel.percentile=100", "synthesis.step_size=none", "finetune.synthetic_images=none",
+                            "images.max_file_mb=none", "images.max_pixels=none", "images.max_aspect=none"])
+    assert c.synthesis.step_size is None and c.finetune.synthetic_images is None  # None: the generator's own; all
+
+
+def test_choices_come_from_the_annotations_and_every_copy_is_derived_from_them():
+    assert CHOICES["synthesis.loss"] == ("squared", "hinge", "energy")
+    for key, choices in CHOICES.items():  # the first choice is the default
+        section, name = key.split(".")
+        assert getattr(getattr(Config(), section), name) == choices[0]
+    assert synthesis.LOSSES is CHOICES["synthesis.loss"] and synthesis.GRADIENTS is CHOICES["synthesis.gradient"]
+    assert checkpoint.COMBINATIONS is CHOICES["finetune.combination"]
+    assert suites.SUITE_CHOICES is CHOICES["models.suite"]
+    assert classifier.RESIZES is CHOICES["models.classifier_resize"]
+    assert finetune.INPUTS is CHOICES["projection.input"] and finetune.SCHEDULES == CHOICES["negtune.schedule"]
+
+
+def test_labelled_choices_name_exactly_the_allowed_values():
+    assert labelled("synthesis.gradient", {"full": "F", "skip": "S"}) == [("S", "skip"), ("F", "full")]
+    with pytest.raises(ValueError, match="its choices are skip, full"):
+        labelled("synthesis.gradient", {"skip": "S"})
+
+
+@pytest.mark.parametrize("setting, message", [
+    ("synthesis.loss=bogus", "synthesis.loss: 'bogus' is not allowed; choose one of squared, hinge, energy"),
+    ("projection.epochs=-3", "projection.epochs: -3 is out of range; must be at least 0"),
+])
+def test_the_cli_refuses_a_bad_value_in_one_line(setting, message):
+    result = subprocess.run([SYNOOD, "config", "--set", setting], capture_output=True, text=True, timeout=120,
+                            check=False)
+    assert result.returncode == 2
+    assert result.stderr == f"synood: error: {message}\n" and result.stdout == ""

@@ -16,8 +16,8 @@ from PIL import Image
 from synood import featuremap, pairs, storage
 from synood.manifest import Manifest
 from synood.runs import RunError, RunStore
-from tests.test_cli import synood
-from tests.test_generation import generate, ok, records, selection, single  # noqa: F401 (fixtures)
+from tests.helpers.cli import ok, synood
+from tests.helpers.generation import generate, records
 
 # Runs `synood generate` with one kill point armed: the process SIGKILLs itself there.
 KILLER = """
@@ -75,7 +75,7 @@ def generate_runs(out: Path) -> list[dict]:
 
 
 @pytest.mark.parametrize("point", POINTS)
-def test_generate_killed_then_resumed_equals_an_uninterrupted_run(point, selection, single, tmp_path):  # noqa: F811
+def test_generate_killed_then_resumed_equals_an_uninterrupted_run(point, selection, single, tmp_path):
     reference, _, _ = single
     out = tmp_path / "gen"
     killed = killed_at(point, selection, out)

@@ -11,9 +11,9 @@ import pytest
 from gradio_client import Client
 from PIL import Image
 
+from bench.common.drawn_pairs import write_generation
 from synood import photos
 from tests.helpers.browser import SCREENSHOTS
-from tests.helpers.pairs import write_generation
 from ui.featuremap_tab import STOPPED_ENCODING
 
 SLOW = 600  # the first offline mining, when this file runs alone

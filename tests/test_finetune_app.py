@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
+from bench.common.finetune_tab import settings, wait_for
+from bench.common.serve import running_app
 from synood import checkpoint, photos, runs
 from synood.config import Config, cache_home
-from tests.serve import running_app
 from tests.helpers.browser import SCREENSHOTS
 from ui.finetune_tab import COMBINATION_CHOICES, curves, hyperparameters, overlap_warnings
 from ui.jobs import JobRunner
@@ -41,23 +42,6 @@ checkpoint.save_state = _save_then_die
 
 def store() -> runs.RunStore:
     return runs.store_for(cache_home())  # the session's SYNOOD_HOME, which every app of this session shares
-
-
-def settings(projection_epochs: int, negatives_epochs: int, batch: int = 128) -> list:
-    """The tab's hyperparameter inputs: the paper's defaults with these epochs and batch sizes."""
-    p, n = Config().projection, Config().negtune
-    return [p.lr, projection_epochs, batch, n.lr, negatives_epochs, batch, 0, "separate", False, "both", 0, 0, 0]
-
-
-def wait_for(check, what: str, limit: float = 300.0, every: float = 0.1):
-    """Poll `check` every `every` s until it returns a true value (returned); the limit only keeps a broken run from
-    hanging the session."""
-    deadline = time.monotonic() + limit
-    while not (value := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what} after {limit:.0f} s")
-        time.sleep(every)
-    return value
 
 
 def status_of(run_id: str) -> str:

@@ -11,8 +11,8 @@ from safetensors.torch import load_file
 
 from synood import photos
 from synood.config import cache_home
-from tests.test_cli import synood
-from tests.test_generation import generate, ok, train_folder
+from tests.helpers.cli import ok, synood
+from tests.helpers.generation import generate, train_folder
 
 EPOCHS = ("--set", "projection.epochs=4", "--set", "negtune.epochs=3")
 FAULT = """
@@ -142,7 +142,7 @@ def test_bad_finetune_and_checkpoint_arguments_are_one_line_errors(folders, tmp_
         (finetune("--resume", "nope"), "no run 'nope'"),
         (finetune("--generation", str(tmp_path / "missing")), "missing"),  # before any model loads
         (finetune("--generation", str(folders / "gen"), "--set", "finetune.combination=all"),
-         "finetune.combination: 'all' is not one of both, projection, negatives, none"),
+         "finetune.combination: 'all' is not allowed; choose one of both, projection, negatives, none"),
         (synood("evaluate", "--suite", "tiny", "--id", str(folders / "id"), "--ood", f"x={folders / 'ood'}",
                 "--checkpoint", str(tmp_path / "nope.safetensors")), "no such detector file"),
         (synood("evaluate", "--suite", "tiny", "--id", str(folders / "id"), "--ood", f"x={folders / 'ood'}",

@@ -2,30 +2,17 @@
 installed entry point: resumable, refusing mixed settings, and the same items from 1 or 2 processes."""
 import io
 import json
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from synood import photos
 from synood.config import SynthesisConfig
 from synood.generation import prepare
 from synood.manifest import Manifest, cut_torn_tail, read_lines
 from synood.selection import read_selection, select, write_selection
-from tests.serve import free_port
-from tests.test_cli import SYNOOD, synood
-
-ACCELERATE = str(Path(SYNOOD).with_name("accelerate"))
-SLOW = 580
-
-
-def ok(result, code=0):
-    assert result.returncode == code, result.stderr[-3000:]
-    assert "Traceback" not in result.stderr
-    return result
+from tests.helpers.cli import ok, synood
+from tests.helpers.generation import generate, records
 
 
 def jpeg_with_bytes(path: Path, size: tuple[int, int], total: int) -> None:
@@ -138,53 +125,6 @@ def test_prepare_hands_the_context_labels_to_the_generator():
 
 # --- synood generate (tiny suite) ---------------------------------------------------------------------------
 
-TRAIN_CLASSES = ["n02123045", "n02123045", "coffee_mug", "coffee_mug"]  # a WNID and a class name, 2 photos each
-
-
-def train_folder(root: Path) -> list[Path]:
-    """root/train with the first 4 packaged ID photos copied into TRAIN_CLASSES' folders; the photos' paths."""
-    chosen = [photo.path for photo in photos.photos("id")[:len(TRAIN_CLASSES)]]
-    for path, cls in zip(chosen, TRAIN_CLASSES):
-        (root / "train" / cls).mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, root / "train" / cls / path.name)
-    return chosen
-
-
-@pytest.fixture(scope="module")
-def selection(tmp_path_factory):
-    root = tmp_path_factory.mktemp("select")
-    train_folder(root)
-    result = ok(synood("select", "--train", str(root / "train"), "--per-class", "2", "--out", str(root / "sel.jsonl")))
-    assert "selected 4 images from 2 classes (2 matched to ImageNet classes)" in result.stderr
-    return root / "sel.jsonl"
-
-
-def generate(*args, processes=1, timeout=SLOW):
-    env = dict(os.environ, OMP_NUM_THREADS="1")  # the same float reductions in every process
-    if processes == 1:
-        command = [SYNOOD, "generate", "--suite", "tiny", *args]
-    else:
-        command = [ACCELERATE, "launch", "--multi_gpu", "--num_processes", str(processes), "--num_machines", "1",
-                   "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_ip", "127.0.0.1",
-                   "--main_process_port", str(free_port()), SYNOOD, "generate", "--suite", "tiny", *args]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
-
-
-def records(folder: Path) -> list[dict]:
-    return [json.loads(line) for line in (folder / "manifest.jsonl").read_text().splitlines()]
-
-
-@pytest.fixture(scope="module")
-def single(selection, tmp_path_factory):
-    out = tmp_path_factory.mktemp("gen") / "single"
-    first = ok(generate("--selection", str(selection), "--out", str(out), "--limit", "2"))
-    assert "generated 2, skipped 0" in first.stderr
-    with open(out / "manifest.jsonl", "ab") as f:
-        f.write(b'{"id": "torn')  # as if the merge writer had been killed (it never is: it renames)
-    rest = ok(generate("--selection", str(selection), "--out", str(out)))
-    return out, first, rest
-
-
 def test_generate_resumes_without_redoing_or_duplicating(single, selection):
     out, first, rest = single
     assert "generated 2, skipped 2 finished before, 0 failed" in rest.stderr
@@ -222,7 +162,7 @@ def test_two_processes_make_the_same_items_as_one(single, selection, tmp_path):
 def test_bad_generate_arguments_are_one_line_errors(selection, tmp_path):
     result = ok(synood("generate", "--suite", "tiny", "--selection", str(selection), "--out", str(tmp_path / "o"),
                        "--gradient", "exact"), code=2)
-    assert "synthesis.gradient: 'exact' is not one of skip, full" in result.stderr
+    assert "synthesis.gradient: 'exact' is not allowed; choose one of skip, full" in result.stderr
     result = ok(synood("generate", "--suite", "tiny", "--selection", str(tmp_path / "none.jsonl"), "--out",
                        str(tmp_path / "o")), code=2)
     assert "cannot read the selection" in result.stderr

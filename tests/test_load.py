@@ -9,8 +9,8 @@ import sys
 import pytest
 
 from bench import load
+from bench.common.serve import serving
 from synood import photos
-from tests.serve import serving
 
 pytestmark = pytest.mark.timeout(1200)  # run alone, the first test also builds the session's generation (cold mining)
 USERS, REQUESTS, PROBE = 20, 3, 8

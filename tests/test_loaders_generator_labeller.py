@@ -16,7 +16,7 @@ from PIL import Image
 from synood.models import generator, labeller, sources, suites
 from synood.models.interfaces import ContextLabeller, Generator, count_parameters
 from synood.models.suites import ComponentSpec, ModelUnavailableError
-from tests.hubcache import put_in_hf_cache
+from tests.helpers.hubcache import put_in_hf_cache
 
 CPU = torch.device("cpu")
 PROMPT = "A photo only remain bamboo, tourist, leaf, railing"
@@ -33,7 +33,7 @@ def record_tree(snapshot: Path, not_downloaded: Sequence[str]) -> None:
     files plus `not_downloaded`, files the repo has but an allow_patterns download skipped."""
     files = [p.relative_to(snapshot).as_posix() for p in snapshot.rglob("*") if p.is_file()] + list(not_downloaded)
     trees = snapshot.parent.parent / "trees"
-    trees.mkdir()
+    trees.mkdir(exist_ok=True)  # a reused $SYNOOD_TEST_CACHE keeps an earlier session's folder
     (trees / f"{snapshot.name}.json").write_text(json.dumps(
         {"format_version": 1, "files": {f: {"size": 1, "blob_id": "0" * 40} for f in files}}))
 

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from bench.common.drawn_pairs import NEGATIVES, draw_image, write_generation
 from synood import pairs
 from synood.pairs import PairsError
-from tests.helpers.pairs import NEGATIVES, draw_image, write_generation
+
 
 @pytest.fixture
 def generation(tmp_path) -> Path:

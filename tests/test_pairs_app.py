@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
+from bench.common.drawn_pairs import write_generation
+from bench.common.serve import running_app
 from synood import pairs
-from tests.serve import running_app
 from ui.pairs_tab import escape, outward
-from tests.helpers.pairs import write_generation
 
 
 @pytest.mark.parametrize("value", [-8.294, -8.3, -0.005, 0.07, 0.29, 3.0, -12.999999])

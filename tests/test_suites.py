@@ -9,7 +9,7 @@ from pathlib import Path
 from synood.config import ModelsConfig
 from synood.models import suites
 from synood.models.sources import CACHED, IN_PROCESS, INSTALLED, LOCAL, MISSING, NEEDS_DOWNLOAD, torch_hub_dir
-from tests.hubcache import put_in_hf_cache
+from tests.helpers.hubcache import put_in_hf_cache
 
 NO_NETWORK = Path(__file__).with_name("no_network")
 
@@ -95,7 +95,7 @@ def test_local_paths_override_components(isolated_caches, tmp_path):
 
 
 def test_unknown_suite_says_so():
-    with pytest.raises(suites.ModelUnavailableError, match="unknown suite 'big'"):
+    with pytest.raises(ValueError, match="models.suite: 'big' is not allowed; choose one of auto, paper, offline, "):
         suites.resolve_suite(ModelsConfig(suite="big"))
 
 

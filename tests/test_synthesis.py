@@ -175,9 +175,9 @@ def test_the_step_rule_says_what_it_applies_and_refuses_a_batch_below_one():
     generator = SimpleNamespace(step_size=10.0)
     assert "10 x each image's gradient (per image" in describe_step(generator, SynthesisConfig())
     assert "10/2 = 5 x each image's gradient" in describe_step(generator, SynthesisConfig(step_rule="batch"))
-    with pytest.raises(ConfigError, match="synthesis.batch_size must be at least 1.*got 0"):
+    with pytest.raises(ConfigError, match="synthesis.batch_size: 0 is out of range; must be at least 1"):
         step_size(generator, SynthesisConfig(step_rule="batch", batch_size=0))
-    with pytest.raises(ConfigError, match="step_rule: 'mean' is not one of image, batch"):
+    with pytest.raises(ConfigError, match="synthesis.step_rule: 'mean' is not allowed; choose one of image, batch"):
         step_size(generator, SynthesisConfig(step_rule="mean"))
 
 

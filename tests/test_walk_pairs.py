@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from bench.common.drawn_pairs import write_generation
 from synood import photos
 from tests.helpers.browser import close_toasts, error_badges, set_number, toast
-from tests.helpers.pairs import write_generation
 
 VIEW = ("pairs-gallery", "pairs-source", "pairs-synthetic", "pairs-curve", "pairs-detail", "pairs-page")
 

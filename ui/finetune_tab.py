@@ -13,7 +13,7 @@ from plotly.subplots import make_subplots
 
 from synood import pairs, runs
 from synood.access import AccessError, DataRoots
-from synood.config import CHOICES, Config, ConfigError
+from synood.config import Config, ConfigError, labelled
 from synood.images import ImageError, find_images
 from synood.models import ModelUnavailableError, Suite
 from synood.runs import Run, RunError
@@ -36,16 +36,16 @@ INTRO = (
 )
 MODE_CHOICES = [("separate: projection, then negatives (paper's best)", "separate"),
                 ("joint: both at once, for the projection's epochs", "joint")]
-COMBINATION_CHOICES = [  # checkpoint.COMBINATIONS, named (checkpoint imports torch: the app must start in seconds)
-    ("both: projected images, tuned negatives", "both"), ("projection only", "projection"),
-    ("tuned negatives only", "negatives"), ("none: plain NegLabel", "none")]
+COMBINATION_CHOICES = labelled("finetune.combination", {
+    "both": "both: projected images, tuned negatives", "projection": "projection only",
+    "negatives": "tuned negatives only", "none": "none: plain NegLabel"})
 RUN_HEADERS = ["Run", "Status", "Created", "Generation", "Synthetic", "ID", "Negatives used", "Loss", "Accuracy",
                "Detector"]
 RUN_WIDTHS = ["13%", "8%", "11%", "15%", "9%", "4%", "9%", "6%", "8%", "17%"]  # each header's longest word fits
 METRIC_HEADERS = ["Method", "Metrics", "AUROC %", "FPR95 %", "AUPR-In %", "AUPR-Out %"]
 CONVENTION_TITLES = {"mos": "MOS (paper)", "openood": "OpenOOD", "neglabel": "NegLabel code"}  # metrics.CONVENTIONS
-INPUT_CHOICES = [("raw embedding (authors' code)", "raw"), ("unit-norm", "unit")]  # config.CHOICES, named
-SCHEDULE_CHOICES = [("once per epoch (authors' code)", "epoch"), ("every batch", "batch")]
+INPUT_CHOICES = labelled("projection.input", {"raw": "raw embedding (authors' code)", "unit": "unit-norm"})
+SCHEDULE_CHOICES = labelled("projection.schedule", {"epoch": "once per epoch (authors' code)", "batch": "every batch"})
 CONVENTIONS_NOTE = ("**Conventions** where the paper is silent (defaults follow the authors' code; docs/method.md "
                     "explains each). Stage 3's learning rate: the paper's 2e-3 by default, the code's 2e-2 is the "
                     "alternative; on raw text embeddings a step turns a label by about lr / |t|².")
@@ -57,14 +57,13 @@ MAX_SEED = 2**31 - 1
 STAGE_COLORS = {"projection": "#6366f1", "negatives": "#dc2626", "joint": "#16a34a"}
 
 
-def number(value: float | None, name: str, low: float, whole: bool = True, above: bool = False) -> float:
-    """`value` checked against its bound; gr.Error names the input when it is empty or out of range."""
+def number(value: float | None, name: str, whole: bool = True) -> float:
+    """`value` as an int (or float); gr.Error names the input when it is empty or not whole. Its range is the
+    config's to check (hyperparameters)."""
     if value is None:
         raise gr.Error(f"{name} is empty.", print_exception=False)
-    if (whole and value != int(value)) or value < low or (above and value == low):
-        kind = "a whole number" if whole else "a number"
-        raise gr.Error(f"{name} must be {kind} {'above' if above else 'of at least'} {low:g}, not {value:g}.",
-                       print_exception=False)
+    if whole and value != int(value):
+        raise gr.Error(f"{name} must be a whole number, not {value:g}.", print_exception=False)
     return int(value) if whole else float(value)
 
 
@@ -75,34 +74,34 @@ def hyperparameters(base: Config, projection_lr: float | None, projection_epochs
                     subset_seed: float | None, projection_input: str | None = None,
                     negatives_parameter: str | None = None, schedule: str | None = None) -> Config:
     """The app's config with the tab's values in the projection, negtune and finetune sections (a convention
-    left out, as an API caller of an older version would, keeps the app's)."""
-    projection = dataclasses.replace(
-        base.projection, lr=number(projection_lr, "Projection learning rate", 0, whole=False, above=True),
-        epochs=number(projection_epochs, "Projection epochs", 0), batch_size=number(projection_batch,
-                                                                                   "Projection batch size", 1),
-        seed=number(projection_seed, "Projection seed", 0), input=choice(projection_input, "projection.input", base),
-        schedule=choice(schedule, "projection.schedule", base))
-    negtune = dataclasses.replace(
-        base.negtune, lr=number(negatives_lr, "Negatives learning rate", 0, whole=False, above=True),
-        epochs=number(negatives_epochs, "Negatives epochs", 0), batch_size=number(negatives_batch,
-                                                                                 "Negatives batch size", 1),
-        seed=number(negatives_seed, "Negatives seed", 0), joint=mode == "joint", use_projection=bool(use_projection),
-        parameter=choice(negatives_parameter, "negtune.parameter", base),
-        schedule=choice(schedule, "negtune.schedule", base))
-    finetune = dataclasses.replace(
-        base.finetune, synthetic_images=number(synthetic, "Synthetic images m", 1) if synthetic else None,
-        seed=number(subset_seed, "Subset seed", 0), combination=combination)
+    left out, as an API caller of an older version would, keeps the app's). The config checks every value: a bad
+    one is a gr.Error of one line naming its key and what is allowed."""
+    try:
+        projection = dataclasses.replace(
+            base.projection, lr=number(projection_lr, "Projection learning rate", whole=False),
+            epochs=number(projection_epochs, "Projection epochs"),
+            batch_size=number(projection_batch, "Projection batch size"),
+            seed=number(projection_seed, "Projection seed"), input=choice(projection_input, "projection.input", base),
+            schedule=choice(schedule, "projection.schedule", base))
+        negtune = dataclasses.replace(
+            base.negtune, lr=number(negatives_lr, "Negatives learning rate", whole=False),
+            epochs=number(negatives_epochs, "Negatives epochs"),
+            batch_size=number(negatives_batch, "Negatives batch size"),
+            seed=number(negatives_seed, "Negatives seed"), joint=mode == "joint",
+            use_projection=bool(use_projection), parameter=choice(negatives_parameter, "negtune.parameter", base),
+            schedule=choice(schedule, "negtune.schedule", base))
+        finetune = dataclasses.replace(
+            base.finetune, synthetic_images=number(synthetic, "Synthetic images m") if synthetic else None,
+            seed=number(subset_seed, "Subset seed"), combination=combination)
+    except ConfigError as exc:
+        raise gr.Error(str(exc), print_exception=False) from None
     return dataclasses.replace(base, projection=projection, negtune=negtune, finetune=finetune)
 
 
 def choice(value: str | None, key: str, base: Config) -> str:
-    """One of config.CHOICES[key] (the base config's when None); gr.Error names the key otherwise."""
+    """The tab's value for a convention, or the base config's when None (the config checks it)."""
     section, name = key.split(".")
-    if value is None:
-        return getattr(getattr(base, section), name)
-    if value not in CHOICES[key]:
-        raise gr.Error(f"{key} must be one of {', '.join(CHOICES[key])}, not {value!r}.", print_exception=False)
-    return value
+    return getattr(getattr(base, section), name) if value is None else value
 
 
 def stored_config(run: Run, home: str) -> Config:

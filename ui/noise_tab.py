@@ -10,7 +10,7 @@ import gradio as gr
 from PIL import Image
 
 from synood.classnames import display_names
-from synood.config import Config, ConfigError
+from synood.config import Config, ConfigError, labelled
 from synood.images import to_pil
 from synood.models import ModelUnavailableError, Suite
 from synood.models.suites import GENERATOR_STEP_SIZES
@@ -41,21 +41,22 @@ ENERGY_TEXT = (
     "and out-of-distribution. On the curve, the loss should fall and the energy rise; the slider steps through every "
     "iteration's image beside the source. Stop ends the run after the iteration in progress and keeps what it made."
 )
-LOSS_CHOICES = [("squared (m_out - s)^2, reference code", "squared"), ("hinge relu(m_out + 1 - s)^2", "hinge"),
-                ("energy relu(m_out - E)^2, paper eq. 7", "energy")]
+LOSS_CHOICES = labelled("synthesis.loss", {"squared": "squared (m_out - s)^2, reference code",
+                                           "hinge": "hinge relu(m_out + 1 - s)^2",
+                                           "energy": "energy relu(m_out - E)^2, paper eq. 7"})
 MAX_ITERATIONS = 30
 MAX_STEP = 1000.0  # far past any useful step: the boxes have limits a person can try
 M_OUT_LIMIT = 100.0
 MAX_SEED = 2**31 - 1
 PAGE_WAIT = 10.0  # s the loop waits for a page to draw an iteration before it goes on without it
-GRADIENT_CHOICES = [("skip: dL/dz0 applied to the noise (fast)", "skip"),
-                    ("full: through every denoising step (exact, slow)", "full")]
+GRADIENT_CHOICES = labelled("synthesis.gradient", {"skip": "skip: dL/dz0 applied to the noise (fast)",
+                                                   "full": "full: through every denoising step (exact, slow)"})
 
 
 def step_rule_choices(batch_size: int) -> list[tuple[str, str]]:
     """The two step rules: the paper's r·ρ per image, or the released code's mean loss over a batch of B."""
-    return [("Step per image: r·ρ (paper)", "image"),
-            (f"Batch mean, B={batch_size}: r·ρ/{batch_size} (released code)", "batch")]
+    return labelled("synthesis.step_rule", {"image": "Step per image: r·ρ (paper)",
+                                            "batch": f"Batch mean, B={batch_size}: r·ρ/{batch_size} (released code)"})
 
 
 @dataclass(frozen=True)
@@ -160,9 +161,12 @@ def build(suite: Suite, config: Config) -> None:
         image = uploaded_image(path)
         from synood import generation
 
-        settings = dataclasses.replace(defaults, iterations=int(iterations), loss=loss, gradient=gradient,
-                                       seed=int(seed or 0), m_out=float(m_out), step_rule=step_rule,
-                                       step_size=None if step_size in (None, "") else float(step_size))
+        try:
+            settings = dataclasses.replace(defaults, iterations=int(iterations), loss=loss, gradient=gradient,
+                                           seed=int(seed or 0), m_out=float(m_out), step_rule=step_rule,
+                                           step_size=None if step_size in (None, "") else float(step_size))
+        except ConfigError as exc:  # the config checks every value: one line naming its key and what is allowed
+            raise gr.Error(str(exc), print_exception=False) from None
         watch = watches[request.session_hash] = Watch(paced=request.headers.get("x-gradio-user") == "app")
         try:
             try:
@@ -173,7 +177,7 @@ def build(suite: Suite, config: Config) -> None:
                 if not labels:
                     progress(0.1, desc="Listing the context labels")
                     labels = suite.get("labeller").context(image)
-            except (ModelUnavailableError, ConfigError) as exc:
+            except ModelUnavailableError as exc:
                 raise gr.Error(str(exc), print_exception=False) from None
             prompt = context_prompt(labels, settings.prompt_template, settings.context_max_chars)
             if watch.pressed.is_set():

@@ -158,7 +158,7 @@ SUITES: dict[str, SuiteSpec] = {
         ComponentSpec("generator", "diffusers", TINY),
     ),
 }
-SUITE_CHOICES = ("auto", "paper", "offline", "tiny")
+SUITE_CHOICES = CHOICES["models.suite"]
 
 
 def probe(spec: ComponentSpec) -> Availability:
@@ -268,9 +268,7 @@ def resolve_suite(models: Any) -> tuple[SuiteSpec, str]:
     the paper suite when all its weights are on this machine, otherwise the offline one (real
     weights from pip packages), and the tiny one only when even those are not installed.
     """
-    name = models.suite
-    if name not in SUITE_CHOICES:
-        raise ModelUnavailableError(f"unknown suite {name!r}; choose one of {', '.join(SUITE_CHOICES)}")
+    name = models.suite  # one of SUITE_CHOICES: ModelsConfig checks it when set
     if name != "auto":
         return _with_overrides(SUITES[name], models), ""
     paper = _with_overrides(SUITES["paper"], models)

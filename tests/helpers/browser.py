@@ -5,7 +5,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from tests.serve import ROOT
+from bench.common.serve import ROOT
 
 SCREENSHOTS = ROOT / "assets" / "screenshots"
 CHROMIUM = "/usr/bin/chromium"

@@ -1,5 +1,5 @@
-"""Test generations: a training folder of plain coloured shapes, their "synthetic" images and a manifest in
-`synood generate`'s format. Test data for the browser and the library, not model results."""
+"""Drawn generations: a training folder of plain coloured shapes, their "synthetic" images and a manifest in
+`synood generate`'s format. Test data for the tests and bench/pairs.py, not model results."""
 from __future__ import annotations
 
 import json
