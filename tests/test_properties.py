@@ -153,7 +153,10 @@ def test_grouped_score_is_the_mean_of_its_groups_and_moves_the_right_way(data, n
 @given(data=st.data(), num_id=st.integers(1, 6), num_neg=st.integers(1, 20), seed=st.integers(0, 2**16))
 def test_neglabel_ignores_the_order_of_id_labels(data, num_id, num_neg, seed):
     rng = torch.Generator().manual_seed(seed)
-    unit = lambda n: torch.nn.functional.normalize(torch.randn(n, 16, generator=rng, dtype=torch.float64), dim=1)
+
+    def unit(n):
+        return torch.nn.functional.normalize(torch.randn(n, 16, generator=rng, dtype=torch.float64), dim=1)
+
     images, id_text, neg_text = unit(3), unit(num_id), unit(num_neg)
     ngroup = data.draw(st.integers(1, num_neg))
     score, _ = neglabel_score(images, id_text, neg_text, ngroup=ngroup)
