@@ -67,6 +67,19 @@ def toy_config(**changes) -> Config:
     return config
 
 
+class Crash(Exception):
+    pass
+
+
+def crash_after_epoch(problem, config, state_dir, at: tuple[str, int]) -> None:
+    """Train until the state of epoch `at` = (stage, epoch) is on disk, then stop as a kill would leave it."""
+    def crash(epoch):
+        if (epoch.stage, epoch.epoch) == at:
+            raise Crash
+    with pytest.raises(Crash):
+        training.train(problem, config, state_dir, on_epoch=crash)
+
+
 @pytest.fixture(scope="module")
 def toy():
     return Toy()
@@ -189,11 +202,7 @@ def test_resume_is_exact_under_the_per_batch_schedule_too(toy, tmp_path):
     config = toy_config(projection__schedule="batch", negtune__schedule="batch", projection__epochs=4, negtune__epochs=3)
     whole = training.train(toy.problem, config, tmp_path / "whole")
 
-    def crash(epoch):
-        if (epoch.stage, epoch.epoch) == ("projection", 2):
-            raise Crash
-    with pytest.raises(Crash):
-        training.train(toy.problem, config, tmp_path / "crashed", on_epoch=crash)
+    crash_after_epoch(toy.problem, config, tmp_path / "crashed", ("projection", 2))
     resumed = training.train(toy.problem, config, tmp_path / "crashed")
     for name, tensor in whole.tensors().items():
         assert torch.equal(resumed.tensors()[name], tensor), name
@@ -249,17 +258,9 @@ def test_a_stage_with_zero_epochs_is_left_out(toy, tmp_path):
         training.train(toy.problem, toy_config(negtune__epochs=0, projection__epochs=0), tmp_path / "x")
 
 
-class Crash(Exception):
-    pass
-
-
 @pytest.mark.parametrize("crash_after", [("projection", 7), ("projection", 20), ("negatives", 4)])
 def test_resume_after_a_crash_equals_an_uninterrupted_run(toy, trained, tmp_path, crash_after):
-    def crash(epoch):
-        if (epoch.stage, epoch.epoch) == crash_after:
-            raise Crash  # after the state of this epoch is on disk, as a kill would leave it
-    with pytest.raises(Crash):
-        training.train(toy.problem, toy_config(), tmp_path, on_epoch=crash)
+    crash_after_epoch(toy.problem, toy_config(), tmp_path, crash_after)
     replayed = []
     resumed = training.train(toy.problem, toy_config(), tmp_path, on_epoch=replayed.append)
     uninterrupted, history = trained
@@ -274,11 +275,7 @@ def test_a_state_saved_before_schedule_floors_resumes_on_the_configs_schedule(to
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file
 
-    def crash(epoch):
-        if (epoch.stage, epoch.epoch) == ("projection", 7):
-            raise Crash
-    with pytest.raises(Crash):
-        training.train(toy.problem, toy_config(), tmp_path, on_epoch=crash)
+    crash_after_epoch(toy.problem, toy_config(), tmp_path, ("projection", 7))
     newest = training.states(tmp_path)[-1]
     with safe_open(str(newest), "pt") as handle:
         metadata = handle.metadata()
@@ -292,11 +289,7 @@ def test_a_state_saved_before_schedule_floors_resumes_on_the_configs_schedule(to
 
 
 def test_a_damaged_newest_state_falls_back_to_the_one_before(toy, trained, tmp_path):
-    def crash(epoch):
-        if (epoch.stage, epoch.epoch) == ("negatives", 3):
-            raise Crash
-    with pytest.raises(Crash):
-        training.train(toy.problem, toy_config(), tmp_path, on_epoch=crash)
+    crash_after_epoch(toy.problem, toy_config(), tmp_path, ("negatives", 3))
     newest = training.states(tmp_path)[-1]
     newest.write_bytes(newest.read_bytes()[:100])  # a torn write (atomic writes prevent it; a disk fault may not)
     resumed = training.train(toy.problem, toy_config(), tmp_path)
@@ -510,11 +503,7 @@ def test_training_on_cuda_matches_cpu_and_resumes_exactly(toy, trained, tmp_path
     for name, tensor in trained[0].tensors().items():
         torch.testing.assert_close(on_gpu.tensors()[name].float(), tensor.float(), atol=1e-5, rtol=0)
 
-    def crash(epoch):
-        if (epoch.stage, epoch.epoch) == ("projection", 7):
-            raise Crash
-    with pytest.raises(Crash):
-        training.train(toy.problem.to("cuda"), config, tmp_path / "b", on_epoch=crash)
+    crash_after_epoch(toy.problem.to("cuda"), config, tmp_path / "b", ("projection", 7))
     resumed = training.train(toy.problem.to("cuda"), config, tmp_path / "b")
     for name, tensor in on_gpu.tensors().items():
         assert torch.equal(resumed.tensors()[name], tensor), name
