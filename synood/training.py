@@ -253,20 +253,16 @@ def before_after(encoder, id_text: torch.Tensor, negative_text: torch.Tensor, tu
                  progress: Progress | None = None) -> dict:
     """NegLabel before and the tuned detector after, on one ID and one OOD folder: metrics in % under each of
     BEFORE_AFTER_CONVENTIONS (method -> convention -> metric), and the scores."""
-    from . import metrics, scores
+    from . import metrics
 
     sets = {"id": folder_features(encoder, id_folder, progress), "ood": folder_features(encoder, ood_folder, progress)}
     result: dict = {"id": {"folder": str(id_folder), "count": len(sets["id"].paths), "skipped": sets["id"].problems},
                     "ood": {"folder": str(ood_folder), "count": len(sets["ood"].paths),
                             "skipped": sets["ood"].problems}, "methods": {}, "scores": {}}
-    n = config.neglabel
-    for method in ("neglabel", "synood"):
-        if method == "neglabel":
-            found = {k: scores.neglabel_score(s.unit.double(), id_text.double(), negative_text.double(),
-                                              n.ngroups, n.temperature, n.group_seed)[0] for k, s in sets.items()}
-        else:
-            found = {k: tuned.score(s.features, id_text, negative_text, n, config.finetune.combination)
-                     for k, s in sets.items()}
+    combinations = {"neglabel": "none", "synood": config.finetune.combination}  # "none" is plain NegLabel
+    for method, combination in combinations.items():
+        found = {k: tuned.score(s.features, id_text, negative_text, config.neglabel, combination)
+                 for k, s in sets.items()}
         result["methods"][method] = {convention: metrics.evaluate(found["id"], found["ood"], convention).as_percent()
                                      for convention in BEFORE_AFTER_CONVENTIONS}
         result["scores"][method] = {k: v.tolist() for k, v in found.items()}
