@@ -3,7 +3,7 @@
 
 Access: it binds 127.0.0.1 (this machine only) unless --host says otherwise, and warns when it serves beyond this
 machine (another address, or --share) without --auth. Folders, manifests and detector files typed into the app are
-read only under its data roots (synood/access.py): the --data-root folders, else $SYNOOD_DATA_ROOTS (separated by
+read only under its data roots (ui/access.py): the --data-root folders, else $SYNOOD_DATA_ROOTS (separated by
 os.pathsep), else the working directory; they are printed at start-up. Over HTTP it serves only its own thumbnail
 folder from disk, besides what Gradio itself handles (its upload and cache folders). The `synood` CLI is the local
 user's own tool and is not confined.
@@ -14,10 +14,10 @@ import argparse
 import ipaddress
 import sys
 
-from synood.access import AccessError, DataRoots
+from ui.access import AccessError, DataRoots
 from synood.cli import add_config_args, config_from_args
 from synood.config import ConfigError
-from synood.images import MB
+from synood.data.images import MB
 from synood.models import ModelUnavailableError, Suite
 
 
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"SynOOD Explorer: suite {suite.name}" + (f" ({suite.notice})" if suite.notice else ""), flush=True)
     print(f"Data roots (folders and files typed into the app must lie under these): {roots.describe()}", flush=True)
 
-    from synood.pairs import thumbnail_dir
+    from synood.data.pairs import thumbnail_dir
     from ui import CSS_PATH, build_app
     from ui.detector import preload_libraries
 

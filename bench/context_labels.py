@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from synood import photos, wordnet  # noqa: E402
+from synood.data import photos, wordnet  # noqa: E402
 from synood.models.nearest_labels import NearestLabels  # noqa: E402
 from synood.models.suites import SUITES, Suite  # noqa: E402
 

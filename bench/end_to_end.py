@@ -24,7 +24,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from synood import photos  # noqa: E402
+from synood.data import photos  # noqa: E402
 
 SYNOOD = str(Path(sys.executable).with_name("synood"))
 BEFORE = ["projection.input=unit", "negtune.parameter=unit", "projection.schedule=batch", "negtune.schedule=batch",

@@ -29,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.timing import best_of  # noqa: E402
-from synood import featuremap  # noqa: E402
+from synood.pipelines import featuremap  # noqa: E402
 
 POINTS, DIM, CLUSTERS = 5000, 512, 20
 FIRST_POINTS, PAUSE = 11, 15.0  # the newcomer's first map; seconds to type three folders after opening the tab

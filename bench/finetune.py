@@ -28,9 +28,10 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.timing import best_of  # noqa: E402
-from synood import finetune, images, photos  # noqa: E402
+from synood.method import finetune  # noqa: E402
+from synood.data import images, photos  # noqa: E402
 from synood.config import Config  # noqa: E402
-from synood.features import image_features  # noqa: E402
+from synood.data.features import image_features  # noqa: E402
 
 PAPER = {"id": 50_000, "synthetic": 50_000, "negatives": 10_499, "classes": 1000, "dim": 512}
 

@@ -36,7 +36,7 @@ import sys, time
 import gradio as gr  # imported by the app at start-up, before any click
 from synood.config import load_config
 from synood.models import Suite
-from synood.photos import by_name
+from synood.data.photos import by_name
 from ui.detector import DetectorHolder
 config = load_config(overrides=["models.suite=offline"])
 holder = DetectorHolder.shared(Suite.from_config(config.models), config)
@@ -92,9 +92,10 @@ def quantised(sample_every: int = 40) -> None:
     import torch
     from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
 
-    from synood import mining, wordnet
+    from synood.pipelines import mining
+    from synood.data import wordnet
     from synood.models import minilm
-    from synood.textcache import encode_in_batches
+    from synood.data.textcache import encode_in_batches
 
     warnings.filterwarnings("ignore")
     from open_clip import IMAGENET_CLASSNAMES
@@ -142,7 +143,7 @@ def main() -> None:
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     env.setdefault("SYNOOD_HOME", str(Path("~/.cache/synood").expanduser()))
     sys.path.insert(0, str(ROOT))
-    from synood.photos import by_name
+    from synood.data.photos import by_name
 
     photo = str(by_name("cat").path)
     today, ours = head_tree(args.baseline), ROOT

@@ -1,4 +1,4 @@
-"""A long seeded fuzz of synood.images.load_image, and its cost beside the plain way of loading an image.
+"""A long seeded fuzz of synood.data.images.load_image, and its cost beside the plain way of loading an image.
 
 Each case flips, cuts or inserts bytes (half of them within the first 64) in one of the small valid seeds of
 bench/common/image_seeds.py (PNG, JPEG, GIF, WebP, TIFF, BMP and variants) under the default limits (config section
@@ -26,7 +26,7 @@ from PIL import Image  # noqa: E402
 
 from bench.common.image_seeds import mutate, seed_files  # noqa: E402
 from bench.timing import best_of  # noqa: E402
-from synood import images, photos  # noqa: E402
+from synood.data import images, photos  # noqa: E402
 from synood.config import ImagesConfig  # noqa: E402
 
 SUFFIXES = (".png", ".jpg", ".gif", ".webp", ".tif", ".bmp")

@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.common.finetune_tab import settings, wait_for  # noqa: E402
 from bench.common.serve import serving  # noqa: E402
-from synood import photos  # noqa: E402
+from synood.data import photos  # noqa: E402
 
 SCORE = "/neglabel_score"
 CONCURRENCY = 4  # app.py: queue(default_concurrency_limit=4)

@@ -34,8 +34,9 @@ import torch.nn.functional as F  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.timing import best_of  # noqa: E402
-from synood import mining, scores  # noqa: E402
-from synood.wordnet import candidates  # noqa: E402
+from synood.pipelines import mining  # noqa: E402
+from synood.method import scores  # noqa: E402
+from synood.data.wordnet import candidates  # noqa: E402
 
 COMMAND = ".venv/bin/python bench/neglabel.py"
 

@@ -36,13 +36,13 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image, ImageDraw  # noqa: E402
 
-from synood import photos  # noqa: E402
+from synood.data import photos  # noqa: E402
 from synood.config import SynthesisConfig  # noqa: E402
-from synood.images import to_pil  # noqa: E402
+from synood.data.images import to_pil  # noqa: E402
 from synood.models import classical, nearest_labels  # noqa: E402
 from synood.models.suites import SUITES  # noqa: E402
-from synood.scores import energy  # noqa: E402
-from synood.synthesis import boundary_score, ood_loss, optimise_noise  # noqa: E402
+from synood.method.scores import energy  # noqa: E402
+from synood.method.synthesis import boundary_score, ood_loss, optimise_noise  # noqa: E402
 
 COMMAND = "python bench/offline_generator.py"
 SEED = 0

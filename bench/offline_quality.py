@@ -1,4 +1,4 @@
-"""How good the offline suite is, on photos that ship in packages (synood.photos).
+"""How good the offline suite is, on photos that ship in packages (synood.data.photos).
 
 1. The stand-in's two carriers, "conse" (default: images into the sentence space) vs "ridge" (the
    texts into the image space): zero-shot top-5 accuracy of the ID photos (their class among the 5
@@ -22,12 +22,13 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from synood import metrics, photos  # noqa: E402
-from synood.detect import SCORE_TITLES, SCORES, Detector  # noqa: E402
+from synood.method import metrics  # noqa: E402
+from synood.data import photos  # noqa: E402
+from synood.pipelines.detect import SCORE_TITLES, SCORES, Detector  # noqa: E402
 from synood.models import efficientnet, minilm, sources, standin  # noqa: E402
 from synood.models.suites import SUITES, ComponentSpec, Suite  # noqa: E402
 
-CONVENTION = "mos"  # synood.metrics.CONVENTIONS: the FPR95 rule and AUPR estimator of every figure here
+CONVENTION = "mos"  # synood.method.metrics.CONVENTIONS: the FPR95 rule and AUPR estimator of every figure here
 
 
 def auroc_fpr(result: dict[str, torch.Tensor], is_id: torch.Tensor, name: str) -> str:

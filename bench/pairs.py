@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.common.drawn_pairs import write_generation  # noqa: E402
 from bench.timing import best_of  # noqa: E402
-from synood import pairs  # noqa: E402
+from synood.data import pairs  # noqa: E402
 
 COUNT, DISTINCT, PAGE, SUBSET = 10_000, 200, 24, 240
 
@@ -78,7 +78,7 @@ def main() -> None:
         reread = best_of(lambda: query(pairs.parse_manifest(manifest_file)), 3)[0]
 
         start = time.perf_counter()
-        from synood import storage  # noqa: F401 (atomic_path's module imports torch: paid once per process)
+        from synood.data import storage  # noqa: F401 (atomic_path's module imports torch: paid once per process)
         storage_import = time.perf_counter() - start
 
         first_page = pairs.paginate(manifest.pairs, 1, PAGE).pairs
@@ -116,7 +116,7 @@ def main() -> None:
         (f"hand a warm page ({PAGE} thumbnails) to gr.Gallery: file paths", f"{serve_paths * 1e3:.1f} ms (best of 10)",
          f"{serve_images * 1e3:.1f} ms: the same thumbnails as PIL images (best of 10)",
          f"{serve_images / serve_paths:.1f}x"),
-        ("one-time import of synood.storage (torch) before the first thumbnail write", f"{storage_import:.1f} s",
+        ("one-time import of synood.data.storage (torch) before the first thumbnail write", f"{storage_import:.1f} s",
          "", ""),
     ]
     print("| what | SynOOD Explorer | plain way, same run | ratio |\n|---|---|---|---|")

@@ -36,7 +36,7 @@ for load, repo in ((diffusers.StableDiffusionInpaintPipeline.from_pretrained, 's
 EAGER_APP = """
 import sys
 sys.argv = ['app.py', '--suite', 'tiny', '--port', sys.argv[1]]
-from synood.models import ROLES, Suite
+from synood.models import ROLES, Suite  # noqa: E402
 _from_config = Suite.from_config
 def eager(models):
     suite = _from_config(models)

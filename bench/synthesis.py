@@ -129,7 +129,7 @@ def build(arch: str, size: int):
 def one_iteration(canvas, classifier, noise: torch.Tensor,
                   step_size: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """One non-final iteration of `synthesis.noise_steps`: render, score, loss, dL/dnoise, noise step."""
-    from synood.synthesis import ood_loss
+    from synood.method.synthesis import ood_loss
 
     noise = noise.detach().requires_grad_(True)
     image = canvas.render(noise)
@@ -251,7 +251,7 @@ def ours_vs_stock(generator, classifier, runs: int) -> None:
             return canvas.render(canvas.noise)
 
     render_s, ours = best_of(render, runs)
-    from synood.images import to_pil
+    from synood.data.images import to_pil
 
     pil_same = np.array_equal(np.asarray(generator.generate(image, PROMPT, SEED)), np.asarray(to_pil(ours)))
     print(f"   {'way':<58} | {'per iteration':>13} | {'3 iterations':>12}")
@@ -264,7 +264,7 @@ def ours_vs_stock(generator, classifier, runs: int) -> None:
           f"{(stock - ours).abs().max().item():.1e}; generate()'s PNG-ready image equal: {pil_same}")
     # The gradient each way: the reference code sets requires_grad on latents / scaling_factor (the decoder's input)
     # and steps the noise by that tensor's grad; InpaintCanvas.render (skip) hands the same gradient to the noise.
-    from synood.synthesis import ood_loss
+    from synood.method.synthesis import ood_loss
 
     _, grad, _ = one_iteration(canvas, classifier, canvas.noise, generator.step_size)
     scale = canvas.vae.config.scaling_factor
@@ -384,7 +384,7 @@ def tiny_image_rate(generator, classifier, runs: int) -> tuple[float, float]:
     """(seconds, FLOPs) for one tiny-suite image: prepare + `optimise_noise`, 3 iterations, skip gradient."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from synood.synthesis import optimise_noise
+    from synood.method.synthesis import optimise_noise
 
     image = test_image(generator.size)
 

@@ -33,7 +33,7 @@ def cache_root() -> Path:
 def data_root(tmp_path_factory) -> Path:
     """Pytest's base temporary folder, where every test writes its data: the data root ($SYNOOD_DATA_ROOTS) of
     every app a test starts without --data-root, so folders elsewhere (the repository, site-packages) are refused."""
-    from synood.access import ROOTS_VARIABLE
+    from ui.access import ROOTS_VARIABLE
 
     root = tmp_path_factory.getbasetemp().resolve()
     os.environ[ROOTS_VARIABLE] = str(root)

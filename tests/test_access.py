@@ -23,15 +23,16 @@ from PIL import Image
 import app
 from bench.common.drawn_pairs import draw_image, write_generation
 from bench.common.serve import ROOT, free_port, running_app
-from synood import pairs, runs
-from synood.access import ROOTS_VARIABLE, AccessError, DataRoots
+from synood.data import pairs
+from synood.records import runs
+from ui.access import ROOTS_VARIABLE, AccessError, DataRoots
 from synood.config import cache_home
 
 OUTSIDE_MESSAGE = ("{path}: outside the app's data roots ({roots}); start the app with --data-root DIR to allow "
                    "another folder")
 
 
-# --- synood.access on its own ---------------------------------------------------------------------------------------
+# --- ui.access on its own ---------------------------------------------------------------------------------------
 
 @pytest.fixture
 def tree(tmp_path) -> dict[str, Path]:

@@ -5,7 +5,7 @@ import pytest
 from gradio_client import Client, handle_file
 
 from bench.common.serve import running_app
-from synood import photos
+from synood.data import photos
 from tests.helpers.browser import SCREENSHOTS, examples_beside
 
 NO_NETWORK = Path(__file__).with_name("no_network")

@@ -11,7 +11,7 @@ import torch
 import torchvision
 from PIL import Image
 
-from synood import photos
+from synood.data import photos
 from synood.config import ModelsConfig
 from synood.models import classifier
 from synood.models.suites import SUITES, ComponentSpec, Suite

@@ -10,10 +10,10 @@ import os
 
 import pytest
 
-from synood import photos
-from synood.cli import StageBars
-from synood.metrics import CONVENTIONS
-from synood.wordnet import candidates
+from synood.data import photos
+from synood.cli.common import StageBars
+from synood.method.metrics import CONVENTIONS
+from synood.data.wordnet import candidates
 from tests.helpers.cli import ok, synood
 
 SLOW = 580  # seconds for one command: the first mining, or a machine shared with other jobs

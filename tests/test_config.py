@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from synood import checkpoint, finetune, synthesis
+from synood.records import checkpoint
+from synood.method import finetune, synthesis
 from synood.config import CHOICES, Config, ConfigError, apply_mapping, apply_overrides, labelled, load_config
 from synood.models import classifier, suites
 
@@ -48,7 +49,7 @@ def test_a_convention_outside_its_choices_is_refused(key):
 
 
 def test_a_run_recorded_before_a_convention_existed_resumes_as_it_started():
-    from synood.runs import Run, config_of
+    from synood.records.runs import Run, config_of
 
     old = Config().to_dict("projection", "negtune")
     for section, key in (("projection", "input"), ("projection", "schedule"), ("projection", "eta_min"),

@@ -13,16 +13,19 @@ import pytest
 import torch
 from PIL import Image
 
-from synood import featuremap, pairs, storage
-from synood.manifest import Manifest
-from synood.runs import RunError, RunStore
+from synood.pipelines import featuremap
+from synood.data import pairs, storage
+from synood.data.manifest import Manifest
+from synood.records.runs import RunError, RunStore
 from tests.helpers.cli import ok, synood
 from tests.helpers.generation import generate, records
 
 # Runs `synood generate` with one kill point armed: the process SIGKILLs itself there.
 KILLER = """
 import os, signal, sys
-from synood import cli, generation, manifest
+from synood import cli
+from synood.pipelines import generation
+from synood.data import manifest
 
 point, calls = sys.argv[1], []
 die = lambda: os.kill(os.getpid(), signal.SIGKILL)

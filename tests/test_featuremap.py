@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from synood import featuremap
-from synood.featuremap import Point
+from synood.pipelines import featuremap
+from synood.pipelines.featuremap import Point
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -81,7 +81,7 @@ def test_capping_is_deterministic_and_spread():
 
 
 def test_thumbnails_are_named_by_content_and_built_once(tmp_path):
-    from synood.features import content_hash
+    from synood.data.features import content_hash
 
     first, copy, broken = tmp_path / "a.png", tmp_path / "sub" / "b.png", tmp_path / "broken.jpg"
     Image.new("RGB", (640, 320), (200, 30, 30)).save(first)

@@ -12,7 +12,7 @@ from gradio_client import Client
 from PIL import Image
 
 from bench.common.drawn_pairs import write_generation
-from synood import photos
+from synood.data import photos
 from tests.helpers.browser import SCREENSHOTS
 from ui.featuremap_tab import STOPPED_ENCODING
 
@@ -45,10 +45,10 @@ def detectors(folders) -> tuple[Path, Path]:
     names another encoder; built in this process, whose detector reads the mined negatives from the session cache."""
     import torch
 
-    from synood import checkpoint
+    from synood.records import checkpoint
     from synood.config import Config
-    from synood.detect import Detector
-    from synood.finetune import Projection
+    from synood.pipelines.detect import Detector
+    from synood.method.finetune import Projection
     from synood.models import Suite
 
     config = Config()

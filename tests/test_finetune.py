@@ -5,10 +5,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from synood import checkpoint, finetune, metrics, scores, training
+from synood.records import checkpoint
+from synood.method import finetune, metrics, scores
+from synood.pipelines import training
 from synood.config import Config
-from synood.features import image_features, read_cache, cache_folder
-from synood.runs import RunError, RunStore
+from synood.data.features import image_features, read_cache, cache_folder
+from synood.records.runs import RunError, RunStore
 
 unit = lambda x: F.normalize(x, dim=-1)  # noqa: E731
 
@@ -414,7 +416,7 @@ def test_feature_cache_encodes_each_content_once(tmp_path):
 def test_features_cached_before_raw_embeddings_are_encoded_again_not_misread(tmp_path):
     import hashlib
 
-    from synood.features import content_hash, write_chunk
+    from synood.data.features import content_hash, write_chunk
 
     paths = write_images(tmp_path / "a", [(10, 20, 30)])
     encoder = CountingEncoder()
@@ -463,7 +465,7 @@ def test_a_running_run_whose_process_is_gone_reads_interrupted(tmp_path):
     import sys
 
     store = RunStore(tmp_path / "runs.sqlite")
-    code = (f"from synood.runs import RunStore; print(RunStore({str(tmp_path / 'runs.sqlite')!r})"
+    code = (f"from synood.records.runs import RunStore; print(RunStore({str(tmp_path / 'runs.sqlite')!r})"
             ".create('finetune', {}, {}).id)")
     run_id = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert store.get(run_id).status == "interrupted"

@@ -13,7 +13,8 @@ from gradio_client import Client
 
 from bench.common.finetune_tab import settings, wait_for
 from bench.common.serve import running_app
-from synood import checkpoint, photos, runs
+from synood.records import checkpoint, runs
+from synood.data import photos
 from synood.config import Config, cache_home
 from tests.helpers.browser import SCREENSHOTS
 from ui.finetune_tab import COMBINATION_CHOICES, curves, hyperparameters, overlap_warnings
@@ -25,7 +26,7 @@ $SYNOOD_TEST_DIE_AFTER, before the run database hears of that epoch (a crash in 
 import os
 import signal
 
-from synood import checkpoint
+from synood.records import checkpoint
 
 _save = checkpoint.save_state
 

@@ -9,7 +9,7 @@ import sys
 import pytest
 from safetensors.torch import load_file
 
-from synood import photos
+from synood.data import photos
 from synood.config import cache_home
 from tests.helpers.cli import ok, synood
 from tests.helpers.generation import generate, train_folder
@@ -17,7 +17,8 @@ from tests.helpers.generation import generate, train_folder
 EPOCHS = ("--set", "projection.epochs=4", "--set", "negtune.epochs=3")
 FAULT = """
 import errno, os, signal, sys
-from synood import checkpoint, cli
+from synood import cli
+from synood.records import checkpoint
 fault, name = sys.argv[1:3]
 real = checkpoint.save_state
 def save_state(path, *args, **kwargs):

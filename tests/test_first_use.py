@@ -8,10 +8,11 @@ import zipfile
 import pytest
 import torch
 
-from synood import mining, wordnet
+from synood.pipelines import mining
+from synood.data import wordnet
 from synood.config import NegLabelConfig
-from synood.detect import Detector
-from synood.wordnet import Candidate, WordNetUnavailableError
+from synood.pipelines.detect import Detector
+from synood.data.wordnet import Candidate, WordNetUnavailableError
 
 DIM = 8
 ID_NAMES = ["cat", "dog", "car"]

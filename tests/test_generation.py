@@ -8,9 +8,9 @@ import pytest
 from PIL import Image
 
 from synood.config import SynthesisConfig
-from synood.generation import prepare
-from synood.manifest import Manifest, cut_torn_tail, read_lines
-from synood.selection import read_selection, select, write_selection
+from synood.pipelines.generation import prepare
+from synood.data.manifest import Manifest, cut_torn_tail, read_lines
+from synood.data.selection import read_selection, select, write_selection
 from tests.helpers.cli import ok, synood
 from tests.helpers.generation import generate, records
 

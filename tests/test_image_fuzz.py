@@ -1,4 +1,4 @@
-"""Fuzzing synood.images.load_image: damaged PNG, JPEG, GIF, WebP, TIFF and BMP files load as RGB or raise ImageError.
+"""Fuzzing synood.data.images.load_image: damaged PNG, JPEG, GIF, WebP, TIFF and BMP files load as RGB or raise ImageError.
 
 The seeds are small valid files (bench/common/image_seeds.py); each case flips, cuts or inserts bytes in one.
 bench/fuzz_images.py runs the same mutations for longer.
@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from bench.common.image_seeds import mutate, seed_files
-from synood import images
+from synood.data import images
 from synood.config import ImagesConfig
 
 

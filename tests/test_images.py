@@ -1,4 +1,4 @@
-"""synood.images on tiny generated files: discovery, RGB loading, the limits, and the message for every bad kind,
+"""synood.data.images on tiny generated files: discovery, RGB loading, the limits, and the message for every bad kind,
 in the library, through `synood evaluate` and through the app's upload."""
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from synood import images, photos
+from synood.data import images, photos
 from synood.config import ConfigError, ImagesConfig, load_config
-from synood.images import ImageError, find_images, load_folder, load_image
+from synood.data.images import ImageError, find_images, load_folder, load_image
 from tests.helpers.cli import synood
 
 FILE_LIMIT_MB = 2  # the kinds' limits: the defaults but for max_file_mb, so that "too big" is a small file
@@ -280,7 +280,7 @@ def test_evaluate_skips_and_reports_every_bad_file(tmp_path):
 
 @pytest.mark.parametrize("name", ["text-named.png", "truncated.png", "bomb.png", "strip.png"])
 def test_a_bad_upload_is_a_message_naming_it(offline_app, tmp_path, name):
-    """Uploads are read by synood.images too (the app's default limits): a clear error, never a traceback."""
+    """Uploads are read by synood.data.images too (the app's default limits): a clear error, never a traceback."""
     (path,) = written(tmp_path, [name])
     client = Client(offline_app, verbose=False)
     with pytest.raises(Exception) as info:

@@ -10,7 +10,7 @@ import pytest
 
 from bench import load
 from bench.common.serve import serving
-from synood import photos
+from synood.data import photos
 
 pytestmark = pytest.mark.timeout(1200)  # run alone, the first test also builds the session's generation (cold mining)
 USERS, REQUESTS, PROBE = 20, 3, 8

@@ -1,4 +1,4 @@
-"""synood.metrics: scikit-learn, OpenOOD and NegLabel agreement, hand-computed cases with ties, the three
+"""synood.method.metrics: scikit-learn, OpenOOD and NegLabel agreement, hand-computed cases with ties, the three
 conventions (FPR95 rule + AUPR estimator) and the two AUPR estimators."""
 import math
 
@@ -15,18 +15,7 @@ from sklearn.metrics import (
     roc_curve,
 )
 
-from synood.metrics import (
-    CONVENTIONS,
-    MetricError,
-    OODMetrics,
-    aupr_in,
-    aupr_out,
-    auroc,
-    average_precision,
-    evaluate,
-    fpr_at_tpr,
-    trapezoid_aupr,
-)
+from synood.method.metrics import CONVENTIONS, MetricError, OODMetrics, aupr_in, aupr_out, auroc, average_precision, evaluate, fpr_at_tpr, trapezoid_aupr
 
 
 def _fpr_mos_brute_force(id_scores, ood_scores, tpr):

@@ -1,4 +1,4 @@
-"""synood.mining: percentile similarity, lowest-k selection and NegMining over a hand-made pool."""
+"""synood.pipelines.mining: percentile similarity, lowest-k selection and NegMining over a hand-made pool."""
 import dataclasses
 import hashlib
 import random
@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from synood.config import NegLabelConfig
-from synood.mining import lowest, mine, percentile_similarity
-from synood.wordnet import Candidate
+from synood.pipelines.mining import lowest, mine, percentile_similarity
+from synood.data.wordnet import Candidate
 
 DIM = 12
 

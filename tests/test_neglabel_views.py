@@ -5,8 +5,8 @@ import json
 import torch
 from open_clip import IMAGENET_CLASSNAMES
 
-from synood.classnames import display_names, distinct
-from synood.mining import NegativeLabel
+from synood.data.classnames import display_names, distinct
+from synood.pipelines.mining import NegativeLabel
 from ui.neglabel_tab import bars, group_spread, negative_names, ranked
 
 

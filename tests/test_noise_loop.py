@@ -6,10 +6,10 @@ import torch
 from PIL import Image
 
 from synood.config import ModelsConfig, SynthesisConfig
-from synood.generation import iterations, prepare, source_energy
+from synood.pipelines.generation import iterations, prepare, source_energy
 from synood.models import Suite
 from synood.models.generator import InpaintGenerator
-from synood.synthesis import ood_loss, optimise_noise
+from synood.method.synthesis import ood_loss, optimise_noise
 
 PROMPT = "A photo only remain bamboo, tourist, leaf, railing"
 STEP = 100.0  # the tiny random classifier is nearly flat: a large step shows the descent within 3 iterations

@@ -8,11 +8,11 @@ import pytest
 import torch
 from PIL import Image
 
-from synood import photos
-from synood.images import to_pil
+from synood.data import photos
+from synood.data.images import to_pil
 from synood.models import classical
 from synood.models.suites import SUITES
-from synood.synthesis import ood_loss
+from synood.method.synthesis import ood_loss
 
 INDOOR, SEASIDE = ("sofa", "carpet"), ("ocean", "beach", "sky")
 

@@ -7,12 +7,13 @@ import pytest
 import torch
 from PIL import Image
 
-from synood import metrics, photos, wordnet
-from synood.detect import Detector
+from synood.method import metrics
+from synood.data import photos, wordnet
+from synood.pipelines.detect import Detector
 from synood.models import ContextLabeller, EnergyClassifier, Generator, ImageTextEncoder
 from synood.models import classical, efficientnet, standin
 from synood.models.suites import SUITES, ComponentSpec, ModelUnavailableError, Suite
-from synood.synthesis import optimise_noise
+from synood.method.synthesis import optimise_noise
 
 CAT_CLASSES = {"tabby cat", "tiger cat", "Persian cat", "Siamese cat", "Egyptian Mau"}
 

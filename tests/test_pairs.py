@@ -1,4 +1,4 @@
-"""synood.pairs: reading a generation manifest, filters, sorts, pages and cached thumbnails.
+"""synood.data.pairs: reading a generation manifest, filters, sorts, pages and cached thumbnails.
 
 The manifests and images here are test data for the browser (plain coloured shapes), not model results.
 """
@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from bench.common.drawn_pairs import NEGATIVES, draw_image, write_generation
-from synood import pairs
-from synood.pairs import PairsError
+from synood.data import pairs
+from synood.data.pairs import PairsError
 
 
 @pytest.fixture

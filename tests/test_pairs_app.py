@@ -10,7 +10,7 @@ from gradio_client import Client
 
 from bench.common.drawn_pairs import write_generation
 from bench.common.serve import running_app
-from synood import pairs
+from synood.data import pairs
 from ui.pairs_tab import escape, outward
 
 

@@ -1,4 +1,4 @@
-from synood.prompts import context_prompt
+from synood.method.prompts import context_prompt
 
 
 def test_context_prompt_joins_labels_and_cuts_the_context_like_the_reference():

@@ -10,8 +10,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from sklearn.metrics import auc, precision_recall_curve
 
-from synood.metrics import CONVENTIONS, aupr_in, aupr_out, auroc, evaluate, fpr_at_tpr, trapezoid_aupr
-from synood.scores import energy_score, grouped_scores, mcm_score, msp_score, neglabel_score
+from synood.method.metrics import CONVENTIONS, aupr_in, aupr_out, auroc, evaluate, fpr_at_tpr, trapezoid_aupr
+from synood.method.scores import energy_score, grouped_scores, mcm_score, msp_score, neglabel_score
 
 # Scores with many ties (small integers) or spread-out floats.
 scores = st.one_of(

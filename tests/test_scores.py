@@ -1,4 +1,4 @@
-"""synood.scores: vectorised NegLabel score against a loop from its definition; the baselines."""
+"""synood.method.scores: vectorised NegLabel score against a loop from its definition; the baselines."""
 import math
 
 import pytest
@@ -7,16 +7,7 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from synood.scores import (
-    cosine_logits,
-    energy,
-    energy_score,
-    group_permutation,
-    grouped_scores,
-    mcm_score,
-    msp_score,
-    neglabel_score,
-)
+from synood.method.scores import cosine_logits, energy, energy_score, group_permutation, grouped_scores, mcm_score, msp_score, neglabel_score
 
 
 def _grouped_scores_loop(id_logits, neg_logits, ngroup, seed):

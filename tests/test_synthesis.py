@@ -1,4 +1,4 @@
-"""synood.synthesis: the OOD statistic, the three losses, the noise-optimisation loop and its step rule, on toys."""
+"""synood.method.synthesis: the OOD statistic, the three losses, the noise-optimisation loop and its step rule, on toys."""
 import math
 from types import SimpleNamespace
 
@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from synood.config import ConfigError, SynthesisConfig
-from synood.generation import GenerationError, check_settings, describe_step, iterations, settings_record, step_size
-from synood.synthesis import boundary_score, ood_loss, optimise_noise
+from synood.pipelines.generation import GenerationError, check_settings, describe_step, iterations, settings_record, step_size
+from synood.method.synthesis import boundary_score, ood_loss, optimise_noise
 
 # Row A = [0, 0, 0]:    mean = 0, logsumexp = ln 3
 # Row B = [10, 0, -10]: mean = 0, logsumexp = 10 + ln(1 + e^-10 + e^-20) = 10.0000454

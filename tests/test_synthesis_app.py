@@ -6,7 +6,7 @@ import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
-from synood import photos
+from synood.data import photos
 from synood.models.classical import SIZE
 from tests.helpers.browser import SCREENSHOTS, examples_beside, set_number
 

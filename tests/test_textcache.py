@@ -1,12 +1,12 @@
-"""synood.textcache and synood.storage: on-disk text-feature cache, batching order, atomic writes."""
+"""synood.data.textcache and synood.data.storage: on-disk text-feature cache, batching order, atomic writes."""
 import hashlib
 
 import pytest
 import torch
 from safetensors.torch import load_file
 
-from synood.storage import save_tensors
-from synood.textcache import cache_key, cached_text_features, encode_in_batches
+from synood.data.storage import save_tensors
+from synood.data.textcache import cache_key, cached_text_features, encode_in_batches
 
 DIM = 16
 

@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 from synood.config import ModelsConfig
-from synood.models import (ROLES, ContextLabeller, EnergyClassifier, Generator, ImageTextEncoder, Suite)
+from synood.models import ROLES, ContextLabeller, EnergyClassifier, Generator, ImageTextEncoder, Suite
 from synood.runtime import pick_device, pick_dtype
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from synood import photos
+from synood.data import photos
 
 SLOW = 600_000  # ms: the first offline mining, when this file runs alone
 STATUS = "#featuremap-status"

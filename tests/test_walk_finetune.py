@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from synood import runs
+from synood.records import runs
 from synood.config import cache_home
 
 SLOW = 300_000  # ms

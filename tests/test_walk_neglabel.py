@@ -7,7 +7,7 @@ import re
 import pytest
 from gradio_client import Client, handle_file
 
-from synood import photos
+from synood.data import photos
 from tests.helpers.browser import (close_toasts, error_badges, examples_beside, not_an_image, set_number, toast,
                                    too_many_pixels)
 

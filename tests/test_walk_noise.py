@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from synood import photos
+from synood.data import photos
 from tests.helpers.browser import (SCREENSHOTS, close_toasts, error_badges, examples_beside, not_an_image,
                                    set_number, toast)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bench.common.drawn_pairs import write_generation
-from synood import photos
+from synood.data import photos
 from tests.helpers.browser import close_toasts, error_badges, set_number, toast
 
 VIEW = ("pairs-gallery", "pairs-source", "pairs-synthetic", "pairs-curve", "pairs-detail", "pairs-page")

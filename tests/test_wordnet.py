@@ -1,4 +1,4 @@
-"""synood.wordnet: loading WordNet 3.0 without nltk.download, the candidate corpus, ImageNet synsets."""
+"""synood.data.wordnet: loading WordNet 3.0 without nltk.download, the candidate corpus, ImageNet synsets."""
 import importlib.util
 import threading
 from pathlib import Path
@@ -6,8 +6,8 @@ from pathlib import Path
 import nltk
 import pytest
 
-from synood import wordnet
-from synood.wordnet import Candidate, WordNetUnavailableError
+from synood.data import wordnet
+from synood.data.wordnet import Candidate, WordNetUnavailableError
 
 DEBIAN = Path("/usr/share/wordnet")
 needs_debian = pytest.mark.skipif(not (DEBIAN / "index.sense").is_file(),

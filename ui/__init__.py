@@ -6,7 +6,7 @@ from pathlib import Path
 
 import gradio as gr
 
-from synood.access import DataRoots
+from ui.access import DataRoots
 from synood.config import Config
 from synood.models import Suite
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 import gradio as gr
 from PIL import Image
 
-from synood.classnames import display_names
+from synood.data.classnames import display_names
 from synood.config import Config
 from synood.models import ModelUnavailableError, Suite
-from synood.prompts import context_prompt
+from synood.method.prompts import context_prompt
 
 from .inputs import photo_input, uploaded_image
 from .notes import standin_note

@@ -12,7 +12,7 @@ from synood.config import Config
 from synood.models import Suite
 
 if TYPE_CHECKING:  # torch, open_clip and the detector load on first use: the app must start in seconds
-    from synood.detect import Detector
+    from synood.pipelines.detect import Detector
 
 LOADING_LIBRARIES = "Loading PyTorch and the model libraries"
 
@@ -21,7 +21,7 @@ def preload_libraries() -> threading.Thread:
     """Import PyTorch and the detector's libraries in a daemon thread, so that the page answers at once and the
     first Score after a start does not spend its first seconds on imports (about 5 s on 2 cores)."""
     def load() -> None:
-        import synood.detect  # noqa: F401  (torch, open_clip, transformers)
+        import synood.pipelines.detect  # noqa: F401  (torch, open_clip, transformers)
 
     thread = threading.Thread(target=load, name="preload-libraries", daemon=True)
     thread.start()
@@ -53,7 +53,7 @@ class DetectorHolder:
         with self._lock:
             if self._detector is None:
                 progress(0.0, desc=LOADING_LIBRARIES)  # seconds on 2 cores, before any model can say what it loads
-                from synood.detect import Detector
+                from synood.pipelines.detect import Detector
 
                 encoder, classifier = (self.suite.get(role, progress=lambda message: progress(0.0, desc=message))
                                        for role in ("encoder", "classifier"))

@@ -15,13 +15,13 @@ from typing import TYPE_CHECKING
 import gradio as gr
 import numpy as np
 
-from synood import featuremap
-from synood.access import AccessError, DataRoots, leads_outside
+from synood.pipelines import featuremap
+from ui.access import AccessError, DataRoots, leads_outside
 from synood.config import Config
-from synood.featuremap import GROUPS, Point
-from synood.images import ImageError, find_images
+from synood.pipelines.featuremap import GROUPS, Point
+from synood.data.images import ImageError, find_images
 from synood.models import ModelUnavailableError, Suite
-from synood.pairs import PairsError, load_manifest
+from synood.data.pairs import PairsError, load_manifest
 
 from .detector import DetectorHolder
 from .notes import standin_note
@@ -31,7 +31,7 @@ if TYPE_CHECKING:  # torch and the detector load on first use
     import plotly.graph_objects as go
     import torch
 
-    from synood.detect import Detector
+    from synood.pipelines.detect import Detector
 
 INTRO = (
     "Each point is an image: **ID** images of the training classes, **synthetic** near-boundary images from a "
@@ -160,8 +160,8 @@ def gather(id_folder: str, generation: str, ood_folder: str, cap: int,
 def id_labels(paths: list[Path], features: torch.Tensor, detector: Detector) -> list[str]:
     """An ID image's class when its folder names one as `synood select` reads it (a WNID, or a class name such as
     "Egyptian_Mau"), else its nearest ID label."""
-    from synood.classnames import display_names
-    from synood.selection import folder_class, imagenet_classes
+    from synood.data.classnames import display_names
+    from synood.data.selection import folder_class, imagenet_classes
 
     classes, names = imagenet_classes(), display_names(detector.id_names)
     nearest = (features @ detector.id_features.T).argmax(dim=1).tolist()
@@ -211,8 +211,9 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
 
     def prepare(chosen: list[Source], notes: list[str], outside: list[str], detector_file: Path | None,
                 halted: threading.Event, progress: gr.Progress) -> Encoded:
-        from synood import checkpoint, scores
-        from synood.features import image_features
+        from synood.records import checkpoint
+        from synood.method import scores
+        from synood.data.features import image_features
 
         detector = holder.get(progress)
         tuned = None
@@ -253,7 +254,7 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
 
     def draw(id_folder: str, generation: str, ood_folder: str, checkpoint_file: str, space: str, colour: str,
              cap: float | None, request: gr.Request, progress=gr.Progress()):
-        from synood.checkpoint import CheckpointError
+        from synood.records.checkpoint import CheckpointError
 
         started = time.perf_counter()
         featuremap.warm_up_in_background()  # if opening the tab did not start it: numba compiles while images encode

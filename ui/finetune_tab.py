@@ -11,19 +11,20 @@ import gradio as gr
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from synood import pairs, runs
-from synood.access import AccessError, DataRoots
+from synood.data import pairs
+from synood.records import runs
+from ui.access import AccessError, DataRoots
 from synood.config import Config, ConfigError, labelled
-from synood.images import ImageError, find_images
+from synood.data.images import ImageError, find_images
 from synood.models import ModelUnavailableError, Suite
-from synood.runs import Run, RunError
+from synood.records.runs import Run, RunError
 
 from .jobs import JobRunner
 from .detector import DetectorHolder
 
 if TYPE_CHECKING:  # torch loads on first use: the app must start in seconds
-    from synood.detect import Detector
-    from synood.training import TrainingData
+    from synood.pipelines.detect import Detector
+    from synood.pipelines.training import TrainingData
 
 INTRO = (
     "SynOOD's stages 2 and 3 train on a generation from `synood generate`: a small **projection** after the frozen "
@@ -147,7 +148,7 @@ def confined_folder(roots: DataRoots, path: str) -> str:
 
 def stages(run: Run) -> list[tuple[str, int]]:
     """The stages a run trains and their epochs, from its stored config (empty when that no longer reads)."""
-    from synood import training
+    from synood.pipelines import training
 
     try:
         return training.plan(runs.config_of(run, ""))
@@ -206,7 +207,7 @@ def describe(run: Run, epochs: list[dict]) -> str:
         last = epochs[-1]
         line += (f" · last: {last['stage']} epoch {last['epoch']}, loss **{last['loss']:.4f}**, accuracy "
                  f"**{100 * last['accuracy']:.1f} %**")
-    from synood.training import conventions
+    from synood.pipelines.training import conventions
 
     try:
         line += f"\n\nConventions: {conventions(runs.config_of(run, ''))}"
@@ -306,7 +307,7 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
         return run
 
     def data_for(generation: str, run_config: Config, progress: gr.Progress) -> TrainingData:
-        from synood import training
+        from synood.pipelines import training
 
         detector, _ = tools(progress)
         try:
@@ -317,7 +318,7 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
         return data
 
     def submit(run_id: str, data: TrainingData, run_config: Config) -> None:
-        from synood import training
+        from synood.pipelines import training
 
         def work(stop) -> None:
             training.execute(store, store.get(run_id), data, run_config, stop=stop)
@@ -356,7 +357,7 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
     def launch(path: str, *values, progress=gr.Progress()):
         if not (path or "").strip():
             raise gr.Error("Give a generation folder or its manifest.jsonl first.", print_exception=False)
-        from synood import training
+        from synood.pipelines import training
 
         run_config = hyperparameters(config, *values)
         if not training.plan(run_config):
@@ -369,7 +370,7 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
         return run.id, *show(run.id), runs_table(store)
 
     def resume(run_id: str, progress=gr.Progress()):
-        from synood import training
+        from synood.pipelines import training
 
         run = find(run_id)
         try:
@@ -395,7 +396,8 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
         return run_id, *show(run_id)
 
     def evaluate(run_id: str, id_folder: str, ood_folder: str, progress=gr.Progress()):
-        from synood import checkpoint, training
+        from synood.records import checkpoint
+        from synood.pipelines import training
 
         run = find(run_id)
         if run.status != "completed" or not run.artifacts.get("detector"):

@@ -1,5 +1,5 @@
 """Inputs shared by tabs: an image upload with galleries of the packaged example photos beneath it; every way in
-(upload, paste, photo click, API call) reaches the handler as an undecoded path, read by synood.images."""
+(upload, paste, photo click, API call) reaches the handler as an undecoded path, read by synood.data.images."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,7 +9,7 @@ from gradio import processing_utils
 from gradio.data_classes import ImageData
 from PIL import Image
 
-from synood import images, photos
+from synood.data import images, photos
 
 SPLIT_TITLES = {"id": "In-distribution photos (one ImageNet class each)",
                 "ood": "Out-of-distribution photos (no ImageNet class)"}
@@ -32,7 +32,7 @@ def photo_input(elem_id: str, label: str = "ID image", split: str | None = "id",
     (None: the ID photos, then the OOD ones, each in its own gallery); clicking a photo puts it in the input.
 
     Its handlers get the file's path undecoded (gr.Image's own preprocess would open it with Pillow, outside
-    synood.images' limits and messages). The override lives on this instance, so no handler may return a
+    synood.data.images' limits and messages). The override lives on this instance, so no handler may return a
     gr.update() for the input: Gradio rebuilds a session's copy of a component from its class on a prop update
     (gr.Examples does, which is why the photos are a gallery whose click returns a plain path)."""
     image = gr.Image(type="filepath", label=label, sources=["upload", "clipboard"], height=height, elem_id=elem_id)
@@ -56,7 +56,7 @@ def pick(chosen: list[photos.Photo]):
 
 
 def uploaded_image(path: str | None) -> Image.Image:
-    """The file of a `photo_input` as RGB, through synood.images (its limits, its messages naming the file);
+    """The file of a `photo_input` as RGB, through synood.data.images (its limits, its messages naming the file);
     a gr.Error without a traceback when there is none or it cannot be used."""
     if path is None:
         raise gr.Error("Upload an image or pick an example first.", print_exception=False)

@@ -14,7 +14,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable
 
-from synood.runs import RunStore
+from synood.records.runs import RunStore
 
 log = logging.getLogger(__name__)
 Work = Callable[[Callable[[], bool]], object]  # trains one run; it is given the run's stop check

@@ -20,8 +20,8 @@ from .notes import standin_note
 if TYPE_CHECKING:  # torch, open_clip and the detector load on first use: the app must start in seconds
     import torch
 
-    from synood.detect import Detector
-    from synood.mining import NegativeLabel
+    from synood.pipelines.detect import Detector
+    from synood.pipelines.mining import NegativeLabel
 
 INTRO = (
     "NegLabel scores an image against the 1000 ImageNet labels **and** thousands of mined *negative* labels, "
@@ -56,7 +56,7 @@ def bars(names: list[str], values: list[float], title: str, color: str) -> go.Fi
 
 def negative_names(labels: list[NegativeLabel]) -> list[str]:
     """The words of `labels`, a word mined both as a noun and as an adjective marked with its part of speech."""
-    from synood.classnames import distinct
+    from synood.data.classnames import distinct
 
     return distinct([label.word for label in labels], [label.pos for label in labels])
 
@@ -101,7 +101,7 @@ def build(suite: Suite, config: Config) -> None:
     defaults = config.neglabel
 
     def rescore(analysis: Analysis | None, ngroups: float, temperature: float, progress=gr.Progress()):
-        from synood import scores
+        from synood.method import scores
 
         if analysis is None:
             return gr.skip(), gr.skip()
@@ -116,8 +116,8 @@ def build(suite: Suite, config: Config) -> None:
         return summary(value, analysis, ngroups, temperature, detector), group_spread(groups[0], value)
 
     def analyse(path: str | None, ngroups: float, temperature: float, progress=gr.Progress()):
-        from synood import scores
-        from synood.classnames import display_names
+        from synood.method import scores
+        from synood.data.classnames import display_names
 
         image = uploaded_image(path)
         try:

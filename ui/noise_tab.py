@@ -9,12 +9,12 @@ from typing import TYPE_CHECKING
 import gradio as gr
 from PIL import Image
 
-from synood.classnames import display_names
+from synood.data.classnames import display_names
 from synood.config import Config, ConfigError, labelled
-from synood.images import to_pil
+from synood.data.images import to_pil
 from synood.models import ModelUnavailableError, Suite
 from synood.models.suites import GENERATOR_STEP_SIZES
-from synood.prompts import context_prompt
+from synood.method.prompts import context_prompt
 
 from .context_tab import parse_labels
 from .inputs import photo_input, uploaded_image
@@ -159,7 +159,7 @@ def build(suite: Suite, config: Config) -> None:
     def run(path: str | None, labels_text: str, iterations: float, step_size: float | None, loss: str,
             gradient: str, seed: float, m_out: float, step_rule: str, request: gr.Request, progress=gr.Progress()):
         image = uploaded_image(path)
-        from synood import generation
+        from synood.pipelines import generation
 
         try:
             settings = dataclasses.replace(defaults, iterations=int(iterations), loss=loss, gradient=gradient,

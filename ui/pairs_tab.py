@@ -8,11 +8,11 @@ import re
 import gradio as gr
 import plotly.graph_objects as go
 
-from synood import pairs
-from synood.access import AccessError, DataRoots
+from synood.data import pairs
+from ui.access import AccessError, DataRoots
 from synood.config import Config
 from synood.models import Suite
-from synood.pairs import Pair, PairsError
+from synood.data.pairs import Pair, PairsError
 
 from .plots import optimisation_curve
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from synood import pairs
+from synood.data import pairs
 
 CLASSES = [("n01440764", 0, "tench"), ("n02102040", 217, "English springer"), ("n03000684", 491, "chain saw"),
            ("n03417042", 569, "garbage truck")]

@@ -1,4 +1,4 @@
-"""Small valid image files of every format synood.images reads, and byte-level damage to them: the seeds and
+"""Small valid image files of every format synood.data.images reads, and byte-level damage to them: the seeds and
 mutations of the image fuzz test (tests/test_image_fuzz.py) and of its longer run (bench/fuzz_images.py)."""
 from __future__ import annotations
 

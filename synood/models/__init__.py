@@ -1,7 +1,7 @@
 """Model interfaces, suites and their loaders. Heavy libraries load only when a component is used."""
 
-from .interfaces import ROLES, ComponentInfo, ContextLabeller, EnergyClassifier, Generator, ImageTextEncoder
-from .suites import SUITES, ComponentSpec, ModelUnavailableError, Suite, SuiteSpec, resolve_suite
+from synood.models.interfaces import ROLES, ComponentInfo, ContextLabeller, EnergyClassifier, Generator, ImageTextEncoder
+from synood.models.suites import SUITES, ComponentSpec, ModelUnavailableError, Suite, SuiteSpec, resolve_suite
 
 __all__ = ["ROLES", "SUITES", "ComponentInfo", "ComponentSpec", "ContextLabeller", "EnergyClassifier",
            "Generator", "ImageTextEncoder", "ModelUnavailableError", "Suite", "SuiteSpec", "resolve_suite"]

@@ -34,12 +34,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..images import to_pil
-from ..runtime import pick_dtype
-from . import standin
-from .classifier import ImageNetClassifier
-from .interfaces import ComponentInfo
-from .suites import GENERATOR_STEP_SIZES, ComponentSpec, ModelUnavailableError
+from synood.data.images import to_pil
+from synood.runtime import pick_dtype
+from synood.models import standin
+from synood.models.classifier import ImageNetClassifier
+from synood.models.interfaces import ComponentInfo
+from synood.models.suites import GENERATOR_STEP_SIZES, ComponentSpec, ModelUnavailableError
 
 MODEL = "cam-context-shiftmap-noise"
 SIZE = 224  # working resolution, the classifier's own input size (the diffusion generator works at 512)

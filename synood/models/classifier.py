@@ -23,11 +23,11 @@ from torchvision.models import WeightsEnum, get_model, get_model_weights
 from torchvision.models.resnet import Bottleneck, ResNet
 from torchvision.transforms.functional import to_tensor
 
-from ..config import CHOICES
-from ..runtime import pick_dtype, seeded_init
-from . import sources
-from .interfaces import ComponentInfo, count_parameters
-from .suites import ComponentSpec, ModelUnavailableError, weights_only
+from synood.config import CHOICES
+from synood.runtime import pick_dtype, seeded_init
+from synood.models import sources
+from synood.models.interfaces import ComponentInfo, count_parameters
+from synood.models.suites import ComponentSpec, ModelUnavailableError, weights_only
 
 TINY_RESNET = "synood-tiny-resnet"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)

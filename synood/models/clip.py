@@ -20,11 +20,11 @@ from open_clip.pretrained import download_pretrained_from_hf, get_pretrained_cfg
 from open_clip.transformer import text_global_pool
 from PIL import Image
 
-from ..runtime import RANDOM_INIT_SEED, pick_dtype, seeded_init
-from ..textcache import Progress, cached_text_features
-from . import sources
-from .interfaces import ComponentInfo, count_parameters
-from .suites import OPEN_CLIP_FILES, ComponentSpec, ModelUnavailableError, open_clip_repo, weights_only
+from synood.runtime import RANDOM_INIT_SEED, pick_dtype, seeded_init
+from synood.data.textcache import Progress, cached_text_features
+from synood.models import sources
+from synood.models.interfaces import ComponentInfo, count_parameters
+from synood.models.suites import OPEN_CLIP_FILES, ComponentSpec, ModelUnavailableError, open_clip_repo, weights_only
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 HUB_PREFIX = "hf-hub:"

@@ -16,11 +16,11 @@ import open_clip
 import torch
 from efficientnet_lite_pytorch import EfficientNet
 
-from ..runtime import pick_dtype
-from . import sources
-from .classifier import RESIZES, ImageNetClassifier, View, read_state_dict
-from .interfaces import ComponentInfo, count_parameters
-from .suites import ComponentSpec, ModelUnavailableError
+from synood.runtime import pick_dtype
+from synood.models import sources
+from synood.models.classifier import RESIZES, ImageNetClassifier, View, read_state_dict
+from synood.models.interfaces import ComponentInfo, count_parameters
+from synood.models.suites import ComponentSpec, ModelUnavailableError
 
 CODE_PACKAGE = "efficientnet-lite-pytorch"
 

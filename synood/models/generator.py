@@ -20,11 +20,11 @@ from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionInpaintPipeli
 from PIL import Image
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from ..runtime import pick_dtype, seeded_init
-from ..synthesis import GRADIENTS
-from . import sources
-from .interfaces import ComponentInfo, count_parameters
-from .suites import GENERATOR_STEP_SIZES, ComponentSpec, download_snapshot
+from synood.runtime import pick_dtype, seeded_init
+from synood.method.synthesis import GRADIENTS
+from synood.models import sources
+from synood.models.interfaces import ComponentInfo, count_parameters
+from synood.models.suites import GENERATOR_STEP_SIZES, ComponentSpec, download_snapshot
 
 ARCHITECTURE = "Stable Diffusion inpainting (UNet 9-channel, VAE, CLIP text encoder)"
 # What `load` needs from a hub repo: every config and tokenizer file (diffusers' offline check wants all

@@ -16,10 +16,10 @@ from transformers import (
     LlavaForConditionalGeneration, LlavaProcessor, PreTrainedTokenizerFast, ProcessorMixin,
 )
 
-from ..runtime import pick_dtype, seeded_init
-from . import sources
-from .interfaces import ComponentInfo, count_parameters
-from .suites import ComponentSpec, download_snapshot
+from synood.runtime import pick_dtype, seeded_init
+from synood.models import sources
+from synood.models.interfaces import ComponentInfo, count_parameters
+from synood.models.suites import ComponentSpec, download_snapshot
 
 PROMPT = (
     "List the elements of this image other than its main object: the background, the scenery, other objects "

@@ -19,11 +19,11 @@ from typing import TYPE_CHECKING
 import torch
 from PIL import Image
 
-from .. import wordnet
-from ..runtime import pick_dtype
-from . import classical, standin
-from .interfaces import ComponentInfo
-from .suites import ComponentSpec, ModelUnavailableError
+from synood.data import wordnet
+from synood.runtime import pick_dtype
+from synood.models import classical, standin
+from synood.models.interfaces import ComponentInfo
+from synood.models.suites import ComponentSpec, ModelUnavailableError
 
 if TYPE_CHECKING:
     from nltk.corpus.reader.wordnet import Synset

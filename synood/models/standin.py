@@ -23,12 +23,12 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from ..runtime import pick_dtype
-from ..textcache import Progress, cached_text_features
-from . import efficientnet, minilm
-from .classifier import ImageNetClassifier
-from .interfaces import ComponentInfo, count_parameters
-from .suites import ComponentSpec, ModelUnavailableError
+from synood.runtime import pick_dtype
+from synood.data.textcache import Progress, cached_text_features
+from synood.models import efficientnet, minilm
+from synood.models.classifier import ImageNetClassifier
+from synood.models.interfaces import ComponentInfo, count_parameters
+from synood.models.suites import ComponentSpec, ModelUnavailableError
 
 MODEL = "lite0-minilm"
 CARRIERS = ("conse", "ridge")
@@ -39,7 +39,7 @@ TITLE = "Offline stand-in for CLIP (not CLIP)"
 
 def anchor_texts(class_names: Sequence[str]) -> list[str]:
     """One anchor text per ImageNet class: its name and its WordNet gloss (read without nltk's slow reader)."""
-    from .. import wordnet
+    from synood.data import wordnet
 
     return [ANCHOR_TEMPLATE.format(name=name, gloss=gloss) for name, gloss in zip(class_names, wordnet.imagenet_glosses())]
 

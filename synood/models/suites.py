@@ -15,10 +15,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Sequence
 
-from ..config import CHOICES
-from . import sources
-from .interfaces import ROLE_TITLES, ROLES, ComponentInfo
-from .sources import Availability
+from synood.config import CHOICES
+from synood.models import sources
+from synood.models.interfaces import ROLE_TITLES, ROLES, ComponentInfo
+from synood.models.sources import Availability
 
 FAMILY_MODULES = {
     "open_clip": "synood.models.clip",
@@ -345,7 +345,7 @@ class Suite:
                     raise ModelUnavailableError(unavailable_message(self.spec, role, found))
                 if progress:
                     progress(f"Loading {ROLE_TITLES[role].lower()}: {spec.describe()} from {found.where}")
-                from ..runtime import pick_device
+                from synood.runtime import pick_device
 
                 module = importlib.import_module(FAMILY_MODULES[spec.family])
                 options = {"resize": self.classifier_resize} if role == "classifier" else {}

@@ -16,7 +16,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-s
 
 def examples_beside(page, image_id: str, split: str = "id"):
     """The packaged photos of `split` in the gallery beneath an image input (each tab has its own), in
-    synood.photos.photos(split) order."""
+    synood.data.photos.photos(split) order."""
     return page.locator(f"{image_id}-{split}-photos .thumbnail-item")
 
 
@@ -54,7 +54,7 @@ def not_an_image(folder: Path) -> Path:
 
 
 def too_many_pixels(folder: Path) -> Path:
-    """A real PNG of 9000 x 9000 pixels (a few hundred kB), over synood.images' 64-megapixel limit."""
+    """A real PNG of 9000 x 9000 pixels (a few hundred kB), over synood.data.images' 64-megapixel limit."""
     path = folder / "huge.png"
     if not path.exists():
         Image.new("L", (9000, 9000)).save(path, optimize=False, compress_level=1)

@@ -7,7 +7,7 @@ import subprocess
 from pathlib import Path
 
 from bench.common.serve import free_port
-from synood import photos
+from synood.data import photos
 from tests.helpers.cli import SYNOOD
 
 ACCELERATE = str(Path(SYNOOD).with_name("accelerate"))

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Sequence
 
-from . import storage
+from synood.data import storage
 
 MANIFEST = "manifest.jsonl"
 SETTINGS = "generation.json"

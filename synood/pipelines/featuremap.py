@@ -22,8 +22,8 @@ from urllib.parse import quote
 import numpy as np
 
 from synood.config import cache_home
-from synood.pairs import thumbnail_dir
-from synood.storage import atomic_path, intact_jpeg
+from synood.data.pairs import thumbnail_dir
+from synood.data.storage import atomic_path, intact_jpeg
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
@@ -186,7 +186,7 @@ def thumbnail(image: Path, path: Path, size: int = THUMBNAIL_SIZE) -> Path:
     if not intact_jpeg(path):  # a miss, or a damaged file: rebuilt
         from PIL import ImageOps
 
-        from synood.pairs import pair_image
+        from synood.data.pairs import pair_image
 
         small = ImageOps.contain(pair_image(image, "image"), (size, size))
         with atomic_path(path) as tmp:

@@ -33,7 +33,7 @@ def display_names(names: Sequence[str]) -> list[str]:
 @functools.lru_cache(maxsize=4)
 def _display_names(names: tuple[str, ...]) -> tuple[str, ...]:
     if len(names) == IMAGENET_CLASS_COUNT:
-        from . import wordnet
+        from synood.data import wordnet
 
         glosses = wordnet.imagenet_glosses()  # the definitions, read without loading nltk (seconds)
     else:

@@ -15,11 +15,13 @@ from typing import Callable
 import torch
 from torch import nn
 
-from . import checkpoint, finetune, pairs
-from .config import Config
-from .features import Progress, image_features
-from .runs import Run, RunError, RunStore, config_of
-from .runtime import pick_device
+from synood.records import checkpoint
+from synood.method import finetune
+from synood.data import pairs
+from synood.config import Config
+from synood.data.features import Progress, image_features
+from synood.records.runs import Run, RunError, RunStore, config_of
+from synood.runtime import pick_device
 
 RESUMABLE = ("stopped", "failed", "interrupted")
 BEFORE_AFTER_CONVENTIONS = ("mos", "openood")  # the paper's tables and OpenOOD's, side by side (metrics.CONVENTIONS)
@@ -49,7 +51,7 @@ def subset(count: int, limit: int | None, seed: int) -> list[int]:
 
 def training_data(generation: str | Path, detector, config: Config, progress: Progress | None = None) -> TrainingData:
     """Cached features, under `detector`'s encoder, of a generation's synthetic images and of their sources,
-    paired with `detector`'s mined negatives (a `synood.detect.Detector`).
+    paired with `detector`'s mined negatives (a `synood.pipelines.detect.Detector`).
 
     Sources outside the ImageNet classes (no class index) train only as synthetic images' origin, not as ID."""
     encoder = detector.encoder
@@ -234,7 +236,7 @@ def execute(store: RunStore, run: Run, data: TrainingData, config: Config, stop:
 
 def folder_features(encoder, folder: str | Path, progress: Progress | None = None):
     """Cached features of every image file under `folder` (TrainingError when it has none)."""
-    from . import images
+    from synood.data import images
 
     try:
         paths = images.find_images(folder)
@@ -253,7 +255,7 @@ def before_after(encoder, id_text: torch.Tensor, negative_text: torch.Tensor, tu
                  progress: Progress | None = None) -> dict:
     """NegLabel before and the tuned detector after, on one ID and one OOD folder: metrics in % under each of
     BEFORE_AFTER_CONVENTIONS (method -> convention -> metric), and the scores."""
-    from . import metrics
+    from synood.method import metrics
 
     sets = {"id": folder_features(encoder, id_folder, progress), "ood": folder_features(encoder, ood_folder, progress)}
     result: dict = {"id": {"folder": str(id_folder), "count": len(sets["id"].paths), "skipped": sets["id"].problems},

@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .config import CHOICES
+from synood.config import CHOICES
 
 STAGES = ("projection", "negatives", "joint")
 INPUTS = CHOICES["projection.input"]  # what the projection reads: the raw image embedding (authors' code) or unit-norm

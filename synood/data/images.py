@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Iterator
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .config import ImagesConfig
+from synood.config import ImagesConfig
 
 if TYPE_CHECKING:
     import torch

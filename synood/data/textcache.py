@@ -13,8 +13,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from .config import cache_home
-from .storage import save_tensors
+from synood.config import cache_home
+from synood.data.storage import save_tensors
 
 Progress = Callable[[int, int], None]  # (done, total) of one piece of work
 StageProgress = Callable[[str, int, int], None]  # (stage, done, total): a named stage of a longer job and its count

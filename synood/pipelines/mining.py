@@ -17,10 +17,10 @@ from typing import Callable, Sequence, TypeVar
 
 import torch
 
-from .config import NegLabelConfig, cache_home
-from .storage import save_tensors, write_text
-from .textcache import StageProgress, staged
-from .wordnet import Candidate, candidates, fingerprint
+from synood.config import NegLabelConfig, cache_home
+from synood.data.storage import save_tensors, write_text
+from synood.data.textcache import StageProgress, staged
+from synood.data.wordnet import Candidate, candidates, fingerprint
 
 POS_ORDER = ("noun", "adj")
 POS_TITLES = {"noun": "nouns", "adj": "adjectives"}

@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from . import storage
-from .images import ImageError, find_images, open_image
+from synood.data import storage
+from synood.data.images import ImageError, find_images, open_image
 
 FIELDS = ("id", "source", "class", "class_index", "class_name", "bytes", "width", "height", "bytes_per_pixel")
 
@@ -42,7 +42,7 @@ def imagenet_classes() -> dict[str, tuple[int, str]]:
     """Folder name -> (ImageNet index, CLIP class name), for WNIDs and the class names themselves."""
     from open_clip import IMAGENET_CLASSNAMES
 
-    from .wordnet import imagenet_wnids
+    from synood.data.wordnet import imagenet_wnids
 
     lookup = {name.lower(): (i, name) for i, name in enumerate(IMAGENET_CLASSNAMES)}
     lookup.update({wnid: (i, IMAGENET_CLASSNAMES[i]) for i, wnid in enumerate(imagenet_wnids())})

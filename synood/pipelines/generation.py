@@ -18,14 +18,14 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 from PIL import Image
 
-from . import storage
-from .config import SynthesisConfig
-from .images import load_image, to_pil
-from .manifest import SETTINGS, Manifest
-from .prompts import context_prompt
-from .scores import energy
-from .selection import Selected
-from .synthesis import Iteration, noise_steps
+from synood.data import storage
+from synood.config import SynthesisConfig
+from synood.data.images import load_image, to_pil
+from synood.data.manifest import SETTINGS, Manifest
+from synood.method.prompts import context_prompt
+from synood.method.scores import energy
+from synood.data.selection import Selected
+from synood.method.synthesis import Iteration, noise_steps
 
 
 class GenerationError(ValueError):

@@ -11,8 +11,8 @@ from typing import Callable, Iterator
 
 import torch
 
-from .config import CHOICES
-from .scores import energy, msp_score
+from synood.config import CHOICES
+from synood.method.scores import energy, msp_score
 
 LOSSES = CHOICES["synthesis.loss"]
 GRADIENTS = CHOICES["synthesis.gradient"]  # how a diffusion generator's noise gets its gradient (InpaintCanvas)

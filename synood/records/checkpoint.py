@@ -18,10 +18,10 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from torch import Tensor
 
-from . import scores
-from .config import CHOICES, NegLabelConfig
-from .finetune import Projection
-from .storage import save_tensors
+from synood.method import scores
+from synood.config import CHOICES, NegLabelConfig
+from synood.method.finetune import Projection
+from synood.data.storage import save_tensors
 
 FORMAT = "synood-detector/1"
 STATE_FORMAT = "synood-training-state/1"

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from .config import Config, apply_mapping
+from synood.config import Config, apply_mapping
 
 KINDS = ("generate", "finetune", "evaluate")
 ACTIVE = ("queued", "running")

@@ -13,9 +13,11 @@ import torch.nn.functional as F
 from open_clip import IMAGENET_CLASSNAMES
 from PIL import Image
 
-from . import SCORE_TITLES, mining, scores
-from .config import NegLabelConfig
-from .textcache import StageProgress, staged
+from synood import SCORE_TITLES
+from synood.pipelines import mining
+from synood.method import scores
+from synood.config import NegLabelConfig
+from synood.data.textcache import StageProgress, staged
 
 SCORES = tuple(SCORE_TITLES)
 

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Sequence
 
 from synood.config import cache_home
-from synood.manifest import MANIFEST
-from synood.storage import atomic_path, intact_jpeg
+from synood.data.manifest import MANIFEST
+from synood.data.storage import atomic_path, intact_jpeg
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -327,7 +327,7 @@ def placeholder(message: str, size: tuple[int, int]) -> Image.Image:
 
 def pair_image(path: Path, what: str, inside: Inside | None = None) -> Image.Image:
     """The image at `path` as RGB, or a placeholder tile saying it is outside the data roots, missing or unreadable."""
-    from synood.images import ImageError, load_image
+    from synood.data.images import ImageError, load_image
 
     if inside is not None and not inside(path):
         return placeholder(f"{what} outside the data roots", (512, 512))

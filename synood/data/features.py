@@ -18,9 +18,9 @@ import torch.nn.functional as F
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from . import images
-from .config import cache_home
-from .storage import save_tensors
+from synood.data import images
+from synood.config import cache_home
+from synood.data.storage import save_tensors
 
 Progress = Callable[[int, int], None]
 CHUNK_ROWS = 2048  # features written per chunk: a crash loses at most this much encoding
