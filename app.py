@@ -73,9 +73,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"SynOOD Explorer: suite {suite.name}" + (f" ({suite.notice})" if suite.notice else ""), flush=True)
     print(f"Data roots (folders and files typed into the app must lie under these): {roots.describe()}", flush=True)
 
-    from synood.data.pairs import thumbnail_dir
     from ui import CSS_PATH, build_app
     from ui.detector import preload_libraries
+    from ui.thumbnails import thumbnail_dir
 
     app = build_app(config, suite, roots)
     preload_libraries()

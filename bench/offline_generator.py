@@ -39,7 +39,7 @@ from PIL import Image, ImageDraw  # noqa: E402
 from synood.data import photos  # noqa: E402
 from synood.config import SynthesisConfig  # noqa: E402
 from synood.data.images import to_pil  # noqa: E402
-from synood.models import classical, nearest_labels  # noqa: E402
+from synood.models import GenerationSettings, classical, nearest_labels  # noqa: E402
 from synood.models.suites import SUITES  # noqa: E402
 from synood.method.scores import energy  # noqa: E402
 from synood.method.synthesis import boundary_score, ood_loss, optimise_noise  # noqa: E402
@@ -151,9 +151,9 @@ def main() -> None:
     for index, (name, image) in enumerate(images.items()):
         labels = contexts[name]
         old_wall, old_cpu, old = timed(partial(old_canvas, classifier, image))
-        new_wall, new_cpu, new = timed(partial(generator.prepare, image, seed=SEED, context=labels))
+        new_wall, new_cpu, new = timed(partial(generator.prepare, image, GenerationSettings(seed=SEED, context=tuple(labels))))
         other = contexts[chosen[(index + 1) % len(chosen)].name]
-        swapped = generator.prepare(image, seed=SEED, context=other)
+        swapped = generator.prepare(image, GenerationSettings(seed=SEED, context=tuple(other)))
         region = new.mask[0] >= 1
         change = (swapped.base - new.base).abs()[:, region].mean().item() * 255
         with torch.no_grad():

@@ -24,7 +24,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from synood.method import metrics  # noqa: E402
 from synood.data import photos  # noqa: E402
-from synood.pipelines.detect import SCORE_TITLES, SCORES, Detector  # noqa: E402
+from synood.pipelines.detect import Detector  # noqa: E402
+from synood.method.scorers import SCORERS, standard  # noqa: E402
 from synood.models import efficientnet, minilm, sources, standin  # noqa: E402
 from synood.models.suites import SUITES, ComponentSpec, Suite  # noqa: E402
 
@@ -44,7 +45,7 @@ def top_k(logits: torch.Tensor, subjects: torch.Tensor, k: int) -> float:
 def compare_classifiers(images: list[Image.Image], is_id: torch.Tensor, subjects: torch.Tensor,
                         suite_result: dict[str, torch.Tensor], suite_logits: torch.Tensor) -> None:
     """Section 3: every packaged EfficientNet-Lite under the same conse stand-in and mined negatives."""
-    print(f"  {'classifier':20s} {'top-1':>6s} {'top-5':>6s}  " + "  ".join(f"{SCORE_TITLES[n]:>17s}" for n in SCORES))
+    print(f"  {'classifier':20s} {'top-1':>6s} {'top-5':>6s}  " + "  ".join(f"{SCORERS[n].title:>17s}" for n in standard()))
     sentences = minilm.shared(minilm.packaged_folder(), torch.device("cpu"))
     for model, variant in efficientnet.VARIANTS.items():
         if model == efficientnet.MODEL:
@@ -59,7 +60,7 @@ def compare_classifiers(images: list[Image.Image], is_id: torch.Tensor, subjects
             detector = Detector(standin.StandInEncoder(classifier, sentences, "conse", info), classifier)
             result, logits = detector.score(images), detector.logits(images)
         cells = "  ".join(f"{100 * m.auroc:8.1f} / {100 * m.fpr95:5.1f}" for m in
-                          (metrics.evaluate(result[n][is_id], result[n][~is_id], CONVENTION) for n in SCORES))
+                          (metrics.evaluate(result[n][is_id], result[n][~is_id], CONVENTION) for n in standard()))
         print(f"  {variant.title:20s} {top_k(logits[is_id], subjects, 1):5.1f}% {top_k(logits[is_id], subjects, 5):5.1f}%  {cells}")
 
 
@@ -91,12 +92,12 @@ def main() -> None:
         print(f"  {carrier:6s} zero-shot top-5 on ID photos {100 * zero_shot:5.1f} %{extra}; "
               f"detector built in {build:5.1f} s ({len(detector.negatives)} negatives)")
         for name in ("neglabel", "mcm"):
-            print(f"         {SCORE_TITLES[name]:12s} {auroc_fpr(results[carrier], is_id, name)}")
+            print(f"         {SCORERS[name].title:12s} {auroc_fpr(results[carrier], is_id, name)}")
 
     print(f"\n2. Offline suite (carrier conse), ID vs OOD photos; FPR95 convention {CONVENTION}")
     result = results["conse"]
-    for name in SCORES:
-        print(f"  {SCORE_TITLES[name]:12s} {auroc_fpr(result, is_id, name)}")
+    for name in standard():
+        print(f"  {SCORERS[name].title:12s} {auroc_fpr(result, is_id, name)}")
 
     print(f"\n3. Classifier (AUROC / FPR95 of each score, in %, convention {CONVENTION})")
     logits = detectors["conse"].logits(images)
@@ -106,7 +107,7 @@ def main() -> None:
     for i, photo in enumerate(chosen):
         top = logits[i].softmax(-1).topk(5)
         labels = ", ".join(f"{classifier.class_names[j]} {p:.2f}" for p, j in zip(top.values.tolist(), top.indices.tolist()))
-        values = " ".join(f"{name}={result[name][i]:.4g}" for name in SCORES)
+        values = " ".join(f"{name}={result[name][i]:.4g}" for name in standard())
         print(f"  {photo.split:3s} {photo.name:13s} {values}  top5: {labels}")
 
 

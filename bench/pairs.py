@@ -22,7 +22,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from bench.common.drawn_pairs import write_generation  # noqa: E402
 from bench.timing import best_of  # noqa: E402
-from synood.data import pairs  # noqa: E402
+from synood.data import manifest as manifests  # noqa: E402
+from ui import thumbnails  # noqa: E402
 
 COUNT, DISTINCT, PAGE, SUBSET = 10_000, 200, 24, 240
 
@@ -32,7 +33,7 @@ def fresh_cache(root: Path) -> None:
     os.environ["SYNOOD_HOME"] = tempfile.mkdtemp(dir=root, prefix="home-")
 
 
-def serving(root: Path, page: tuple[pairs.Pair, ...]) -> tuple[float, float]:
+def serving(root: Path, page: tuple[manifests.Pair, ...]) -> tuple[float, float]:
     """Seconds for gr.Gallery to take one page (postprocess, then into its cache): as file paths, as PIL images."""
     os.environ["GRADIO_TEMP_DIR"] = str(root / "gradio")
     import gradio as gr
@@ -40,7 +41,7 @@ def serving(root: Path, page: tuple[pairs.Pair, ...]) -> tuple[float, float]:
     from PIL import Image
 
     gallery = gr.Gallery()
-    files = pairs.thumbnails(page)
+    files = thumbnails.thumbnails(page)
 
     def hand(items: list) -> None:
         move_files_to_cache(gallery.postprocess(items), gallery, postprocess=True)
@@ -61,42 +62,42 @@ def main() -> None:
         root = Path(tmp)
         start = time.perf_counter()
         folder = write_generation(root / "gen", COUNT, distinct=DISTINCT)
-        manifest_file = folder / pairs.MANIFEST
+        manifest_file = folder / manifests.MANIFEST
         print(f"wrote {COUNT:,} pairs ({DISTINCT} distinct drawings, "
               f"manifest {manifest_file.stat().st_size / 1e6:.1f} MB) in {time.perf_counter() - start:.1f} s")
 
-        parse = best_of(lambda: pairs.parse_manifest(manifest_file), 3)[0]
-        manifest = pairs.load_manifest(folder)
-        cached = best_of(lambda: pairs.load_manifest(folder), 50)[0]
+        parse = best_of(lambda: manifests.parse_manifest(manifest_file), 3)[0]
+        manifest = manifests.load_manifest(folder)
+        cached = best_of(lambda: manifests.load_manifest(folder), 50)[0]
 
-        def query(loaded: pairs.Manifest) -> pairs.Page:
-            chosen = pairs.filter_pairs(loaded.pairs, energy_min=-9.0, energy_max=-4.0, label="moss")
-            return pairs.paginate(pairs.sort_pairs(chosen, "energy_after", descending=True), 1, PAGE)
+        def query(loaded: manifests.ParsedManifest) -> manifests.Page:
+            chosen = manifests.filter_pairs(loaded.pairs, energy_min=-9.0, energy_max=-4.0, label="moss")
+            return manifests.paginate(manifests.sort_pairs(chosen, "energy_after", descending=True), 1, PAGE)
 
         matched = query(manifest).total
-        filter_sort = best_of(lambda: query(pairs.load_manifest(folder)), 10)[0]
-        reread = best_of(lambda: query(pairs.parse_manifest(manifest_file)), 3)[0]
+        filter_sort = best_of(lambda: query(manifests.load_manifest(folder)), 10)[0]
+        reread = best_of(lambda: query(manifests.parse_manifest(manifest_file)), 3)[0]
 
         start = time.perf_counter()
         from synood.data import storage  # noqa: F401 (atomic_path's module imports torch: paid once per process)
         storage_import = time.perf_counter() - start
 
-        first_page = pairs.paginate(manifest.pairs, 1, PAGE).pairs
+        first_page = manifests.paginate(manifest.pairs, 1, PAGE).pairs
         colds = []
         for _ in range(3):
             fresh_cache(root)
-            colds.append(best_of(lambda: pairs.thumbnails(first_page), 1)[0])
+            colds.append(best_of(lambda: thumbnails.thumbnails(first_page), 1)[0])
         cold = min(colds)
-        warm = best_of(lambda: pairs.thumbnails(first_page), 10)[0]
-        turn = best_of(lambda: pairs.thumbnails(query(pairs.load_manifest(folder)).pairs), 10)[0]
+        warm = best_of(lambda: thumbnails.thumbnails(first_page), 10)[0]
+        turn = best_of(lambda: thumbnails.thumbnails(query(manifests.load_manifest(folder)).pairs), 10)[0]
 
         serve_paths, serve_images = serving(root, first_page)
 
         fresh_cache(root)
         subset = manifest.pairs[PAGE:PAGE + SUBSET]
-        upfront_subset = best_of(lambda: pairs.thumbnails(subset), 1)[0]
+        upfront_subset = best_of(lambda: thumbnails.thumbnails(subset), 1)[0]
         upfront = upfront_subset / SUBSET * COUNT
-        cache_bytes = sum(p.stat().st_size for p in pairs.thumbnail_dir().rglob("*.jpg"))
+        cache_bytes = sum(p.stat().st_size for p in thumbnails.thumbnail_dir().rglob("*.jpg"))
 
     print(f"\n{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.1f}; page = {PAGE} pairs; times are best-of-N")
     rows = [

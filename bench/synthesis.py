@@ -48,6 +48,7 @@ import torch.nn.functional as F  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from bench.timing import best_of  # noqa: E402
+from synood.models import GenerationSettings  # noqa: E402
 
 COMMAND = "python bench/synthesis.py"
 PROMPT = "A photo only remain bamboo, tourist, leaf, railing"
@@ -166,7 +167,8 @@ def worker(args: argparse.Namespace) -> None:
     built = time.perf_counter() - start
     image = test_image(generator.size)
     start = time.perf_counter()
-    canvas = generator.prepare(image, PROMPT, SEED, gradient=args.gradient, checkpointing=args.checkpointing)
+    canvas = generator.prepare(image, GenerationSettings(PROMPT, SEED, gradient=args.gradient,
+                                                              checkpointing=args.checkpointing))
     prepared = time.perf_counter() - start
     base_rss, base_max = rss_kib(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     times, noise = [], canvas.noise
@@ -244,7 +246,7 @@ def ours_vs_stock(generator, classifier, runs: int) -> None:
           f"{generator.size} px, optimisation off (plain rendering), best of {runs}")
     image = test_image(generator.size)
     stock_s, stock = best_of(lambda: stock_render(generator, image, SEED), runs)
-    prepare_s, canvas = best_of(lambda: generator.prepare(image, PROMPT, SEED), runs)
+    prepare_s, canvas = best_of(lambda: generator.prepare(image, GenerationSettings(PROMPT, SEED)), runs)
 
     def render():
         with torch.no_grad():
@@ -389,7 +391,7 @@ def tiny_image_rate(generator, classifier, runs: int) -> tuple[float, float]:
     image = test_image(generator.size)
 
     def one():
-        canvas = generator.prepare(image, PROMPT, SEED)
+        canvas = generator.prepare(image, GenerationSettings(PROMPT, SEED))
         return optimise_noise(canvas.render, canvas.noise, classifier.logits, 3, generator.step_size)
 
     seconds, _ = best_of(one, runs)

@@ -15,9 +15,20 @@ from pathlib import Path
 from typing import Annotated, Any, Iterable, Literal, Union
 
 import yaml
+from synood.errors import UserError
 
 
-class ConfigError(ValueError):
+# The choice fields' types, named so that code passing a value on (the app's widgets, the generators) says which.
+SuiteName = Literal["auto", "paper", "offline", "tiny"]
+StepRule = Literal["image", "batch"]
+Loss = Literal["squared", "hinge", "energy"]
+Gradient = Literal["skip", "full"]  # how a diffusion generator's noise gets its gradient
+Embedding = Literal["raw", "unit"]  # what stages 2 and 3 learn on: raw embeddings or unit-norm ones
+Schedule = Literal["epoch", "batch"]
+Combination = Literal["both", "projection", "negatives", "none"]
+
+
+class ConfigError(UserError, ValueError):
     """A configuration value or key that does not fit the tree."""
 
 
@@ -55,7 +66,7 @@ class Section:
 class ModelsConfig(Section):
     """Which model suite runs, and per-component replacements (hub id or local path)."""
 
-    suite: Literal["auto", "paper", "offline", "tiny"] = "auto"
+    suite: SuiteName = "auto"
     encoder: str | None = None  # open_clip architecture, e.g. ViT-B-16
     encoder_weights: str | None = None  # open_clip tag (openai), hf-hub:org/repo, or a checkpoint file
     classifier: str | None = None  # torchvision architecture, e.g. resnet50
@@ -97,13 +108,13 @@ class SynthesisConfig(Section):
     # r * rho; None: the generator's own (10 for diffusion, 0.2 for the eraser)
     step_size: Annotated[float | None, Range(min=0)] = None
     # image (paper: each image moves by r*rho x its gradient) | batch (released code: r*rho / B)
-    step_rule: Literal["image", "batch"] = "image"
+    step_rule: StepRule = "image"
     # B of step_rule=batch: the released script's batch, whose mean loss scales each step by 1/B
     batch_size: Annotated[int, Range(min=1)] = 2
     m_out: float = -5.0
-    loss: Literal["squared", "hinge", "energy"] = "squared"
+    loss: Loss = "squared"
     # skip (dL/dz0 applied to the noise) | full (backpropagate through every UNet step)
-    gradient: Literal["skip", "full"] = "skip"
+    gradient: Gradient = "skip"
     checkpointing: bool = True  # full gradient only: recompute each step in the backward pass to save memory
     seed: int = 0
 
@@ -118,9 +129,9 @@ class ProjectionConfig(Section):
     batch_size: Annotated[int, Range(min=1)] = 128
     logit_scale: Annotated[float, Range(above=0)] = 100.0
     # raw (authors' code: the encoder's output before L2 normalisation) | unit
-    input: Literal["raw", "unit"] = "raw"
+    input: Embedding = "raw"
     # epoch (authors' code: CosineAnnealingLR stepped once per epoch) | batch
-    schedule: Literal["epoch", "batch"] = "epoch"
+    schedule: Schedule = "epoch"
     eta_min: Annotated[float, Range(min=0)] = 1e-5  # the cosine schedule's floor (authors' code: 1e-5 for stage 2)
     seed: int = 0
 
@@ -137,8 +148,8 @@ class NegTuneConfig(Section):
     batch_size: Annotated[int, Range(min=1)] = 128
     logit_scale: Annotated[float, Range(above=0)] = 100.0
     # raw (authors' code: learn encode_text's output, cosine in the loss) | unit
-    parameter: Literal["raw", "unit"] = "raw"
-    schedule: Literal["epoch", "batch"] = "epoch"  # epoch (authors' code) | batch
+    parameter: Embedding = "raw"
+    schedule: Schedule = "epoch"  # epoch (authors' code) | batch
     eta_min: Annotated[float, Range(min=0)] = 0.0  # the cosine schedule's floor (authors' code: 0 for stage 3)
     use_projection: bool = False
     joint: bool = False
@@ -153,7 +164,7 @@ class FinetuneConfig(Section):
     synthetic_images: Annotated[int | None, Range(min=1)] = None
     seed: int = 0  # picks the subset of m synthetic images
     # the tuned parts the detector uses
-    combination: Literal["both", "projection", "negatives", "none"] = "both"
+    combination: Combination = "both"
     keep_states: Annotated[int, Range(min=1)] = 2  # per-epoch training states kept on disk for --resume (the newest)
 
 

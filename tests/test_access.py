@@ -23,7 +23,8 @@ from PIL import Image
 import app
 from bench.common.drawn_pairs import draw_image, write_generation
 from bench.common.serve import ROOT, free_port, running_app
-from synood.data import pairs
+from synood.data import manifest as manifests
+from ui import thumbnails
 from synood.records import runs
 from ui.access import ROOTS_VARIABLE, AccessError, DataRoots
 from synood.config import cache_home
@@ -144,9 +145,9 @@ def test_files_found_inside_that_lead_outside_are_skipped_and_named(tree, monkey
 def test_pair_images_outside_are_never_opened(tree):
     outside = tree["outside"] / "real.png"
     draw_image(outside, 1, synthetic=False)
-    tile = pairs.pair_image(outside, "source image", DataRoots.of([tree["root"]]).contains)
+    tile = thumbnails.pair_image(outside, "source image", DataRoots.of([tree["root"]]).contains)
     assert tile.size == (512, 512) and tile.getpixel((2, 2)) == (156, 163, 175)  # the placeholder
-    assert tile.tobytes() == pairs.placeholder("source image outside the data roots", (512, 512)).tobytes()
+    assert tile.tobytes() == thumbnails.placeholder("source image outside the data roots", (512, 512)).tobytes()
 
 
 def test_feature_map_skips_and_names_folder_images_that_lead_outside(tree):
@@ -187,15 +188,15 @@ def area(tmp_path_factory) -> dict[str, Path]:
     write_generation(outside / "gen", 2)
     draw_image(outside / "secret.png", 99, synthetic=False)
     mixed = write_generation(inside / "mixed", 4)  # pair 1's source and pair 2's synthetic image lie outside
-    records = [json.loads(line) for line in (mixed / pairs.MANIFEST).read_text().splitlines()]
+    records = [json.loads(line) for line in (mixed / manifests.MANIFEST).read_text().splitlines()]
     records[1]["source"] = str(outside / "secret.png")
     records[2]["image"] = "../../outside/secret.png"
-    (mixed / pairs.MANIFEST).write_text("".join(json.dumps(r) + "\n" for r in records))
+    (mixed / manifests.MANIFEST).write_text("".join(json.dumps(r) + "\n" for r in records))
     for index in range(3):
         draw_image(inside / "id" / f"{index}.png", index, synthetic=False)
     os.symlink(outside / "secret.png", inside / "id" / "linked.png")
     os.symlink(outside / "gen", inside / "gen-link")
-    os.symlink(outside / "gen" / pairs.MANIFEST, inside / "manifest-link.jsonl")
+    os.symlink(outside / "gen" / manifests.MANIFEST, inside / "manifest-link.jsonl")
     os.symlink(outside / "secret.png", inside / "detector-link.safetensors")
     return {"inside": inside, "outside": outside}
 
@@ -260,7 +261,7 @@ def test_it_serves_its_thumbnails_and_no_other_file(served, area):
     client = Client(served, verbose=False)
     client.predict(str(area["inside"] / "gen"), "manifest", "ascending", 12, api_name="/pairs_load")
     inside = DataRoots.of([area["inside"]]).contains
-    thumbnail = pairs.thumbnail_path(pairs.load_manifest(area["inside"] / "gen").pairs[0], inside=inside)
+    thumbnail = thumbnails.thumbnail_path(manifests.load_manifest(area["inside"] / "gen").pairs[0], inside=inside)
     assert thumbnail.is_file()  # made by the app, in this session's SYNOOD_HOME
     file = served + "gradio_api/file="
     with urllib.request.urlopen(file + str(thumbnail), timeout=30) as response:
@@ -271,7 +272,7 @@ def test_it_serves_its_thumbnails_and_no_other_file(served, area):
     os.symlink("/etc/passwd", link)  # a link in the served folder is judged by where it leads
     refused = ["/etc/passwd", str(ROOT / "synood" / "config.py"), "synood/config.py", "app.py",
                str(home / "runs.sqlite"), f"{home}/thumbnails/../runs.sqlite", f"{home}/thumbnails/%2e%2e/runs.sqlite",
-               str(area["inside"] / "gen" / pairs.MANIFEST), str(area["inside"] / "id" / "0.png"), str(link),
+               str(area["inside"] / "gen" / manifests.MANIFEST), str(area["inside"] / "id" / "0.png"), str(link),
                f"{thumbnail}/../../../runs.sqlite"]
     assert (home / "runs.sqlite").is_file()
     assert {path: status_of(file + path) for path in refused} == {path: 403 for path in refused}
@@ -299,13 +300,13 @@ def test_pairs_tab_shows_manifest_images_outside_the_roots_as_placeholders(serve
     assert len(gallery) == 4 and "4 pairs shown of 4" in where
     assert ("2 images on this page are outside the app's data roots and not shown (start the app with --data-root "
             "DIR to allow their folder)") in where
-    manifest = pairs.load_manifest(area["inside"] / "mixed")
+    manifest = manifests.load_manifest(area["inside"] / "mixed")
     source, synthetic, *_ = client.predict(manifest.pairs[1].id, api_name="/pairs_open")
-    expected = pairs.placeholder("source image outside the data roots", (512, 512))
+    expected = thumbnails.placeholder("source image outside the data roots", (512, 512))
     assert Image.open(source).convert("RGB").tobytes() == expected.tobytes()
     assert Image.open(synthetic).size == (512, 512)  # pair 1's synthetic image is inside: shown
     source, synthetic, *_ = client.predict(manifest.pairs[2].id, api_name="/pairs_open")
-    expected = pairs.placeholder("synthetic image outside the data roots", (512, 512))
+    expected = thumbnails.placeholder("synthetic image outside the data roots", (512, 512))
     assert Image.open(synthetic).convert("RGB").tobytes() == expected.tobytes()
 
 
@@ -342,7 +343,7 @@ def test_finetune_tab_refuses_data_outside_the_roots(served, area):
     with pytest.raises(Exception) as error:
         client.predict(str(mixed), *settings, api_name="/finetune_launch")
     assert str(error.value) == (
-        f"{mixed / pairs.MANIFEST}: 2 of the 8 images it names are outside the app's data roots ({area['inside']}), "
+        f"{mixed / manifests.MANIFEST}: 2 of the 8 images it names are outside the app's data roots ({area['inside']}), "
         f"such as {area['outside'] / 'secret.png'}; start the app with --data-root DIR to allow their folder.")
 
     store = runs.store_for(cache_home())  # runs recorded by someone else (the CLI, say), shown to the app

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from synood.records import checkpoint
-from synood.method import finetune, synthesis
+from synood.method import finetune, scorers, synthesis
 from synood.config import CHOICES, Config, ConfigError, apply_mapping, apply_overrides, labelled, load_config
 from synood.models import classifier, suites
 
@@ -205,7 +204,7 @@ def test_choices_come_from_the_annotations_and_every_copy_is_derived_from_them()
         section, name = key.split(".")
         assert getattr(getattr(Config(), section), name) == choices[0]
     assert synthesis.LOSSES is CHOICES["synthesis.loss"] and synthesis.GRADIENTS is CHOICES["synthesis.gradient"]
-    assert checkpoint.COMBINATIONS is CHOICES["finetune.combination"]
+    assert scorers.COMBINATIONS is CHOICES["finetune.combination"]
     assert suites.SUITE_CHOICES is CHOICES["models.suite"]
     assert classifier.RESIZES is CHOICES["models.classifier_resize"]
     assert finetune.INPUTS is CHOICES["projection.input"] and finetune.SCHEDULES == CHOICES["negtune.schedule"]

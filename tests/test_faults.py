@@ -13,8 +13,8 @@ import pytest
 import torch
 from PIL import Image
 
-from synood.pipelines import featuremap
-from synood.data import pairs, storage
+from synood.data import storage
+from ui import featuremap_view, thumbnails
 from synood.data.manifest import Manifest
 from synood.records.runs import RunError, RunStore
 from tests.helpers.cli import ok, synood
@@ -172,18 +172,18 @@ def test_a_full_disk_keeps_the_previous_artifact(small_disk, kind):
 
 @pytest.mark.parametrize("damage", [b"", b"\xff\xd8\xff\xe0 torn", b"not a jpeg at all"])
 def test_a_damaged_thumbnail_is_rebuilt(tmp_path, monkeypatch, damage):
-    monkeypatch.setattr(pairs, "thumbnail_dir", lambda: tmp_path / "thumbs")
-    monkeypatch.setattr(featuremap, "thumbnail_dir", lambda: tmp_path / "thumbs")
+    monkeypatch.setattr(thumbnails, "thumbnail_dir", lambda: tmp_path / "thumbs")
+    monkeypatch.setattr(featuremap_view, "thumbnail_dir", lambda: tmp_path / "thumbs")
     source = tmp_path / "a.png"
     Image.effect_noise((64, 48), 40).convert("RGB").save(source)
     pair = SimpleNamespace(source=source, image=source)  # all a thumbnail reads of a pair
-    built = pairs.thumbnail(pair)
-    point = featuremap.thumbnail(source, featuremap.thumbnail_path("abc"))
+    built = thumbnails.thumbnail(pair)
+    point = featuremap_view.thumbnail(source, featuremap_view.thumbnail_path("abc"))
     good = built.read_bytes(), point.read_bytes()
     for path in (built, point):
         path.write_bytes(damage)
-    assert pairs.thumbnails([pair]) == [built] and pairs.thumbnail(pair) == built
-    assert featuremap.thumbnail(source, point) == point
+    assert thumbnails.thumbnails([pair]) == [built] and thumbnails.thumbnail(pair) == built
+    assert featuremap_view.thumbnail(source, point) == point
     assert (built.read_bytes(), point.read_bytes()) == good
     for path in (built, point):
         with Image.open(path) as image:

@@ -109,9 +109,9 @@ def test_client_streams_pca_then_umap_with_hover_data(offline_app, folders):
     with urllib.request.urlopen(offline_app + ids["customdata"][0][3], timeout=30) as response:  # served thumbnail
         assert response.status == 200 and response.read(2) == b"\xff\xd8"
 
-    recoloured = client.predict("score", api_name="/featuremap_colour")
+    recoloured = client.predict("neglabel", api_name="/featuremap_colour")
     assert [t["marker"].get("coloraxis") for t in traces(recoloured)] == ["coloraxis"] * 3
-    assert json.loads(recoloured["plot"])["layout"]["coloraxis"]["colorbar"]["title"]["text"] == "NegLabel S(x)"
+    assert json.loads(recoloured["plot"])["layout"]["coloraxis"]["colorbar"]["title"]["text"] == "NegLabel"
     (again, status), = draw(client, folders)  # the same images again: UMAP from memory, so no preview
     assert traces(again)[0]["x"] == ids["x"] and status.startswith(f"**UMAP** of {IDS + 10 + OODS} points")
 
@@ -136,12 +136,12 @@ def test_client_says_what_is_wrong(offline_app, folders, detectors, inputs, mess
 def test_client_maps_after_the_projection(offline_app, folders, detectors):
     client = Client(offline_app, verbose=False)
     before = traces(draw(client, folders, cap=6)[-1][0])
-    outputs = draw(client, folders, checkpoint=str(detectors[0]), space="after", cap=6, colour="score")
+    outputs = draw(client, folders, checkpoint=str(detectors[0]), space="after", cap=6, colour="synood")
     (_, first), (plot, status) = outputs[0], outputs[-1]
     figure = json.loads(plot["plot"])
     assert first.startswith("**PCA preview**") and status.startswith("**UMAP** of 18 points")
     assert figure["layout"]["title"]["text"] == "UMAP of features after the projection"
-    assert figure["layout"]["coloraxis"]["colorbar"]["title"]["text"] == "tuned S(x)"
+    assert figure["layout"]["coloraxis"]["colorbar"]["title"]["text"] == "SynOOD"
     after = figure["data"]
     assert [row[4] for row in after[0]["customdata"]] == [row[4] for row in before[0]["customdata"]]
     assert [row[2] for row in after[0]["customdata"]] != [row[2] for row in before[0]["customdata"]]  # tuned S(x)
@@ -220,7 +220,7 @@ def test_feature_map_in_chromium(offline_app, folders, browser):  # noqa: F811 (
     page.wait_for_function("() => { const i = document.querySelector('#featuremap-hover .featuremap-thumb');"
                            " return i && !i.hidden && i.complete && i.naturalWidth > 0; }", timeout=30_000)
     panel = page.locator("#featuremap-hover")
-    assert "ID · score " in panel.inner_text() and panel.locator(".featuremap-label").inner_text().strip()
+    assert "ID · NegLabel " in panel.inner_text() and panel.locator(".featuremap-label").inner_text().strip()
     assert "Traceback" not in page.content()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "feature-map.png"), full_page=True)

@@ -7,12 +7,18 @@ import torch.nn.functional as F
 
 from synood.records import checkpoint
 from synood.method import finetune, metrics, scores
+from synood.method.scorers import ScoreInputs, SynOOD
 from synood.pipelines import training
 from synood.config import Config
 from synood.data.features import image_features, read_cache, cache_folder
 from synood.records.runs import RunError, RunStore
 
 unit = lambda x: F.normalize(x, dim=-1)  # noqa: E731
+
+
+def tuned_score(tuned, features, id_text, negatives, neglabel, combination="both"):
+    """S(x) of the registry's SynOOD scorer built from `tuned` (what TunedDetector.score gave before it moved)."""
+    return SynOOD(tuned, combination).score(ScoreInputs(id_text, negatives, neglabel, features))
 
 
 IMAGE_NORM, TEXT_NORM = 10.0, 8.0  # raw embeddings are far from unit norm, as CLIP's are
@@ -53,7 +59,7 @@ class Toy:
         return self.norms(n) * direction
 
     def auroc(self, tuned, config, combination="both"):
-        s = lambda x: tuned.score(x, self.id_text, unit(self.negatives), config.neglabel, combination)  # noqa: E731
+        s = lambda x: tuned_score(tuned, x, self.id_text, unit(self.negatives), config.neglabel, combination)  # noqa: E731
         return metrics.auroc(s(self.test_id), s(self.test_ood))
 
 
@@ -153,6 +159,68 @@ def test_pairing_takes_the_most_similar_negative():
         assert similarity[i] == pytest.approx(max(sims), abs=1e-6)
 
 
+def _cross_entropy(logits, labels):
+    """mean_i -log(exp(z_i,y_i) / sum_j exp(z_i,j)), written out."""
+    picked = logits[torch.arange(len(labels)), labels]
+    return (torch.log(torch.exp(logits).sum(dim=1)) - picked).mean()
+
+
+def close(actual, expected):
+    """Equal up to float32 rounding: stage 3's cosine computes in float32 (`finetune.cosine`)."""
+    torch.testing.assert_close(actual.double(), expected, rtol=1e-5, atol=1e-5)
+
+
+def _loss_inputs():
+    g = torch.Generator().manual_seed(5)
+    raw = lambda n, norm: norm * unit(torch.randn(n, 8, generator=g, dtype=torch.float64))  # noqa: E731
+    projection = finetune.new_projection(8, seed=2).double()
+    return projection, raw(6, 10.0), unit(torch.randn(4, 8, generator=g, dtype=torch.float64)), raw(3, 7.0)
+
+
+def test_projection_loss_is_stage_2s_cross_entropy_by_hand():
+    """METHOD.md section 4: CE over [4 ID labels; 3 negatives] of 100 * cos(delta(f), class text)."""
+    projection, f, id_text, negatives = _loss_inputs()
+    labels = torch.tensor([0, 3, 4, 6, 1, 5])
+    classes = torch.cat([id_text, negatives])
+    by_hand = 100 * _residual_block(projection, f) @ (classes / classes.norm(dim=1, keepdim=True)).T
+    loss, logits = finetune.projection_loss(projection, f, labels, id_text, negatives, 100.0)
+    close(logits, by_hand)
+    close(loss, _cross_entropy(by_hand, labels))
+
+
+def test_negatives_loss_is_eq_14_by_hand():
+    """METHOD.md section 5, eq. 14: CE over the learnable negatives only of 100 * cos(f, t), on raw f and t."""
+    _, f, _, negatives = _loss_inputs()
+    paired = torch.tensor([2, 0, 1, 1, 2, 0])
+    by_hand = 100 * (f / f.norm(dim=1, keepdim=True)) @ (negatives / negatives.norm(dim=1, keepdim=True)).T
+    loss, logits = finetune.negatives_loss(f, negatives, paired, 100.0)
+    close(logits, by_hand)
+    close(loss, _cross_entropy(by_hand, paired))
+
+
+def test_joint_loss_is_stage_2s_plus_stage_3s_on_projected_synthetic_images():
+    """The joint ablation: stage 2's CE on every image plus eq. 14's CE on the projected synthetic ones only."""
+    projection, f, id_text, negatives = _loss_inputs()
+    labels = torch.tensor([0, 3, 4, 6, 1, 5])  # 4 + negative index for the synthetic images (4, 6, 5)
+    synthetic = torch.tensor([False, False, True, True, False, True])
+    projected, t = _residual_block(projection, f), negatives / negatives.norm(dim=1, keepdim=True)
+    stage2 = 100 * projected @ torch.cat([id_text, t]).T
+    stage3 = 50 * projected[synthetic] @ t.T
+    loss, logits = finetune.joint_loss(projection, f, labels, synthetic, id_text, negatives, 100.0, 50.0)
+    close(logits, stage2)
+    close(loss, _cross_entropy(stage2, labels) + _cross_entropy(stage3, labels[synthetic] - 4))
+    only_id, _ = finetune.joint_loss(projection, f, labels, torch.zeros(6, dtype=torch.bool), id_text, negatives,
+                                     100.0, 50.0)
+    close(only_id, _cross_entropy(stage2, labels))  # no synthetic image: stage 2's term alone
+
+
+def test_generation_and_training_pair_with_the_same_function():
+    """The manifest's negative label is the one training pairs the image with: both call pair_negatives."""
+    from synood.pipelines import generation
+
+    assert generation.pair_negatives is finetune.pair_negatives
+
+
 def test_problem_keeps_only_the_paired_negatives(toy):
     p = toy.problem
     nearest, _ = finetune.pair_negatives(p.synthetic, toy.negatives)
@@ -226,7 +294,7 @@ def test_both_stages_reduce_their_loss_and_raise_auroc(toy, trained):
 
 def test_none_combination_is_neglabel(toy, trained):
     tuned, _ = trained
-    s = tuned.score(toy.test_id, toy.id_text, unit(toy.negatives), toy_config().neglabel, "none")
+    s = tuned_score(tuned, toy.test_id, toy.id_text, unit(toy.negatives), toy_config().neglabel, "none")
     expected, _ = scores.neglabel_score(unit(toy.test_id).double(), toy.id_text.double(), unit(toy.negatives).double(), 10)
     torch.testing.assert_close(s, expected)
 
@@ -234,7 +302,7 @@ def test_none_combination_is_neglabel(toy, trained):
 def test_tuned_negatives_replace_only_the_paired_rows(toy, trained):
     tuned, _ = trained
     base = unit(toy.negatives)
-    full = tuned.negatives(base)
+    full = SynOOD(tuned).negatives(base)
     others = torch.ones(len(base), dtype=torch.bool)
     others[toy.problem.used] = False
     assert torch.equal(full[others], base[others])
@@ -320,15 +388,15 @@ def test_detector_file_round_trip_and_checks(toy, trained, tmp_path):
     loaded = checkpoint.load_detector(path)
     config = toy_config()
     assert loaded.projection.input == "raw"
-    torch.testing.assert_close(loaded.score(toy.test_ood, toy.id_text, unit(toy.negatives), config.neglabel),
-                               tuned.score(toy.test_ood, toy.id_text, unit(toy.negatives), config.neglabel))
+    torch.testing.assert_close(tuned_score(loaded, toy.test_ood, toy.id_text, unit(toy.negatives), config.neglabel),
+                               tuned_score(tuned, toy.test_ood, toy.id_text, unit(toy.negatives), config.neglabel))
     loaded.check("enc-1", ["a", "b"])
     with pytest.raises(checkpoint.CheckpointError, match="tuned on features of 'enc-1'"):
         loaded.check("enc-2", ["a", "b"])
     with pytest.raises(checkpoint.CheckpointError, match="another negative-label list"):
         loaded.check("enc-1", ["a", "c"])
-    with pytest.raises(checkpoint.CheckpointError, match="unknown detector combination"):
-        loaded.score(toy.test_ood, toy.id_text, unit(toy.negatives), config.neglabel, "everything")
+    with pytest.raises(ValueError, match="unknown detector combination"):
+        tuned_score(loaded, toy.test_ood, toy.id_text, unit(toy.negatives), config.neglabel, "everything")
 
 
 def test_a_detector_file_without_the_input_key_projects_unit_features(toy, trained, tmp_path):
@@ -340,7 +408,7 @@ def test_a_detector_file_without_the_input_key_projects_unit_features(toy, train
     save_file(tuned.tensors(), str(path), metadata={"format": checkpoint.FORMAT, "meta": "{}"})
     old = checkpoint.load_detector(path)
     assert old.projection.input == "unit"
-    torch.testing.assert_close(old.project(toy.test_ood), old.project(unit(toy.test_ood)))
+    torch.testing.assert_close(SynOOD(old).project(toy.test_ood), SynOOD(old).project(unit(toy.test_ood)))
 
 
 def test_damaged_or_foreign_detector_files_are_refused(tmp_path):

@@ -13,7 +13,8 @@ from gradio_client import Client
 
 from bench.common.finetune_tab import settings, wait_for
 from bench.common.serve import running_app
-from synood.records import checkpoint, runs
+from synood.method import scorers
+from synood.records import runs
 from synood.data import photos
 from synood.config import Config, cache_home
 from tests.helpers.browser import SCREENSHOTS
@@ -83,7 +84,7 @@ def completed(offline_app, offline_generation) -> str:
 def test_tab_defaults_are_the_papers():
     values = settings(Config().projection.epochs, Config().negtune.epochs)
     assert hyperparameters(Config(), *values).to_dict() == Config().to_dict()
-    assert [value for _, value in COMBINATION_CHOICES] == list(checkpoint.COMBINATIONS)
+    assert [value for _, value in COMBINATION_CHOICES] == list(scorers.COMBINATIONS)
 
 
 def test_before_after_warns_when_it_evaluates_on_the_training_folders(tmp_path):
@@ -176,8 +177,9 @@ def test_client_launches_watches_and_evaluates(offline_app, completed, folders):
     id_folder, ood_folder = folders
     metrics, histogram, note = client.predict(completed, str(id_folder), str(ood_folder),
                                               api_name="/finetune_evaluate")
-    assert [r[:2] for r in metrics["data"]] == [["NegLabel (before)", "MOS (paper)"], ["NegLabel (before)", "OpenOOD"],
-                                                ["SynOOD (after)", "MOS (paper)"], ["SynOOD (after)", "OpenOOD"]]
+    rows = [f"{scorers.SCORERS[name].title} (before)" for name in scorers.standard()] + ["SynOOD (after)"]
+    assert [r[:2] for r in metrics["data"]] == [[row, convention] for row in rows
+                                                for convention in ("MOS (paper)", "OpenOOD")]
     for _, _, auroc, fpr95, *_ in metrics["data"]:
         assert isinstance(auroc, float) and math.isfinite(auroc) and 0 <= auroc <= 100 and 0 <= fpr95 <= 100
     ids = len(photos.photos("id"))
@@ -186,7 +188,8 @@ def test_client_launches_watches_and_evaluates(offline_app, completed, folders):
     assert [(b["name"], len(b["x"])) for b in bars] == [("ID", ids), ("OOD", 3)] * 2
     record = store().list(kind="evaluate", limit=1)[0]
     assert record.status == "completed" and record.inputs["finetune_run"] == completed
-    assert record.summary["methods"]["synood"]["mos"]["auroc"] == pytest.approx(metrics["data"][2][2], abs=0.01)
+    after = [r for r in metrics["data"] if r[:2] == ["SynOOD (after)", "MOS (paper)"]][0]
+    assert record.summary["methods"]["synood"]["mos"]["auroc"] == pytest.approx(after[2], abs=0.01)
 
 
 def test_client_rejects_bad_input_and_stops_a_run(offline_app, offline_generation, completed, folders):

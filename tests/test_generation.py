@@ -108,19 +108,19 @@ def test_merge_orders_by_selection_never_duplicates_and_keeps_other_ranks_parts(
 
 def test_prepare_hands_the_context_labels_to_the_generator():
     class Recording:
-        def prepare(self, image, prompt, seed, **settings):
-            self.call = (prompt, seed, settings)
+        def prepare(self, image, settings):
+            self.call = settings
             return "canvas"
 
     generator = Recording()
     settings = SynthesisConfig()
     assert prepare(generator, Image.new("RGB", (8, 8)), "A photo only remain sofa, rug", 3, settings,
                    ["sofa", "rug"]) == "canvas"
-    prompt, seed, passed = generator.call
-    assert (prompt, seed, passed["context"]) == ("A photo only remain sofa, rug", 3, ("sofa", "rug"))
-    assert passed["strength"] == settings.strength and passed["gradient"] == settings.gradient
+    passed = generator.call
+    assert (passed.prompt, passed.seed, passed.context) == ("A photo only remain sofa, rug", 3, ("sofa", "rug"))
+    assert passed.strength == settings.strength and passed.gradient == settings.gradient
     prepare(generator, Image.new("RGB", (8, 8)), "A photo only remain", 3, settings)
-    assert generator.call[2]["context"] == ()
+    assert generator.call.context == ()
 
 
 # --- synood generate (tiny suite) ---------------------------------------------------------------------------

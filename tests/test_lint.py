@@ -1,6 +1,7 @@
 """The static checks, run by the test command: ruff over the whole tree with the rules in pyproject.toml (no unused
-names, undefined names or statement errors), and import-linter's contracts in .importlinter (each layer of synood/
-imports only the layers below it; synood/ never imports ui/ or Gradio)."""
+names, undefined names or statement errors), import-linter's contracts in .importlinter (each layer of synood/
+imports only the layers below it; synood/ never imports ui/ or Gradio), and mypy over synood/, ui/ and app.py with the
+settings in pyproject.toml (its cache in the git-ignored .mypy_cache)."""
 import configparser
 import subprocess
 import sys
@@ -21,6 +22,10 @@ def test_ruff_finds_nothing():
 
 def test_layer_contracts_hold():
     check(str(BIN / "lint-imports"), "--no-cache")
+
+
+def test_types_check():
+    check(sys.executable, "-m", "mypy")
 
 
 def test_every_part_of_synood_has_a_layer():

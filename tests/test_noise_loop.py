@@ -7,7 +7,7 @@ from PIL import Image
 
 from synood.config import ModelsConfig, SynthesisConfig
 from synood.pipelines.generation import iterations, prepare, source_energy
-from synood.models import Suite
+from synood.models import GenerationSettings, Suite
 from synood.models.generator import InpaintGenerator
 from synood.method.synthesis import ood_loss, optimise_noise
 
@@ -42,12 +42,13 @@ def stock(generator: InpaintGenerator, image: Image.Image, seed: int) -> torch.T
 
 @pytest.mark.parametrize("gradient,checkpointing", [("skip", True), ("full", True), ("full", False)])
 def test_loop_without_optimisation_equals_the_stock_pipeline(generator, image, gradient, checkpointing):
-    canvas = generator.prepare(image, PROMPT, seed=3, gradient=gradient, checkpointing=checkpointing)
+    canvas = generator.prepare(image, GenerationSettings(PROMPT, seed=3, gradient=gradient,
+                                                         checkpointing=checkpointing))
     assert torch.equal(canvas.render(canvas.noise).detach(), stock(generator, image, seed=3))
 
 
 def test_generate_is_the_stock_call(generator, image):
-    canvas = generator.prepare(image, PROMPT, seed=5)
+    canvas = generator.prepare(image, GenerationSettings(PROMPT, seed=5))
     rendered = np.asarray(generator.generate(image, PROMPT, seed=5), dtype=np.int16)
     ours = (canvas.render(canvas.noise).detach().permute(1, 2, 0).numpy() * 255).round()
     assert np.abs(rendered - ours).max() <= 1  # the pipeline's PIL conversion rounds the same values
@@ -62,7 +63,7 @@ def test_loss_falls_in_both_gradient_modes(suite, generator, image, gradient):
 
 
 def test_skip_gradient_applies_dl_dz0_to_the_noise(suite, generator, image):
-    canvas = generator.prepare(image, PROMPT, seed=1, gradient="skip")
+    canvas = generator.prepare(image, GenerationSettings(PROMPT, seed=1, gradient="skip"))
     rendered = []
     history = optimise_noise(lambda n: rendered.append(n.detach().clone()) or canvas.render(n), canvas.noise,
                              suite.classifier.logits, iterations=2, step_size=STEP)
@@ -77,14 +78,14 @@ def test_skip_gradient_applies_dl_dz0_to_the_noise(suite, generator, image):
 
 
 def test_full_gradient_matches_finite_differences(suite, generator, image):
-    canvas = generator.prepare(image, PROMPT, seed=2, gradient="full", checkpointing=True)
+    canvas = generator.prepare(image, GenerationSettings(PROMPT, seed=2, gradient="full", checkpointing=True))
 
     def loss(noise):
         return ood_loss(suite.classifier.logits(canvas.render(noise)[None]))
 
     noise = canvas.noise.clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(loss(noise), noise)
-    plain = generator.prepare(image, PROMPT, seed=2, gradient="full", checkpointing=False)
+    plain = generator.prepare(image, GenerationSettings(PROMPT, seed=2, gradient="full", checkpointing=False))
     noise2 = plain.noise.clone().requires_grad_(True)
     (grad2,) = torch.autograd.grad(ood_loss(suite.classifier.logits(plain.render(noise2)[None])), noise2)
     assert torch.allclose(grad, grad2, rtol=1e-4, atol=1e-9)  # checkpointing changes memory, not the gradient
@@ -131,7 +132,7 @@ def test_deterministic_given_a_seed(suite, generator, image):
 
 
 def test_source_energy_is_the_resized_input(suite, generator, image):
-    canvas = generator.prepare(image, PROMPT, seed=0)
+    canvas = generator.prepare(image, GenerationSettings(PROMPT, seed=0))
     value, top = source_energy(suite.classifier, canvas)
     logits = suite.classifier.logits(canvas.source[None])
     assert value == pytest.approx(-torch.logsumexp(logits, -1).item(), abs=1e-5) and top == int(logits.argmax())
@@ -139,4 +140,4 @@ def test_source_energy_is_the_resized_input(suite, generator, image):
 
 def test_bad_gradient_mode_is_refused(generator, image):
     with pytest.raises(ValueError, match="gradient mode 'exact'"):
-        generator.prepare(image, PROMPT, gradient="exact")
+        generator.prepare(image, GenerationSettings(PROMPT, gradient="exact"))

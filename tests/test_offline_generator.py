@@ -10,7 +10,7 @@ from PIL import Image
 
 from synood.data import photos
 from synood.data.images import to_pil
-from synood.models import classical
+from synood.models import GenerationSettings, classical
 from synood.models.suites import SUITES
 from synood.method.synthesis import ood_loss
 
@@ -34,14 +34,14 @@ def far_outside(region: np.ndarray, distance: int) -> np.ndarray:
 
 
 def test_different_context_labels_give_different_images_and_losses(generator, coffee):
-    indoor = generator.prepare(coffee, seed=0, context=INDOOR)
-    seaside = generator.prepare(coffee, seed=0, context=SEASIDE)
+    indoor = generator.prepare(coffee, GenerationSettings(seed=0, context=INDOOR))
+    seaside = generator.prepare(coffee, GenerationSettings(seed=0, context=SEASIDE))
     region = indoor.mask[0] >= 1
     assert torch.equal(indoor.mask, seaside.mask) and torch.equal(indoor.noise, seaside.noise)
     assert (indoor.base - seaside.base).abs()[:, region].mean() > 5 / 255
     losses = [ood_loss(generator.classifier.logits(c.render(c.noise)[None])).item() for c in (indoor, seaside)]
     assert abs(losses[0] - losses[1]) > 1e-3
-    assert generator.prepare(coffee, "any prompt", seed=0, context=INDOOR).base.equal(indoor.base)
+    assert generator.prepare(coffee, GenerationSettings("any prompt", seed=0, context=INDOOR)).base.equal(indoor.base)
 
 
 def test_word_classes_name_imagenet_classes_or_the_nearest_ones(generator):
@@ -86,7 +86,7 @@ def test_shift_map_copies_known_pixels_verbatim():
 
 
 def test_render_is_differentiable_in_the_noise_and_only_inside_the_mask(generator, coffee):
-    canvas = generator.prepare(coffee, seed=1, context=SEASIDE)
+    canvas = generator.prepare(coffee, GenerationSettings(seed=1, context=SEASIDE))
     noise = canvas.noise.clone().requires_grad_(True)
     image = canvas.render(noise)
     assert image.shape == (3, classical.SIZE, classical.SIZE) and image.requires_grad

@@ -10,7 +10,7 @@ from PIL import Image
 from synood.method import metrics
 from synood.data import photos, wordnet
 from synood.pipelines.detect import Detector
-from synood.models import ContextLabeller, EnergyClassifier, Generator, ImageTextEncoder
+from synood.models import ContextLabeller, EnergyClassifier, GenerationSettings, Generator, ImageTextEncoder
 from synood.models import classical, efficientnet, standin
 from synood.models.suites import SUITES, ComponentSpec, ModelUnavailableError, Suite
 from synood.method.synthesis import optimise_noise
@@ -120,7 +120,7 @@ def test_catalogue_names_titles_and_orders_its_photos():
 
 def test_generator_erases_the_cat_and_the_loss_falls(suite):
     generator = suite.generator
-    canvas = generator.prepare(photo("cat"), seed=0)
+    canvas = generator.prepare(photo("cat"), GenerationSettings(seed=0))
     assert 0.1 < canvas.mask.mean() < 0.95
     steps = []
     history = optimise_noise(canvas.render, canvas.noise, generator.classifier.logits, iterations=3,

@@ -1,19 +1,18 @@
-"""synood.data.pairs: reading a generation manifest, filters, sorts, pages and cached thumbnails.
+"""synood.data.manifest, reading side: a generation manifest as pairs, filters, sorts and pages.
 
 The manifests and images here are test data for the browser (plain coloured shapes), not model results.
 """
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
-from PIL import Image
 
-from bench.common.drawn_pairs import NEGATIVES, draw_image, write_generation
-from synood.data import pairs
-from synood.data.pairs import PairsError
+from bench.common.drawn_pairs import NEGATIVES, write_generation
+from synood.data import manifest as manifests
+from synood.data.manifest import PairsError
+from ui import thumbnails
 
 
 @pytest.fixture
@@ -22,8 +21,8 @@ def generation(tmp_path) -> Path:
 
 
 def test_reads_folder_or_file_and_resolves_images(generation):
-    manifest = pairs.load_manifest(generation)
-    assert pairs.load_manifest(generation / "manifest.jsonl") is manifest  # one cache entry either way
+    manifest = manifests.load_manifest(generation)
+    assert manifests.load_manifest(generation / "manifest.jsonl") is manifest  # one cache entry either way
     assert len(manifest.pairs) == 12 and manifest.skipped == 0
     pair = manifest.pairs[3]
     assert pair.id == "n03417042/img3.JPEG" and pair.class_name == "garbage truck" and pair.class_index == 569
@@ -41,17 +40,17 @@ def test_torn_and_bad_lines_are_skipped_and_counted(generation):
     good = path.read_text().splitlines()
     bad = dict(json.loads(good[0]), energy_after=None)
     path.write_text("\n".join([good[0], "", "not json", "[1, 2]", json.dumps(bad), *good[1:], good[2][:40]]))
-    manifest = pairs.load_manifest(path)
+    manifest = manifests.load_manifest(path)
     assert len(manifest.pairs) == 12 and manifest.skipped == 4
 
 
 def test_cache_follows_the_file(generation):
     path = generation / "manifest.jsonl"
-    first = pairs.load_manifest(path)
-    assert pairs.load_manifest(path) is first
+    first = manifests.load_manifest(path)
+    assert manifests.load_manifest(path) is first
     lines = path.read_text().splitlines()
     path.write_text("\n".join(lines[:5]) + "\n")
-    assert len(pairs.load_manifest(path).pairs) == 5
+    assert len(manifests.load_manifest(path).pairs) == 5
 
 
 @pytest.mark.parametrize("content, message", [
@@ -64,15 +63,15 @@ def test_clear_errors_name_the_file(tmp_path, content, message):
     if content is not None:
         path.write_text(content)
     with pytest.raises(PairsError, match=message) as info:
-        pairs.load_manifest(path)
+        manifests.load_manifest(path)
     assert str(path) in str(info.value)
 
 
 def test_folder_without_manifest_and_unreadable_manifest(tmp_path, monkeypatch):
     with pytest.raises(PairsError, match="no manifest.jsonl in this folder"):
-        pairs.load_manifest(tmp_path)
+        manifests.load_manifest(tmp_path)
     with pytest.raises(PairsError, match="Give a generation folder"):
-        pairs.load_manifest("  ")
+        manifests.load_manifest("  ")
     path = tmp_path / "manifest.jsonl"
     path.write_text("{}")
 
@@ -81,23 +80,23 @@ def test_folder_without_manifest_and_unreadable_manifest(tmp_path, monkeypatch):
 
     monkeypatch.setattr(Path, "read_bytes", denied)  # chmod cannot stop root, which may run these tests
     with pytest.raises(PairsError, match=f"{path}: cannot read \\(Permission denied\\)"):
-        pairs.load_manifest(path)
+        manifests.load_manifest(path)
 
 
 def test_filters(generation):
-    every = pairs.load_manifest(generation).pairs
-    tench = pairs.filter_pairs(every, class_id="n01440764")
+    every = manifests.load_manifest(generation).pairs
+    tench = manifests.filter_pairs(every, class_id="n01440764")
     assert [p.id for p in tench] == ["n01440764/img0.JPEG", "n01440764/img4.JPEG", "n01440764/img8.JPEG"]
-    assert pairs.filter_pairs(every, class_id="n0144") == []  # exact, not a prefix
+    assert manifests.filter_pairs(every, class_id="n0144") == []  # exact, not a prefix
     low, high = sorted(p.energy_after for p in every)[3], sorted(p.energy_after for p in every)[8]
-    ranged = pairs.filter_pairs(every, energy_min=low, energy_max=high)
+    ranged = manifests.filter_pairs(every, energy_min=low, energy_max=high)
     assert len(ranged) == 6 and all(low <= p.energy_after <= high for p in ranged)
-    assert [p.id for p in pairs.filter_pairs(every, label="SAWDUST")] == [every[0].id, every[7].id]  # negative label
-    assert len(pairs.filter_pairs(every, label="truck ")) == 3  # class name, trimmed
-    water = pairs.filter_pairs(every, label="wat")
+    assert [p.id for p in manifests.filter_pairs(every, label="SAWDUST")] == [every[0].id, every[7].id]  # negative label
+    assert len(manifests.filter_pairs(every, label="truck ")) == 3  # class name, trimmed
+    water = manifests.filter_pairs(every, label="wat")
     assert water and all(any("water" in c for c in p.context) for p in water)
-    assert pairs.filter_pairs(every, class_id="n01440764", label="sawdust") == [every[0]]
-    assert pairs.filter_pairs(every) == list(every)
+    assert manifests.filter_pairs(every, class_id="n01440764", label="sawdust") == [every[0]]
+    assert manifests.filter_pairs(every) == list(every)
 
 
 @pytest.mark.parametrize("by, key", [
@@ -108,90 +107,45 @@ def test_filters(generation):
     ("negative_label", lambda p: p.negative_label),
 ])
 def test_sorts(generation, by, key):
-    every = pairs.load_manifest(generation).pairs
-    up = pairs.sort_pairs(every, by)
-    down = pairs.sort_pairs(every, by, descending=True)
+    every = manifests.load_manifest(generation).pairs
+    up = manifests.sort_pairs(every, by)
+    down = manifests.sort_pairs(every, by, descending=True)
     assert [key(p) for p in up] == sorted(key(p) for p in every)
     assert [key(p) for p in down] == sorted((key(p) for p in every), reverse=True)
     assert sorted(p.id for p in up) == sorted(p.id for p in every)
 
 
 def test_sort_ties_keep_manifest_order_and_bad_sort(generation):
-    every = pairs.load_manifest(generation).pairs
-    by_class = pairs.sort_pairs(every, "class")
+    every = manifests.load_manifest(generation).pairs
+    by_class = manifests.sort_pairs(every, "class")
     assert [p.id for p in by_class[:3]] == ["n03000684/img2.JPEG", "n03000684/img6.JPEG", "n03000684/img10.JPEG"]
-    assert pairs.sort_pairs(every, "manifest") == list(every)
-    assert pairs.sort_pairs(every, "manifest", descending=True) == list(every)[::-1]
+    assert manifests.sort_pairs(every, "manifest") == list(every)
+    assert manifests.sort_pairs(every, "manifest", descending=True) == list(every)[::-1]
     with pytest.raises(PairsError, match="unknown sort"):
-        pairs.sort_pairs(every, "loss")
+        manifests.sort_pairs(every, "loss")
 
 
 def test_paginate(generation):
-    every = pairs.load_manifest(generation).pairs
-    page = pairs.paginate(every, 2, 5)
+    every = manifests.load_manifest(generation).pairs
+    page = manifests.paginate(every, 2, 5)
     assert (page.number, page.count, page.total) == (2, 3, 12) and page.pairs == every[5:10]
-    assert pairs.paginate(every, 3, 5).pairs == every[10:]
-    assert pairs.paginate(every, 99, 5).number == 3 and pairs.paginate(every, -1, 5).number == 1
-    empty = pairs.paginate([], 1, 5)
+    assert manifests.paginate(every, 3, 5).pairs == every[10:]
+    assert manifests.paginate(every, 99, 5).number == 3 and manifests.paginate(every, -1, 5).number == 1
+    empty = manifests.paginate([], 1, 5)
     assert (empty.number, empty.count, empty.total, empty.pairs) == (1, 1, 0, ())
     with pytest.raises(PairsError, match="page size"):
-        pairs.paginate(every, 1, 0)
-
-
-def test_thumbnail_composite_and_cache(generation):
-    pair = pairs.load_manifest(generation).pairs[0]
-    path = pairs.thumbnail(pair)
-    assert path.is_relative_to(pairs.thumbnail_dir()) and path.suffix == ".jpg"
-    with Image.open(path) as image:
-        assert image.format == "JPEG" and image.height == pairs.THUMBNAIL_HEIGHT
-        assert image.width > 2 * pairs.THUMBNAIL_HEIGHT
-        left = image.getpixel((5, image.height // 2))
-        right = image.getpixel((image.width - 5, image.height // 2))
-    with Image.open(pair.source) as source, Image.open(pair.image) as synthetic:
-        expected_left, expected_right = source.getpixel((0, source.height // 2)), synthetic.getpixel((511, 256))
-    assert max(abs(a - b) for a, b in zip(left, expected_left)) < 12  # source on the left (JPEG: near, not equal)
-    assert max(abs(a - b) for a, b in zip(right, expected_right)) < 12
-    stamp = path.stat().st_mtime_ns
-    assert pairs.thumbnail(pair) == path and path.stat().st_mtime_ns == stamp  # a hit: not rebuilt
-    assert pairs.thumbnail_path(pair, 96) != path  # the size is part of the key
-    info = pair.image.stat()
-    os.utime(pair.image, ns=(info.st_atime_ns, info.st_mtime_ns + 1_000_000_000))
-    changed = pairs.thumbnail(pair)
-    assert changed != path and changed.is_file()  # the synthetic image's mtime changed: a miss
-    assert not list(pairs.thumbnail_dir().rglob("*.tmp"))
-
-
-def test_missing_and_unreadable_images_give_a_tile(generation):
-    every = pairs.load_manifest(generation).pairs
-    every[1].image.unlink()
-    every[2].source.write_bytes(b"not an image")
-    for pair in every[1:3]:
-        with Image.open(pairs.thumbnail(pair)) as image:
-            assert image.height == pairs.THUMBNAIL_HEIGHT
-    tile = pairs.pair_image(every[1].image, "synthetic image")
-    assert tile.size == (512, 512) and tile.getpixel((2, 2)) == (156, 163, 175)
-    assert pairs.pair_image(every[2].source, "source image").getpixel((2, 2)) == (156, 163, 175)
-    missing = pairs.thumbnail_key(every[1])
-    draw_image(every[1].image, 99, synthetic=True)  # the file comes back: a new key, the real image
-    assert pairs.thumbnail_key(every[1]) != missing
-    assert pairs.pair_image(every[1].image, "synthetic image").getpixel((2, 2)) != (156, 163, 175)
-
-
-def test_page_of_thumbnails_in_order(generation):
-    page = pairs.paginate(pairs.load_manifest(generation).pairs, 2, 5)
-    built = pairs.thumbnails(page.pairs)
-    assert built == [pairs.thumbnail_path(pair) for pair in page.pairs] and all(p.is_file() for p in built)
+        manifests.paginate(every, 1, 0)
 
 
 def test_ten_thousand_pairs_page_through(tmp_path):
     folder = write_generation(tmp_path / "big", 10_000, distinct=8)
-    manifest = pairs.load_manifest(folder)
+    manifest = manifests.load_manifest(folder)
     assert len(manifest.pairs) == 10_000 and len({p.id for p in manifest.pairs}) == 10_000
-    chosen = pairs.sort_pairs(pairs.filter_pairs(manifest.pairs, label="moss"), "energy_after", descending=True)
+    chosen = manifests.sort_pairs(manifests.filter_pairs(manifest.pairs, label="moss"), "energy_after", descending=True)
     assert len(chosen) == sum(1 for i in range(10_000) if NEGATIVES[i % len(NEGATIVES)] == "moss")
     seen, number = [], 1
     while True:
-        page = pairs.paginate(chosen, number, 96)
+        page = manifests.paginate(chosen, number, 96)
         seen.extend(page.pairs)
         if page.number == page.count:
             break
@@ -199,6 +153,6 @@ def test_ten_thousand_pairs_page_through(tmp_path):
     assert seen == chosen and page.count == -(-len(chosen) // 96)
     energies = [p.energy_after for p in seen]
     assert energies == sorted(energies, reverse=True)
-    first = pairs.paginate(chosen, 1, 24)
-    assert all(path.is_file() for path in pairs.thumbnails(first.pairs))
-    assert pairs.load_manifest(folder / "manifest.jsonl") is manifest
+    first = manifests.paginate(chosen, 1, 24)
+    assert all(path.is_file() for path in thumbnails.thumbnails(first.pairs))
+    assert manifests.load_manifest(folder / "manifest.jsonl") is manifest

@@ -10,7 +10,8 @@ from gradio_client import Client
 
 from bench.common.drawn_pairs import write_generation
 from bench.common.serve import running_app
-from synood.data import pairs
+from synood.data import manifest as manifests
+from ui import thumbnails
 from ui.pairs_tab import escape, outward
 
 
@@ -33,7 +34,7 @@ def generation(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def pairs_app(tmp_path_factory):
     app_tmp = tmp_path_factory.mktemp("app-tmp")
-    assert not pairs.thumbnail_dir().is_relative_to(app_tmp)
+    assert not thumbnails.thumbnail_dir().is_relative_to(app_tmp)
     with running_app("--suite", "tiny", log=tmp_path_factory.mktemp("pairs-app") / "app.log",
                      env={"TMPDIR": str(app_tmp)}) as url:
         yield url
@@ -47,7 +48,7 @@ def test_client_loads_filters_pages_and_opens(pairs_app, generation):
         client.predict("", None, None, "", "manifest", "ascending", 12, api_name="/pairs_filter")
     classes, low, high, label, gallery, where, number, *pair_view, pair_id = client.predict(
         str(generation), "manifest", "ascending", 12, api_name="/pairs_load")
-    manifest = pairs.load_manifest(generation)
+    manifest = manifests.load_manifest(generation)
     assert [value for _, value in classes["choices"]] == ["", *(c for c, _ in manifest.classes())]
     assert low <= min(p.energy_after for p in manifest.pairs) and high >= max(p.energy_after for p in manifest.pairs)
     assert (label, number, pair_view, pair_id) == ("", 1, [None, None, None, ""], "")
@@ -57,7 +58,7 @@ def test_client_loads_filters_pages_and_opens(pairs_app, generation):
 
     gallery, where, number = client.predict("n01440764", low, high, "", "energy_after", "descending", 12,
                                             api_name="/pairs_filter")
-    tench = pairs.sort_pairs(pairs.filter_pairs(manifest.pairs, "n01440764"), "energy_after", descending=True)
+    tench = manifests.sort_pairs(manifests.filter_pairs(manifest.pairs, "n01440764"), "energy_after", descending=True)
     assert [item["caption"] for item in gallery] == [f"tench · E {p.energy_before:.2f} → {p.energy_after:.2f} · "
                                                      f"neg: {p.negative_label}" for p in tench]
     assert "8 pairs shown of 30" in where and number == 1

@@ -20,11 +20,12 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
+from synood.errors import UserError
 
 ROOTS_VARIABLE = "SYNOOD_DATA_ROOTS"
 
 
-class AccessError(ValueError):
+class AccessError(UserError, ValueError):
     """A path outside the app's data roots (or not a usable path at all); the message names it and says why."""
 
 
@@ -127,7 +128,8 @@ class DataRoots:
         Each folder is resolved once (a file that is not a link is where its folder leads, plus its name), so the
         100k images of a manifest cost about one lstat each."""
         folders: dict[str, tuple[Path | None, bool]] = {}
-        kept, outside = [], []
+        kept: list[Path] = []
+        outside: list[Path] = []
         for given in paths:
             path = given if isinstance(given, Path) else Path(given)
             folder, name = os.path.split(os.fspath(path))
@@ -136,8 +138,8 @@ class DataRoots:
             else:
                 if folder not in folders:
                     try:
-                        resolved = _resolved(Path(folder or "."))
-                        folders[folder] = (resolved, self._holds(resolved))
+                        found = _resolved(Path(folder or "."))
+                        folders[folder] = (found, self._holds(found))
                     except AccessError:
                         folders[folder] = (None, False)
                 resolved, holds = folders[folder]

@@ -55,8 +55,10 @@ class DetectorHolder:
                 progress(0.0, desc=LOADING_LIBRARIES)  # seconds on 2 cores, before any model can say what it loads
                 from synood.pipelines.detect import Detector
 
-                encoder, classifier = (self.suite.get(role, progress=lambda message: progress(0.0, desc=message))
-                                       for role in ("encoder", "classifier"))
+                def say(message: str) -> None:
+                    progress(0.0, desc=message)
+
+                encoder, classifier = self.suite.get("encoder", say), self.suite.get("classifier", say)
                 self._detector = Detector(encoder, classifier, self.config.neglabel, functools.partial(report, progress))
             return self._detector
 

@@ -1,6 +1,6 @@
 // Feature map hover panel, run as the panel's js_on_load (Gradio 6 gr.HTML; `element` is the panel).
 // Plotly's hover labels cannot show images, so this listens to plotly_hover (and plotly_click, for touch) on the
-// map and shows the point's thumbnail, label and score. customdata is [group, label, score, thumbnail URL, file].
+// map and shows the point's thumbnail, label and score. customdata is [group, label, score, thumbnail URL, file, score title].
 // Gradio may mount the plot after this panel, or swap its div, so each new one is listened to as soon as it appears.
 // Drawing a new map (the Draw button), or the map the shown point came from leaving the page, empties the panel.
 const image = element.querySelector(".featuremap-thumb");
@@ -23,12 +23,12 @@ function reset() {
 
 function show(plot, point) {
   if (!point || !Array.isArray(point.customdata)) return;
-  const [group, text, score, url, name] = point.customdata;
+  const [group, text, score, url, name, scoreTitle] = point.customdata;
   image.src = url;
   image.alt = `${group} image: ${name}`;
   image.hidden = false;
   label.textContent = text;
-  meta.textContent = `${group} · score ${Number(score).toFixed(3)}`;
+  meta.textContent = `${group} · ${scoreTitle} ${Number(score).toFixed(3)}`;
   file.textContent = name;
   element.dataset.group = group;
   shownFrom = plot;

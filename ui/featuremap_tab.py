@@ -10,7 +10,7 @@ from concurrent import futures
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 import numpy as np
@@ -18,14 +18,17 @@ import numpy as np
 from synood.pipelines import featuremap
 from ui.access import AccessError, DataRoots, leads_outside
 from synood.config import Config
-from synood.pipelines.featuremap import GROUPS, Point
 from synood.data.images import ImageError, find_images
 from synood.models import ModelUnavailableError, Suite
-from synood.data.pairs import PairsError, load_manifest
+from synood.data.manifest import PairsError, load_manifest
 
+from . import featuremap_view
 from .detector import DetectorHolder
+from .featuremap_view import GROUPS, Point
 from .notes import standin_note
 from .pairs_tab import escape
+from .thumbnails import thumbnail_dir
+from synood.errors import UserError
 
 if TYPE_CHECKING:  # torch and the detector load on first use
     import plotly.graph_objects as go
@@ -37,14 +40,13 @@ INTRO = (
     "Each point is an image: **ID** images of the training classes, **synthetic** near-boundary images from a "
     "generation, and **OOD** images. Close points have similar features. Before the projection they are the frozen "
     "encoder's features; after it, a fine-tuned detector's projection should pull the synthetic and OOD points away "
-    "from the ID ones. Colour by **score** to see NegLabel's S(x) (after: the tuned detector's), near 1 for images "
-    "that look ID. A PCA preview appears at once while UMAP computes (the app's first UMAP also compiles numba code, "
+    "from the ID ones. Colour by a **score** (NegLabel's S(x), MCM, or with a detector file the tuned SynOOD "
+    "score; every registered score that reads image features) to see which images look ID: higher = more ID. A PCA preview appears at once while UMAP computes (the app's first UMAP also compiles numba code, "
     "which starts when this tab opens); hover a point to see its image."
 )
 SPACE_CHOICES = [("encoder features (before the projection)", "before"),
                  ("after the projection (needs a detector file)", "after")]
 SPACE_TITLES = {"before": "encoder features (before the projection)", "after": "features after the projection"}
-COLOUR_CHOICES = [("group", "group"), ("score S(x)", "score")]
 DEFAULT_CAP = 2000
 MAX_CAP = 20_000  # per group: a 60k-point UMAP takes minutes on 2 cores
 SHOWN_PROBLEMS = 5
@@ -57,7 +59,7 @@ PANEL = ('<div class="featuremap-panel"><img class="featuremap-thumb" alt="" hid
          '<div class="featuremap-meta"></div><div class="featuremap-file"></div></div>')
 
 
-class MapError(ValueError):
+class MapError(UserError, ValueError):
     """Inputs the map cannot use; the message says which and why."""
 
 
@@ -90,7 +92,7 @@ class Encoded:
     points: tuple[Point, ...]
     paths: list[Path]
     hashes: list[str]  # each image's content hash: its thumbnail's key
-    score_title: str
+    score_titles: dict[str, str]  # the scores each point has, name -> title, the map's main one first
     notes: list[str]
     problems: list[str]
 
@@ -102,10 +104,30 @@ class MapView:
     xy: np.ndarray
     points: tuple[Point, ...]
     title: str
-    score_title: str
+    score_titles: dict[str, str]
 
     def figure(self, colour: str) -> go.Figure:
-        return featuremap.figure(self.xy, self.points, colour, self.title, self.score_title)
+        return featuremap_view.figure(self.xy, self.points, colour, self.title, self.score_titles)
+
+
+def colour_choices() -> list[tuple[str, str]]:
+    """"group", then every registered score the map can compute from image features alone (a trained one needs a
+    detector file), by title."""
+    from synood.method.scorers import SCORERS
+
+    return [("group", "group"), *((cls.title, name) for name, cls in SCORERS.items() if cls.needs <= {"features"})]
+
+
+def map_scores(features: torch.Tensor, detector: Detector, tuned: Any, combination: str) -> dict[str, torch.Tensor]:
+    """Every registered score of raw image `features` that needs nothing else, the tuned detector's first when there
+    is one (the map's main score); the trained ones need `tuned`."""
+    from synood.method.scorers import SCORERS, build
+
+    inputs = detector.inputs(features)
+    names = [name for name, cls in SCORERS.items() if cls.needs <= {"features"}
+             and (cls.kind != "trained" or tuned is not None)]
+    names.sort(key=lambda name: SCORERS[name].kind != "trained")  # stable: the tuned score first, then in order
+    return {name: build(name, tuned, combination).score(inputs) for name in names}
 
 
 def folder_sources(folder: str, group: str, label_by_name: bool, roots: DataRoots) -> tuple[list[Source], list[str]]:
@@ -198,7 +220,7 @@ def report(headline: str, notes: list[str], problems: list[str]) -> str:
 def build(suite: Suite, config: Config, roots: DataRoots) -> None:
     holder = DetectorHolder.shared(suite, config)
     detector_roots = roots.with_folder(Path(config.paths.home) / "runs")  # where fine-tuning runs write detectors
-    drawings: dict[str, Drawing] = {}  # per browser session: the map being drawn, which Stop halts
+    drawings: dict[str | None, Drawing] = {}  # per browser session: the map being drawn, which Stop halts
 
     def inputs(id_folder: str, generation: str, ood_folder: str, checkpoint_file: str, space: str,
                cap: int) -> tuple[list[Source], list[str], list[str], Path | None]:
@@ -211,9 +233,9 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
 
     def prepare(chosen: list[Source], notes: list[str], outside: list[str], detector_file: Path | None,
                 halted: threading.Event, progress: gr.Progress) -> Encoded:
-        from synood.records import checkpoint
-        from synood.method import scores
         from synood.data.features import image_features
+        from synood.method.scorers import SCORERS, SynOOD
+        from synood.records import checkpoint
 
         detector = holder.get(progress)
         tuned = None
@@ -238,19 +260,15 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
         ids = [i for i, source in enumerate(kept) if source.group == "ID"]
         for i, label in zip(ids, id_labels([kept[i].path for i in ids], features[ids], detector)):
             kept[i] = Source(kept[i].path, "ID", label)
-        if tuned is None:
-            score = scores.neglabel_score(features.double(), detector.id_features.double(),
-                                          detector.negative_features.double(), config.neglabel.ngroups,
-                                          config.neglabel.temperature, config.neglabel.group_seed)[0]
-            score_title = "NegLabel S(x)"
-        else:
-            score = tuned.score(found.features, detector.id_features, detector.negative_features, config.neglabel,
-                                config.finetune.combination)
-            features, score_title = tuned.project(found.features), "tuned S(x)"
-        points = tuple(Point(source.group, source.label, value, source.path.name,
-                             featuremap.file_url(featuremap.thumbnail_path(content)))
-                       for source, value, content in zip(kept, score.tolist(), found.hashes))
-        return Encoded(features, points, found.paths, found.hashes, score_title, notes, outside + found.problems)
+        found_scores = map_scores(found.features, detector, tuned, config.finetune.combination)
+        if tuned is not None:
+            features = SynOOD(tuned, config.finetune.combination).project(found.features)
+        values = {name: score.tolist() for name, score in found_scores.items()}
+        points = tuple(Point(source.group, source.label, {name: v[i] for name, v in values.items()}, source.path.name,
+                             featuremap_view.file_url(featuremap_view.thumbnail_path(content)))
+                       for i, (source, content) in enumerate(zip(kept, found.hashes)))
+        titles = {name: SCORERS[name].title for name in found_scores}
+        return Encoded(features, points, found.paths, found.hashes, titles, notes, outside + found.problems)
 
     def draw(id_folder: str, generation: str, ood_folder: str, checkpoint_file: str, space: str, colour: str,
              cap: float | None, request: gr.Request, progress=gr.Progress()):
@@ -279,8 +297,8 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
                 yield gr.skip(), f"**No map:** {escape(exc)}", gr.skip()
                 return
             points, notes, where = encoded.points, list(encoded.notes), SPACE_TITLES[space]
-            view = MapView(featuremap.pca_2d(encoded.features), points, f"PCA of {where}", encoded.score_title)
-            thumbnails = background.submit(featuremap.thumbnails, encoded.paths, encoded.hashes)
+            view = MapView(featuremap.pca_2d(encoded.features), points, f"PCA of {where}", encoded.score_titles)
+            thumbnails = background.submit(featuremap_view.thumbnails, encoded.paths, encoded.hashes)
             if len(points) <= featuremap.NEIGHBOURS:
                 k = featuremap.NEIGHBOURS
                 headline = (f"**PCA** of {len(points)} points ({counts(points)}): UMAP needs more than {k} (with "
@@ -301,14 +319,14 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
                     xy = fitting.result()
                     if drawing.halted.is_set():
                         return
-                view = MapView(xy, points, f"UMAP of {where}", encoded.score_title)
+                view = MapView(xy, points, f"UMAP of {where}", encoded.score_titles)
                 headline = (f"**UMAP** of {len(points):,} points ({counts(points)}) in "
                             f"{time.perf_counter() - mapped:.1f} s; {time.perf_counter() - started:.1f} s in all"
                             + ("." if compiled else f", including numba's one-time compile ({COMPILING})."))
             try:
                 thumbnails.result()
             except OSError as exc:
-                notes.append(f"thumbnails could not be written under {featuremap.thumbnail_dir()}: "
+                notes.append(f"thumbnails could not be written under {thumbnail_dir()}: "
                              f"{exc.strerror or exc}")
             yield view.figure(colour), report(headline, notes, encoded.problems), view
         finally:
@@ -329,7 +347,12 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
         halt(request)
 
     def recolour(view: MapView | None, colour: str):
-        return gr.skip() if view is None else view.figure(colour)
+        if view is None:
+            return gr.skip()
+        if colour != "group" and colour not in view.score_titles:
+            gr.Warning("This map has no such score: a trained score needs a fine-tuned detector file; draw the map "
+                       "again with one.")
+        return view.figure(colour)
 
     with gr.Tab("Feature map", id="featuremap") as tab:
         gr.Markdown(INTRO)
@@ -344,7 +367,7 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
             checkpoint_file = gr.Textbox(label="Fine-tuned detector (.safetensors; for the map after the projection)",
                                          placeholder="/path/to/detector.safetensors", elem_id="featuremap-checkpoint")
             space = gr.Radio(SPACE_CHOICES, value="before", label="Space", elem_id="featuremap-space")
-            colour = gr.Radio(COLOUR_CHOICES, value="group", label="Colour by", elem_id="featuremap-colour")
+            colour = gr.Radio(colour_choices(), value="group", label="Colour by", elem_id="featuremap-colour")
             cap = gr.Number(DEFAULT_CAP, precision=0, minimum=1, maximum=MAX_CAP,
                             label="Points per group, at most", elem_id="featuremap-cap")
         with gr.Row():
@@ -365,5 +388,5 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
         stop.click(halt, outputs=status, api_name="featuremap_stop", queue=False)
         if gr.context.Context.root_block is not None:  # a page closed or reloaded stops its map: the next gets the CPU
             gr.context.Context.root_block.unload(closed)
-        tab.select(featuremap.warm_up_in_background, api_name=False)  # numba compiles while folders are typed in
+        tab.select(featuremap.warm_up_in_background, api_visibility="private")  # numba compiles while folders are typed in
         colour.input(recolour, inputs=[view, colour], outputs=plot, api_name="featuremap_colour")

@@ -11,12 +11,12 @@ import gradio as gr
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from synood.data import pairs
+from synood.data.manifest import PairsError, load_manifest
 from synood.records import runs
 from ui.access import AccessError, DataRoots
-from synood.config import Config, ConfigError, labelled
+from synood.config import Combination, Config, ConfigError, Embedding, Schedule, labelled
 from synood.data.images import ImageError, find_images
-from synood.models import ModelUnavailableError, Suite
+from synood.models import ImageTextEncoder, ModelUnavailableError, Suite
 from synood.records.runs import Run, RunError
 
 from .jobs import JobRunner
@@ -24,6 +24,7 @@ from .detector import DetectorHolder
 
 if TYPE_CHECKING:  # torch loads on first use: the app must start in seconds
     from synood.pipelines.detect import Detector
+    from synood.pipelines.evaluation import Evaluation
     from synood.pipelines.training import TrainingData
 
 INTRO = (
@@ -42,7 +43,8 @@ COMBINATION_CHOICES = labelled("finetune.combination", {
     "negatives": "tuned negatives only", "none": "none: plain NegLabel"})
 RUN_HEADERS = ["Run", "Status", "Created", "Generation", "Synthetic", "ID", "Negatives used", "Loss", "Accuracy",
                "Detector"]
-RUN_WIDTHS = ["13%", "8%", "11%", "15%", "9%", "4%", "9%", "6%", "8%", "17%"]  # each header's longest word fits
+# each header's longest word fits
+RUN_WIDTHS: list[str | int] = ["13%", "8%", "11%", "15%", "9%", "4%", "9%", "6%", "8%", "17%"]
 METRIC_HEADERS = ["Method", "Metrics", "AUROC %", "FPR95 %", "AUPR-In %", "AUPR-Out %"]
 CONVENTION_TITLES = {"mos": "MOS (paper)", "openood": "OpenOOD", "neglabel": "NegLabel code"}  # metrics.CONVENTIONS
 INPUT_CHOICES = labelled("projection.input", {"raw": "raw embedding (authors' code)", "unit": "unit-norm"})
@@ -58,51 +60,54 @@ MAX_SEED = 2**31 - 1
 STAGE_COLORS = {"projection": "#6366f1", "negatives": "#dc2626", "joint": "#16a34a"}
 
 
-def number(value: float | None, name: str, whole: bool = True) -> float:
-    """`value` as an int (or float); gr.Error names the input when it is empty or not whole. Its range is the
-    config's to check (hyperparameters)."""
+def number(value: float | None, name: str) -> int:
+    """`value` as an int; gr.Error names the input when it is empty or not whole. Its range is the config's to
+    check (hyperparameters)."""
     if value is None:
         raise gr.Error(f"{name} is empty.", print_exception=False)
-    if whole and value != int(value):
+    if value != int(value):
         raise gr.Error(f"{name} must be a whole number, not {value:g}.", print_exception=False)
-    return int(value) if whole else float(value)
+    return int(value)
+
+
+def rate(value: float | None, name: str) -> float:
+    """`value` as a float; gr.Error names the input when it is empty. Its range is the config's to check."""
+    if value is None:
+        raise gr.Error(f"{name} is empty.", print_exception=False)
+    return float(value)
 
 
 def hyperparameters(base: Config, projection_lr: float | None, projection_epochs: float | None,
                     projection_batch: float | None, negatives_lr: float | None, negatives_epochs: float | None,
                     negatives_batch: float | None, synthetic: float | None, mode: str, use_projection: bool,
-                    combination: str, projection_seed: float | None, negatives_seed: float | None,
-                    subset_seed: float | None, projection_input: str | None = None,
-                    negatives_parameter: str | None = None, schedule: str | None = None) -> Config:
+                    combination: Combination, projection_seed: float | None, negatives_seed: float | None,
+                    subset_seed: float | None, projection_input: Embedding | None = None,
+                    negatives_parameter: Embedding | None = None, schedule: Schedule | None = None) -> Config:
     """The app's config with the tab's values in the projection, negtune and finetune sections (a convention
     left out, as an API caller of an older version would, keeps the app's). The config checks every value: a bad
     one is a gr.Error of one line naming its key and what is allowed."""
     try:
         projection = dataclasses.replace(
-            base.projection, lr=number(projection_lr, "Projection learning rate", whole=False),
+            base.projection, lr=rate(projection_lr, "Projection learning rate"),
             epochs=number(projection_epochs, "Projection epochs"),
             batch_size=number(projection_batch, "Projection batch size"),
-            seed=number(projection_seed, "Projection seed"), input=choice(projection_input, "projection.input", base),
-            schedule=choice(schedule, "projection.schedule", base))
+            seed=number(projection_seed, "Projection seed"),
+            input=base.projection.input if projection_input is None else projection_input,
+            schedule=base.projection.schedule if schedule is None else schedule)
         negtune = dataclasses.replace(
-            base.negtune, lr=number(negatives_lr, "Negatives learning rate", whole=False),
+            base.negtune, lr=rate(negatives_lr, "Negatives learning rate"),
             epochs=number(negatives_epochs, "Negatives epochs"),
             batch_size=number(negatives_batch, "Negatives batch size"),
             seed=number(negatives_seed, "Negatives seed"), joint=mode == "joint",
-            use_projection=bool(use_projection), parameter=choice(negatives_parameter, "negtune.parameter", base),
-            schedule=choice(schedule, "negtune.schedule", base))
+            use_projection=bool(use_projection),
+            parameter=base.negtune.parameter if negatives_parameter is None else negatives_parameter,
+            schedule=base.negtune.schedule if schedule is None else schedule)
         finetune = dataclasses.replace(
             base.finetune, synthetic_images=number(synthetic, "Synthetic images m") if synthetic else None,
             seed=number(subset_seed, "Subset seed"), combination=combination)
     except ConfigError as exc:
         raise gr.Error(str(exc), print_exception=False) from None
     return dataclasses.replace(base, projection=projection, negtune=negtune, finetune=finetune)
-
-
-def choice(value: str | None, key: str, base: Config) -> str:
-    """The tab's value for a convention, or the base config's when None (the config checks it)."""
-    section, name = key.split(".")
-    return getattr(getattr(base, section), name) if value is None else value
 
 
 def stored_config(run: Run, home: str) -> Config:
@@ -119,8 +124,8 @@ def confined_generation(roots: DataRoots, path: str) -> str:
     synthetic images and their sources) lie under `roots`."""
     try:
         generation = roots.check(path)
-        manifest = pairs.load_manifest(generation)
-    except (AccessError, pairs.PairsError) as exc:
+        manifest = load_manifest(generation)
+    except (AccessError, PairsError) as exc:
         raise gr.Error(str(exc), print_exception=False) from None
     named = list(dict.fromkeys(image for pair in manifest.pairs for image in (pair.image, pair.source)))
     _, outside = roots.split(named)
@@ -223,21 +228,24 @@ def describe(run: Run, epochs: list[dict]) -> str:
     return line
 
 
-def metrics_rows(result: dict) -> list[list]:
-    """AUROC, FPR95 and AUPR of NegLabel before and the tuned detector after, in %, one row per convention."""
-    names = {"neglabel": "NegLabel (before)", "synood": "SynOOD (after)"}
-    return [[names[method], CONVENTION_TITLES[convention],
-             *(round(values[k], 2) for k in ("auroc", "fpr95", "aupr_in", "aupr_out"))]
-            for method, by_convention in result["methods"].items() for convention, values in by_convention.items()]
+def metrics_rows(result: Evaluation) -> list[list]:
+    """AUROC, FPR95 and AUPR in %, one row per score and convention: every registered score of the frozen models
+    before fine-tuning, then the tuned detector after."""
+    from synood.method.scorers import SCORERS
+
+    return [[f"{r.title} ({'after' if SCORERS[method].kind == 'trained' else 'before'})",
+             CONVENTION_TITLES[convention],
+             *(round(getattr(values, k), 2) for k in ("auroc", "fpr95", "aupr_in", "aupr_out"))]
+            for method, r in result.methods.items() for convention, values in r.average.items()]
 
 
-def score_histograms(result: dict) -> go.Figure:
+def score_histograms(result: Evaluation) -> go.Figure:
     """S(x) of the ID and the OOD images, before and after tuning: the less they overlap, the better."""
     figure = make_subplots(rows=1, cols=2, shared_yaxes=True,
                            subplot_titles=("NegLabel (before)", "SynOOD (after)"))
     for col, method in enumerate(("neglabel", "synood"), 1):
-        for split, color, name in (("id", "#16a34a", "ID"), ("ood", "#dc2626", "OOD")):
-            figure.add_histogram(x=result["scores"][method][split], name=name, legendgroup=split, showlegend=col == 1,
+        for split, color, name in (("ID", "#16a34a", "ID"), ("OOD", "#dc2626", "OOD")):
+            figure.add_histogram(x=result.sets[split].scores[method].tolist(), name=name, legendgroup=split, showlegend=col == 1,
                                  marker_color=color, opacity=0.6, xbins=dict(start=0, end=1.0001, size=0.05),
                                  hovertemplate=f"{name} %{{x}}: %{{y}} images<extra></extra>", row=1, col=col)
     figure.update_layout(barmode="overlay", title="Scores S(x) of the ID and OOD images", height=320,
@@ -252,8 +260,8 @@ def overlap_warnings(trained: list[Path], folders: dict[str, str]) -> list[str]:
     images = {path.resolve() for path in trained}
     homes = sorted({path.parent for path in images})
     found = []
-    for name, folder in folders.items():
-        folder = Path(folder).resolve()
+    for name, text in folders.items():
+        folder = Path(text).resolve()
         for home in homes:
             relation = ("is" if home == folder else "holds" if folder in home.parents
                         else "lies inside" if home in folder.parents else "")
@@ -268,8 +276,8 @@ def overlap_warnings(trained: list[Path], folders: dict[str, str]) -> list[str]:
 def training_overlap(run: Run, folders: dict[str, str]) -> list[str]:
     """overlap_warnings for the images `run` trained on (its generation's synthetic images and their sources)."""
     try:
-        manifest = pairs.load_manifest(run.inputs["generation"])
-    except pairs.PairsError as exc:
+        manifest = load_manifest(run.inputs["generation"])
+    except PairsError as exc:
         return [f"its generation could not be read to check ({exc})"]
     return overlap_warnings([image for pair in manifest.pairs for image in (pair.image, pair.source)], folders)
 
@@ -286,7 +294,7 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
     runner = JobRunner(store)
     holder = DetectorHolder.shared(suite, config)
 
-    def tools(progress: gr.Progress) -> tuple[Detector, object]:
+    def tools(progress: gr.Progress) -> tuple[Detector, ImageTextEncoder]:
         try:
             return holder.get(progress), suite.get("encoder")
         except ModelUnavailableError as exc:
@@ -345,6 +353,7 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
     def poll(run_id: str, seen_key: tuple | None, seen_rows: list | None):
         """Every second: redraw the shown run and the table only when the database says they changed."""
         run_id = (run_id or "").strip()
+        key: tuple[object, ...]
         try:
             run = store.get(run_id)
             key = (run.id, run.status, run.updated)
@@ -397,7 +406,7 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
 
     def evaluate(run_id: str, id_folder: str, ood_folder: str, progress=gr.Progress()):
         from synood.records import checkpoint
-        from synood.pipelines import training
+        from synood.pipelines import evaluation, training
 
         run = find(run_id)
         if run.status != "completed" or not run.artifacts.get("detector"):
@@ -411,18 +420,15 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
         try:
             tuned = checkpoint.load_detector(run.artifacts["detector"])
             tuned.check(encoder.identity, [label.word for label in detector.negatives])
-            result = training.before_after(encoder, detector.id_features, detector.negative_features, tuned,
-                                           id_folder, ood_folder, run_config, encoding(progress))
+            result = training.before_after(encoder, detector.classifier, detector.id_features,
+                                           detector.negative_features, tuned, id_folder, ood_folder, run_config,
+                                           encoding(progress))
         except (checkpoint.CheckpointError, training.TrainingError) as exc:
             raise gr.Error(str(exc), print_exception=False) from None
-        warn_skipped(result["id"]["skipped"] + result["ood"]["skipped"])
-        inputs = {"finetune_run": run.id, "detector": run.artifacts["detector"], "id_folder": result["id"]["folder"],
-                  "ood_folder": result["ood"]["folder"]}
-        record = store.create("evaluate", training.run_config(run_config), inputs)
-        store.update(record.id, status="completed", summary={
-            "methods": result["methods"], "id": result["id"]["count"], "ood": result["ood"]["count"],
-            "skipped": len(result["id"]["skipped"]) + len(result["ood"]["skipped"])})
-        note = (f"{result['id']['count']} ID and {result['ood']['count']} OOD images · the detector of run {run.id}, "
+        warn_skipped(result.skipped)
+        record = evaluation.record(store, training.run_config(run_config), result,
+                                   {"finetune_run": run.id, "detector": run.artifacts["detector"]})
+        note = (f"{result.sets['ID'].count} ID and {result.sets['OOD'].count} OOD images · the detector of run {run.id}, "
                 f"combination **{run_config.finetune.combination}** · recorded as evaluate run {record.id}")
         overlaps = training_overlap(run, {"ID": id_folder, "OOD": ood_folder})
         if overlaps:
@@ -523,8 +529,8 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
         stop_button.click(stop, inputs=run_box, outputs=[status, plot], api_name="finetune_stop")
         run_box.submit(show, inputs=run_box, outputs=[status, plot], api_name="finetune_show")
         refresh.click(lambda: runs_table(store), outputs=table, api_name="finetune_runs")
-        table.select(picked, outputs=[run_box, status, plot], api_name=False)
+        table.select(picked, outputs=[run_box, status, plot], api_visibility="private")
         timer.tick(poll, inputs=[run_box, seen_key, seen_rows], outputs=[status, plot, table, seen_key, seen_rows],
-                   api_name=False)
+                   api_visibility="private")
         evaluate_button.click(evaluate, inputs=[run_box, id_folder, ood_folder], outputs=[metrics, histogram, note],
                               api_name="finetune_evaluate", concurrency_limit=1, concurrency_id="finetune-features")

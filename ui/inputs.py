@@ -36,7 +36,7 @@ def photo_input(elem_id: str, label: str = "ID image", split: str | None = "id",
     gr.update() for the input: Gradio rebuilds a session's copy of a component from its class on a prop update
     (gr.Examples does, which is why the photos are a gallery whose click returns a plain path)."""
     image = gr.Image(type="filepath", label=label, sources=["upload", "clipboard"], height=height, elem_id=elem_id)
-    image.preprocess = undecoded
+    setattr(image, "preprocess", undecoded)  # on this instance only (a method of the class otherwise)
     for part in ("id", "ood") if split is None else (split,):
         chosen = photos.photos(part)
         if not chosen:
@@ -44,7 +44,7 @@ def photo_input(elem_id: str, label: str = "ID image", split: str | None = "id",
         gallery = gr.Gallery([(str(p.path), p.title) for p in chosen], label=SPLIT_TITLES[part], columns=4,
                              height=230, object_fit="cover", allow_preview=False, interactive=False,
                              buttons=[], elem_id=f"{elem_id}-{part}-photos", elem_classes=["photo-gallery"])
-        gallery.select(pick(chosen), outputs=image, api_name=False, show_progress="hidden")
+        gallery.select(pick(chosen), outputs=image, api_visibility="private", show_progress="hidden")
     return image
 
 
@@ -55,11 +55,17 @@ def pick(chosen: list[photos.Photo]):
     return picked
 
 
+def chosen_path(path: str | None) -> str:
+    """The file of a `photo_input`; a gr.Error without a traceback when there is none."""
+    if path is None:
+        raise gr.Error("Upload an image or pick an example first.", print_exception=False)
+    return path
+
+
 def uploaded_image(path: str | None) -> Image.Image:
     """The file of a `photo_input` as RGB, through synood.data.images (its limits, its messages naming the file);
     a gr.Error without a traceback when there is none or it cannot be used."""
-    if path is None:
-        raise gr.Error("Upload an image or pick an example first.", print_exception=False)
+    path = chosen_path(path)
     try:
         return images.load_image(path, name=Path(path).name)
     except images.ImageError as exc:

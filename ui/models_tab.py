@@ -60,4 +60,4 @@ def build(suite: Suite) -> None:
         load.click(load_all, outputs=[table, status], api_name="load_components", show_progress_on=status)
         refresh = gr.Button("Refresh", size="sm", elem_id="refresh-components")
         refresh.click(lambda: components_table(suite), outputs=table, api_name="components")
-        tab.select(lambda: components_table(suite), outputs=table, api_name=False, show_progress="hidden")
+        tab.select(lambda: components_table(suite), outputs=table, api_visibility="private", show_progress="hidden")

@@ -14,7 +14,7 @@ from synood.config import Config
 from synood.models import ModelUnavailableError, Suite
 
 from .detector import DetectorHolder
-from .inputs import photo_input, uploaded_image
+from .inputs import chosen_path, photo_input, uploaded_image
 from .notes import standin_note
 
 if TYPE_CHECKING:  # torch, open_clip and the detector load on first use: the app must start in seconds
@@ -119,6 +119,7 @@ def build(suite: Suite, config: Config) -> None:
         from synood.method import scores
         from synood.data.classnames import display_names
 
+        path = chosen_path(path)
         image = uploaded_image(path)
         try:
             detector = holder.get(progress)
@@ -189,7 +190,7 @@ def build(suite: Suite, config: Config) -> None:
         run.click(analyse, inputs=[image, ngroups, temperature], outputs=[state, card, id_plot, negative_plot, spread],
                   api_name="neglabel_score", show_progress_on=status)
         for slider in (ngroups, temperature):
-            slider.change(rescore, inputs=[state, ngroups, temperature], outputs=[card, spread], api_name=False,
-                          trigger_mode="always_last", show_progress_on=status)
+            slider.change(rescore, inputs=[state, ngroups, temperature], outputs=[card, spread],
+                          api_visibility="private", trigger_mode="always_last", show_progress_on=status)
         gr.on([find.click, query.submit], search, inputs=query, outputs=[table, found], api_name="negatives",
               show_progress_on=found)

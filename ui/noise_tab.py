@@ -10,7 +10,7 @@ import gradio as gr
 from PIL import Image
 
 from synood.data.classnames import display_names
-from synood.config import Config, ConfigError, labelled
+from synood.config import Config, ConfigError, Gradient, Loss, StepRule, labelled
 from synood.data.images import to_pil
 from synood.models import ModelUnavailableError, Suite
 from synood.models.suites import GENERATOR_STEP_SIZES
@@ -154,10 +154,11 @@ def build(suite: Suite, config: Config) -> None:
     defaults = config.synthesis
     family = suite.spec.components["generator"].family
     own_step = GENERATOR_STEP_SIZES.get(family)
-    watches: dict[str, Watch] = {}  # per browser session: what its page has shown, and its Stop
+    watches: dict[str | None, Watch] = {}  # per browser session: what its page has shown, and its Stop
 
-    def run(path: str | None, labels_text: str, iterations: float, step_size: float | None, loss: str,
-            gradient: str, seed: float, m_out: float, step_rule: str, request: gr.Request, progress=gr.Progress()):
+    def run(path: str | None, labels_text: str, iterations: float, step_size: float | None, loss: Loss,
+            gradient: Gradient, seed: float, m_out: float, step_rule: StepRule, request: gr.Request,
+            progress=gr.Progress()):
         image = uploaded_image(path)
         from synood.pipelines import generation
 
@@ -267,13 +268,13 @@ def build(suite: Suite, config: Config) -> None:
                                interactive=False, height=360, buttons=["download", "fullscreen"],
                                elem_id="noise-frame")
         made = gr.Number(0, visible=False, elem_id="noise-made")  # iterations the page has received: Stop sends it
-        start.click(lambda: 0, outputs=made, api_name=False, queue=False, show_progress="hidden").then(
+        start.click(lambda: 0, outputs=made, api_visibility="private", queue=False, show_progress="hidden").then(
             run, inputs=[image, labels, iterations, step_size, loss, gradient, seed, m_out, step_rule],
             outputs=[labels, prompt, plot, shown, source, current, stats, state, status, made],
             api_name="noise_run", concurrency_limit=1, concurrency_id="generator", show_progress_on=status)
         stop.click(stop_run, inputs=made, api_name="noise_stop", queue=False)
-        made.change(page_shows, inputs=made, api_name=False, queue=False, show_progress="hidden")
+        made.change(page_shows, inputs=made, api_visibility="private", queue=False, show_progress="hidden")
         # .input, not .change: only a person's move shows an earlier iteration (the run's own updates of the slider
         # would race the run's stats line)
-        shown.input(show, inputs=[state, shown], outputs=[current, stats], api_name=False, trigger_mode="always_last",
-                    show_progress="hidden")
+        shown.input(show, inputs=[state, shown], outputs=[current, stats], api_visibility="private",
+                    trigger_mode="always_last", show_progress="hidden")

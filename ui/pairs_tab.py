@@ -8,11 +8,12 @@ import re
 import gradio as gr
 import plotly.graph_objects as go
 
-from synood.data import pairs
-from ui.access import AccessError, DataRoots
 from synood.config import Config
+from synood.data import manifest as manifests
+from synood.data.manifest import Page, Pair, PairsError, ParsedManifest
 from synood.models import Suite
-from synood.data.pairs import Pair, PairsError
+from ui import thumbnails
+from ui.access import AccessError, DataRoots
 
 from .plots import optimisation_curve
 
@@ -42,7 +43,7 @@ def caption(pair: Pair) -> str:
     return f"{pair.class_name} · E {pair.energy_before:.2f} → {pair.energy_after:.2f} · neg: {pair.negative_label}"
 
 
-def page_line(page: pairs.Page, manifest: pairs.Manifest, outside: int = 0) -> str:
+def page_line(page: Page, manifest: ParsedManifest, outside: int = 0) -> str:
     """Where the user is: "Page X of Y · N pairs shown of M", any lines the manifest reader skipped, and how many
     of the page's images lie outside the data roots."""
     line = f"Page **{page.number}** of {page.count} · {page.total:,} pairs shown of {len(manifest.pairs):,}"
@@ -89,11 +90,11 @@ def details(pair: Pair) -> str:
     return "\n".join([lines[0], "|---|---|", *lines[1:]])  # the pair id heads the table
 
 
-def load_manifest(path: str, roots: DataRoots) -> pairs.Manifest:
+def load_manifest(path: str, roots: DataRoots) -> ParsedManifest:
     """The manifest of a generation folder or manifest file under `roots`, or a gr.Error that says why not (the
     previous state stays)."""
     try:
-        return pairs.load_manifest(roots.check(path))
+        return manifests.load_manifest(roots.check(path))
     except (AccessError, PairsError) as exc:
         raise gr.Error(str(exc), print_exception=False) from None
 
@@ -107,25 +108,25 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
         if not manifest_file:
             raise gr.Error("Load a generation folder or manifest first.", print_exception=False)
         manifest = load_manifest(manifest_file, roots)
-        chosen = pairs.filter_pairs(manifest.pairs, class_id or None, energy_min, energy_max, label or "")
+        chosen = manifests.filter_pairs(manifest.pairs, class_id or None, energy_min, energy_max, label or "")
         try:
-            chosen = pairs.sort_pairs(chosen, sort, descending=order == "descending")
-            page = pairs.paginate(chosen, int(number or 1), int(size))
+            chosen = manifests.sort_pairs(chosen, sort, descending=order == "descending")
+            page = manifests.paginate(chosen, int(number or 1), int(size))
         except PairsError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
         try:
-            files = pairs.thumbnails(page.pairs, inside=inside)
+            files = thumbnails.thumbnails(page.pairs, inside=inside)
         except OSError as exc:
-            raise gr.Error(f"Cannot write thumbnails under {pairs.thumbnail_dir()}: {exc.strerror or exc}",
+            raise gr.Error(f"Cannot write thumbnails under {thumbnails.thumbnail_dir()}: {exc.strerror or exc}",
                            print_exception=False) from None
         gallery = [(str(path), caption(pair)) for path, pair in zip(files, page.pairs)]
         outside = sum(not inside(path) for pair in page.pairs for path in (pair.source, pair.image))
         return gallery, page_line(page, manifest, outside), [pair.id for pair in page.pairs], page.number
 
     def turn(delta: int):
-        def step(*filters_and_page):
-            *filters, number = filters_and_page
-            return show(*filters, (number or 1) + delta)
+        def step(manifest_file: str, class_id: str, energy_min: float | None, energy_max: float | None, label: str,
+                 sort: str, order: str, size: int, number: float | None):
+            return show(manifest_file, class_id, energy_min, energy_max, label, sort, order, size, (number or 1) + delta)
         return step
 
     def load(path: str, sort: str, order: str, size: int):
@@ -149,8 +150,8 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
             pair = load_manifest(manifest_file, roots).get(pair_id.strip())
         except PairsError as exc:
             raise gr.Error(str(exc), print_exception=False) from None
-        return (pairs.pair_image(pair.source, "source image", inside),
-                pairs.pair_image(pair.image, "synthetic image", inside),
+        return (thumbnails.pair_image(pair.source, "source image", inside),
+                thumbnails.pair_image(pair.image, "synthetic image", inside),
                 curve(pair, m_out), details(pair))
 
     with gr.Tab("Synthetic pairs", id="pairs"):
@@ -202,9 +203,9 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
         gr.on([apply.click, label.submit, energy_min.submit, energy_max.submit, class_id.input, sort.input,
                order.input, size.input], show, inputs=filters, outputs=view, api_name="pairs_filter", show_progress_on=status)
         number.submit(show, inputs=[*filters, number], outputs=view, api_name="pairs_page", show_progress_on=status)
-        prev_button.click(turn(-1), inputs=[*filters, number], outputs=view, api_name=False, show_progress_on=status)
-        next_button.click(turn(+1), inputs=[*filters, number], outputs=view, api_name=False, show_progress_on=status)
-        gallery.select(picked, inputs=page_ids, outputs=pair_id, api_name=False, show_progress="hidden").success(
-            open_pair, inputs=[manifest_file, pair_id], outputs=pair_view, api_name=False, show_progress_on=status)
+        prev_button.click(turn(-1), inputs=[*filters, number], outputs=view, api_visibility="private", show_progress_on=status)
+        next_button.click(turn(+1), inputs=[*filters, number], outputs=view, api_visibility="private", show_progress_on=status)
+        gallery.select(picked, inputs=page_ids, outputs=pair_id, api_visibility="private", show_progress="hidden").success(
+            open_pair, inputs=[manifest_file, pair_id], outputs=pair_view, api_visibility="private", show_progress_on=status)
         pair_id.submit(open_pair, inputs=[manifest_file, pair_id], outputs=pair_view, api_name="pairs_open",
                        show_progress_on=status)

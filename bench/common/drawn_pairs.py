@@ -9,7 +9,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
-from synood.data import pairs
+from synood.data.manifest import MANIFEST
 
 CLASSES = [("n01440764", 0, "tench"), ("n02102040", 217, "English springer"), ("n03000684", 491, "chain saw"),
            ("n03417042", 569, "garbage truck")]
@@ -71,5 +71,5 @@ def write_generation(folder: Path, count: int, distinct: int | None = None) -> P
                 made.parent.mkdir(parents=True, exist_ok=True)
                 os.link(original, made)
         lines.append(json.dumps(record(index, source, image)))
-    (folder / pairs.MANIFEST).write_text("\n".join(lines) + "\n")
+    (folder / MANIFEST).write_text("\n".join(lines) + "\n")
     return folder

@@ -8,12 +8,8 @@ from typing import Sequence
 
 from synood import __version__
 from synood.cli import evaluate, models, neglabel, synthesis, training
-from synood.cli.common import CommandError, add_config_args, config_from_args
-from synood.config import ConfigError
-from synood.data import images
-from synood.data.wordnet import WordNetUnavailableError
-from synood.models import suites
-from synood.records.runs import RunError
+from synood.cli.common import add_config_args, config_from_args
+from synood.errors import UserError
 
 __all__ = ["add_config_args", "build_parser", "config_from_args", "main"]
 COMMAND_GROUPS = (models, neglabel, evaluate, synthesis, training)
@@ -36,8 +32,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = config_from_args(args)
         return args.func(args, config)
-    except (ConfigError, suites.ModelUnavailableError, CommandError, images.ImageError,
-            WordNetUnavailableError, RunError) as exc:
+    except UserError as exc:  # bad input, config or run id, a missing model: its one line; anything else is a bug
         print(f"synood: error: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:  # a full disk, a folder it may not write: one line; the run database says the rest

@@ -6,13 +6,19 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from tqdm import tqdm
 
 from synood.config import Config, load_config
+from synood.errors import UserError
 from synood.data import images
+from synood.data.textcache import Progress
 from synood.models import suites
+
+if TYPE_CHECKING:  # the detector module imports open_clip: only the type is needed here
+    from synood.pipelines.detect import Detector
+    from synood.records.runs import RunStore
 
 
 MODEL_FLAGS = {  # flag -> ModelsConfig field
@@ -54,7 +60,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
     return config
 
 
-class CommandError(Exception):
+class CommandError(UserError):
     """Bad input to a sub-command: printed as "synood: error: ..." with exit status 2."""
 
 
@@ -63,7 +69,9 @@ class StageBars:
     on stderr: counted stages in `unit`s, single steps (total 1) as one step."""
 
     def __init__(self, unit: str = "prompt"):
-        self.unit, self.bar, self.stage = unit, None, None
+        self.unit = unit
+        self.bar: tqdm | None = None
+        self.stage: str | None = None
 
     def __call__(self, stage: str, done: int, total: int) -> None:
         if self.bar is None or stage != self.stage or done < self.bar.n or total != self.bar.total:
@@ -81,7 +89,7 @@ class StageBars:
             self.bar = None
 
 
-def image_bar(desc: str) -> tuple[tqdm, Any]:
+def image_bar(desc: str) -> tuple[tqdm, Progress]:
     """An image-counting bar on stderr and the (done, total) callback that drives it."""
     bar = tqdm(desc=desc, unit="image", file=sys.stderr, disable=None)
 
@@ -96,22 +104,22 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def load_components(config: Config, *roles: str) -> tuple[suites.Suite, list[Any]]:
-    """The configured suite and its loaded components, with its notice and loading messages on stderr."""
+def open_suite(config: Config) -> suites.Suite:
+    """The configured suite, its notice and name said on stderr; components load on first `get`."""
     suite = suites.Suite.from_config(config.models)
     if suite.notice:
         say(f"notice: {suite.notice}")
     say(f"suite: {suite.name} ({suite.spec.title})")
-    return suite, [suite.get(role, progress=say) for role in roles]
+    return suite
 
 
-def make_detector(config: Config, suite: suites.Suite | None = None) -> tuple[suites.Suite, Any]:
+def make_detector(config: Config, suite: suites.Suite | None = None) -> tuple[suites.Suite, Detector]:
     """The suite (the configured one unless given) and a Detector on its encoder and classifier."""
     from synood.pipelines.detect import Detector
 
     if suite is None:
-        suite, _ = load_components(config)
-    classifier, encoder = (suite.get(role, progress=say) for role in ("classifier", "encoder"))
+        suite = open_suite(config)
+    classifier, encoder = suite.get("classifier", progress=say), suite.get("encoder", progress=say)
     bars = StageBars()
     try:
         return suite, Detector(encoder, classifier, config.neglabel, progress=bars)
@@ -135,7 +143,7 @@ def write_output(path: str, text: str) -> None:
         storage.write_text(path, text)
 
 
-def run_store(config: Config):
+def run_store(config: Config) -> RunStore:
     from synood.records.runs import store_for
 
     return store_for(config.paths.home)

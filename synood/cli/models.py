@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import sys
 
@@ -24,7 +23,7 @@ def models_report(config: Config) -> dict:
     names = [n for n in suites.SUITE_CHOICES if n != "auto"] if chosen == "auto" else [chosen]
     report: dict = {"suites": []}
     for name in names:
-        spec, _ = suites.resolve_suite(dataclasses.replace(config.models, suite=name))
+        spec = suites.named_suite(name, config.models)
         found = suites.suite_availability(spec)
         rows = [{"role": role, "component": spec.components[role].describe(), "state": a.state,
                  "where": a.where, "detail": a.detail} for role, a in found.items()]

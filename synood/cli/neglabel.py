@@ -8,11 +8,9 @@ import sys
 import time
 from typing import Sequence
 
-
-from synood import SCORE_TITLES
 from synood.config import Config
 from synood.data import images
-from synood.cli.common import (StageBars, add_config_args, check_output, load_components,
+from synood.cli.common import (StageBars, add_config_args, check_output, open_suite,
                                make_detector, positive, say, write_output)
 
 
@@ -28,7 +26,8 @@ def _cmd_mine(args: argparse.Namespace, config: Config) -> int:
     check_output(args.out)
     from synood.pipelines.detect import IMAGENET_CLASSNAMES  # torch and open_clip: after the checks that fail fast
 
-    suite, (encoder,) = load_components(config, "encoder")
+    suite = open_suite(config)
+    encoder = suite.get("encoder", progress=say)
     start = time.perf_counter()
     bars = StageBars()
     try:
@@ -47,14 +46,15 @@ def _cmd_mine(args: argparse.Namespace, config: Config) -> int:
     counts = ", ".join(f"{sum(r['pos'] == pos for r in rows):,} {pos}" for pos in mining.POS_ORDER)
     n = config.neglabel
     say(f"mined {len(rows):,} negative labels ({counts}) with the {suite.name} suite's encoder over "
-         f"{len(IMAGENET_CLASSNAMES)} ID labels in {seconds:.1f} s; percentile {n.percentile:g}, "
-         f"keep_ratio {n.keep_ratio:g}, prune_csp {str(n.prune_csp).lower()}"
-         + ("" if args.out == "-" else f"; written to {args.out}"))
+        f"{len(IMAGENET_CLASSNAMES)} ID labels in {seconds:.1f} s; percentile {n.percentile:g}, "
+        f"keep_ratio {n.keep_ratio:g}, prune_csp {str(n.prune_csp).lower()}"
+        + ("" if args.out == "-" else f"; written to {args.out}"))
     return 0
 
 
 def _cmd_score(args: argparse.Namespace, config: Config) -> int:
     from synood.data.classnames import display_names, distinct
+    from synood.method.scorers import SCORERS, standard
 
     loaded, failed = {}, []
     for path in args.images:
@@ -74,7 +74,7 @@ def _cmd_score(args: argparse.Namespace, config: Config) -> int:
         negative_names = distinct([label.word for label in detector.negatives],
                                   [label.pos for label in detector.negatives])
         for i, path in enumerate(loaded):
-            results.append({"image": path, "scores": {name: float(scores[name][i]) for name in SCORE_TITLES},
+            results.append({"image": path, "scores": {name: float(scores[name][i]) for name in standard()},
                             "top_id": _top(id_sims[i], id_names, args.top),
                             "top_negative": _top(neg_sims[i], negative_names, args.top)})
     if args.json:
@@ -82,7 +82,7 @@ def _cmd_score(args: argparse.Namespace, config: Config) -> int:
         return 1 if failed else 0
     for r in results:
         print(r["image"])
-        print("  scores     " + "  ".join(f"{SCORE_TITLES[k]} {v:.4f}" for k, v in r["scores"].items()))
+        print("  scores     " + "  ".join(f"{SCORERS[k].title} {v:.4f}" for k, v in r["scores"].items()))
         for key, title in (("top_id", "ID labels"), ("top_negative", "negatives")):
             print(f"  {title:<10} " + ", ".join(f"{t['label']} {t['similarity']:.3f}" for t in r[key]))
     return 1 if failed else 0
@@ -96,7 +96,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--format", choices=("tsv", "json"), help="default: json for a .json --out, else tsv")
     p.set_defaults(func=_cmd_mine)
 
-    p = sub.add_parser("score", help="score images with NegLabel, MCM, MSP and Energy; show their nearest labels")
+    p = sub.add_parser("score", help="score images with every registered score that needs no detector file (NegLabel, MCM, "
+                                        "MSP, Energy...); show their nearest labels")
     add_config_args(p)
     p.add_argument("images", nargs="+", metavar="IMAGE")
     p.add_argument("--top", type=positive, default=5, metavar="K", help="ID and negative labels to show (5)")

@@ -8,11 +8,10 @@ from pathlib import Path
 
 
 from synood.config import Config
-from synood.cli.common import (CommandError, add_config_args, check_output, image_bar, load_components,
+from synood.models.interfaces import Component
+from synood.cli.common import (CommandError, add_config_args, check_output, image_bar, open_suite,
                                make_detector, positive, run_store, say)
 
-
-ROLES_FOR_GENERATION = ("labeller", "generator", "classifier", "encoder")
 
 def _cmd_select(args: argparse.Namespace, config: Config) -> int:
     from synood.data.selection import select, write_selection
@@ -30,7 +29,7 @@ def _cmd_select(args: argparse.Namespace, config: Config) -> int:
     classes = sorted({item.cls for item in chosen})
     known = len({item.cls for item in chosen if item.class_index is not None})
     say(f"selected {len(chosen):,} images from {len(classes):,} classes ({known:,} matched to ImageNet classes), "
-         f"at most {per_class} per class by file bytes per pixel; {len(problems)} unreadable; written to {args.out}")
+        f"at most {per_class} per class by file bytes per pixel; {len(problems)} unreadable; written to {args.out}")
     return 0
 
 
@@ -46,7 +45,7 @@ def _cmd_generate(args: argparse.Namespace, config: Config) -> int:
     import torch
     from accelerate import PartialState
 
-    from synood.pipelines.generation import GenerationError, Parts, check_settings, generate, settings_record
+    from synood.pipelines.generation import Parts, check_settings, generate, settings_record
     from synood.data.selection import read_selection
 
     _settings_flags(args, config)
@@ -59,18 +58,18 @@ def _cmd_generate(args: argparse.Namespace, config: Config) -> int:
     rank, world = state.process_index, state.num_processes
     if world > 1 and config.models.device == "auto" and state.device.type != "cpu":
         config.models.device = str(state.device)
-    suite, (labeller, generator, classifier, encoder) = load_components(config, *ROLES_FOR_GENERATION)
-    components = {role: part.info.name for role, part in zip(ROLES_FOR_GENERATION, (labeller, generator, classifier,
-                                                                                     encoder))}
+    suite = open_suite(config)
+    labeller, generator = suite.get("labeller", progress=say), suite.get("generator", progress=say)
+    classifier, encoder = suite.get("classifier", progress=say), suite.get("encoder", progress=say)
+    loaded: dict[str, Component] = {"labeller": labeller, "generator": generator, "classifier": classifier,
+                                    "encoder": encoder}
+    components = {role: part.info.name for role, part in loaded.items()}
     expected = settings_record(args.selection, components, config.synthesis)
-    try:
-        if rank == 0:  # the first process records the settings, then every process checks them
-            check_settings(out, expected)
-        state.wait_for_everyone()
-        if rank != 0:
-            check_settings(out, expected)
-    except GenerationError as exc:
-        raise CommandError(str(exc)) from None
+    if rank == 0:  # the first process records the settings, then every process checks them
+        check_settings(out, expected)
+    state.wait_for_everyone()
+    if rank != 0:
+        check_settings(out, expected)
     _, detector = make_detector(config, suite)
     parts = Parts(generator, classifier, labeller, detector)
     store = run_store(config) if rank == 0 else None  # the first process records the run for all of them
@@ -82,8 +81,8 @@ def _cmd_generate(args: argparse.Namespace, config: Config) -> int:
     with store.recording(run.id) if store else contextlib.nullcontext():
         counts = generate(items, out, parts, config.synthesis, rank, world, log=say)
     say(f"[{rank}] generated {counts['generated']}, skipped {counts['skipped']} finished before, "
-         f"{counts['failed']} failed, in {time.perf_counter() - start:.1f} s; "
-         f"{out / 'manifest.jsonl'} lists {counts['merged']} of {len(items)} items")
+        f"{counts['failed']} failed, in {time.perf_counter() - start:.1f} s; "
+        f"{out / 'manifest.jsonl'} lists {counts['merged']} of {len(items)} items")
     state.wait_for_everyone()
     if store:
         from synood.data.manifest import MANIFEST, Manifest

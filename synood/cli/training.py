@@ -34,18 +34,13 @@ def _cmd_finetune(args: argparse.Namespace, config: Config) -> int:
             raise CommandError("give --generation DIR (a `synood generate` folder) or --resume RUN")
         _finetune_flags(args, config)
         generation = args.generation
-    from synood.data.pairs import PairsError, load_manifest
+    from synood.data.manifest import load_manifest
 
-    try:
-        load_manifest(generation)  # a wrong folder fails before any model loads
-    except PairsError as exc:
-        raise CommandError(str(exc)) from None
+    load_manifest(generation)  # a wrong folder fails before any model loads
     suite, detector = make_detector(config)
     bar, progress = image_bar("image features")
     try:
         data = training.training_data(generation, detector, config, progress)
-    except training.TrainingError as exc:
-        raise CommandError(str(exc)) from None
     finally:
         bar.close()
     for problem in data.info["skipped"]:
@@ -54,18 +49,15 @@ def _cmd_finetune(args: argparse.Namespace, config: Config) -> int:
     if not args.resume:
         run = training.start(store, config, generation, data, suite.name)
     say(f"run {run.id}: {info['synthetic']:,} synthetic and {info['id']:,} ID images, {info['negatives_used']:,} of "
-         f"{info['negatives_count']:,} negatives paired; stages "
-         + ", ".join(f"{stage} x{epochs}" for stage, epochs in training.plan(config)))
+        f"{info['negatives_count']:,} negatives paired; stages "
+        + ", ".join(f"{stage} x{epochs}" for stage, epochs in training.plan(config)))
     say(f"conventions: {training.conventions(config)}")
 
     def report(epoch) -> None:
         say(f"[{run.id}] {epoch.stage} epoch {epoch.epoch}: loss {epoch.loss:.4f}, accuracy {epoch.accuracy:.3f}, "
-             f"lr {epoch.lr:.2e}")
+            f"lr {epoch.lr:.2e}")
 
-    try:
-        run = training.execute(store, run, data, config, on_epoch=report)
-    except training.TrainingError as exc:
-        raise CommandError(str(exc)) from None
+    run = training.execute(store, run, data, config, on_epoch=report)
     print(json.dumps({"run": run.id, "status": run.status, "detector": run.artifacts.get("detector"),
                       "summary": run.summary}, indent=2) if args.json else
           f"run {run.id} {run.status}; detector: {run.artifacts.get('detector')}")

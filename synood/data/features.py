@@ -1,7 +1,8 @@
 """Image features of a frozen encoder, computed once per image content and kept on disk.
 
 Fine-tuning reads these features every epoch instead of re-running the encoder. The cache is one
-folder per encoder identity holding safetensors chunks of (content sha256, feature) rows; a chunk
+folder per encoder identity holding safetensors chunks of (content sha256, feature) rows (`cached_rows`, which
+the classifier-logits cache in synood/data/logits.py shares); a chunk
 that cannot be read is deleted and its images are encoded again. Features are kept RAW (before L2
 normalisation): the authors' projection reads the raw embedding, and its norm is information.
 """
@@ -15,6 +16,7 @@ from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
@@ -51,43 +53,41 @@ def content_hash(path: Path) -> str:
     return digest.hexdigest()
 
 
-def cache_folder(identity: str, root: Path | None = None) -> Path:
-    """Where the raw features of one encoder identity live."""
-    key = f"{FORMAT}:{identity}"
-    return (root or cache_home()) / "image-features" / hashlib.sha256(key.encode()).hexdigest()[:32]
+def cache_folder(identity: str, root: Path | None = None, kind: str = "image-features", fmt: str = FORMAT) -> Path:
+    """Where the cached rows (`kind`: raw image features, or classifier logits) of one model identity live."""
+    key = f"{fmt}:{identity}"
+    return (root or cache_home()) / kind / hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
-def read_cache(folder: Path) -> dict[str, torch.Tensor]:
-    """Every cached feature of the folder by content hash; unreadable chunks are removed."""
+def read_cache(folder: Path, key: str = "features") -> dict[str, torch.Tensor]:
+    """Every cached row of the folder by content hash; unreadable chunks are removed."""
     found: dict[str, torch.Tensor] = {}
     for chunk in sorted(folder.glob("*.safetensors")):
         try:
             tensors = load_file(str(chunk))
-            hashes, features = tensors["hashes"], tensors["features"]
-            if hashes.shape != (len(features), 32) or features.ndim != 2:
+            hashes, rows = tensors["hashes"], tensors[key]
+            if hashes.shape != (len(rows), 32) or rows.ndim != 2:
                 raise ValueError("shapes do not match")
         except (SafetensorError, KeyError, OSError, ValueError):
             chunk.unlink(missing_ok=True)
             continue
-        found.update(zip((bytes(row).hex() for row in hashes.tolist()), features))
+        found.update(zip((bytes(row).hex() for row in hashes.tolist()), rows))
     return found
 
 
-def write_chunk(folder: Path, hashes: Sequence[str], features: torch.Tensor, identity: str) -> None:
-    """Append one chunk of new features, atomically, under a fresh name (writers never collide)."""
-    rows = torch.tensor([list(bytes.fromhex(h)) for h in hashes], dtype=torch.uint8)
-    save_tensors(folder / f"{uuid.uuid4().hex}.safetensors", {"hashes": rows, "features": features.contiguous()},
+def write_chunk(folder: Path, hashes: Sequence[str], rows: torch.Tensor, identity: str, key: str = "features") -> None:
+    """Append one chunk of new rows, atomically, under a fresh name (writers never collide)."""
+    digests = torch.tensor([list(bytes.fromhex(h)) for h in hashes], dtype=torch.uint8)
+    save_tensors(folder / f"{uuid.uuid4().hex}.safetensors", {"hashes": digests, key: rows.contiguous()},
                  {"identity": identity})
 
 
-def image_features(encoder, paths: Sequence[str | Path], batch_size: int = 32, progress: Progress | None = None,
-                   root: Path | None = None) -> FeatureSet:
-    """(N, D) raw features of `paths` under `encoder`, encoding only images the cache lacks.
-
-    Unreadable files are skipped and named in `problems`; equal bytes are encoded once.
-    """
-    folder = cache_folder(encoder.identity, root)
-    cached = read_cache(folder)
+def cached_rows(folder: Path, identity: str, key: str, paths: Sequence[str | Path],
+                compute: Callable[[list[Image.Image]], torch.Tensor], batch_size: int = 32,
+                progress: Progress | None = None) -> tuple[list[tuple[Path, str]], dict[str, torch.Tensor], list[str]]:
+    """((path, content hash) of each readable image in order, rows by hash, problems): `compute` runs only on
+    images the cache in `folder` lacks, each distinct content once, and its rows are written back in chunks."""
+    cached = read_cache(folder, key)
     kept: list[tuple[Path, str]] = []
     problems: list[str] = []
     for path in map(Path, paths):
@@ -111,19 +111,32 @@ def image_features(encoder, paths: Sequence[str | Path], batch_size: int = 32, p
             except images.ImageError as exc:
                 problems.append(str(exc))
         if pictures:
-            features = encoder.encode_image(encoder.preprocess(pictures), normalize=False).float().cpu()
-            cached.update(zip(batch_hashes, features))
+            rows = compute(pictures)
+            cached.update(zip(batch_hashes, rows))
             pending_hashes += batch_hashes
-            pending.append(features)
+            pending.append(rows)
         if len(pending_hashes) >= CHUNK_ROWS:
-            write_chunk(folder, pending_hashes, torch.cat(pending), encoder.identity)
+            write_chunk(folder, pending_hashes, torch.cat(pending), identity, key)
             pending_hashes, pending = [], []
         done += len(missing[start:start + batch_size])
         if progress:
             progress(done, len(kept))
     if pending_hashes:
-        write_chunk(folder, pending_hashes, torch.cat(pending), encoder.identity)
-    kept = [(p, h) for p, h in kept if h in cached]
+        write_chunk(folder, pending_hashes, torch.cat(pending), identity, key)
+    return [(p, h) for p, h in kept if h in cached], cached, problems
+
+
+def image_features(encoder, paths: Sequence[str | Path], batch_size: int = 32, progress: Progress | None = None,
+                   root: Path | None = None) -> FeatureSet:
+    """(N, D) raw features of `paths` under `encoder`, encoding only images the cache lacks.
+
+    Unreadable files are skipped and named in `problems`; equal bytes are encoded once.
+    """
+    def encode(pictures: list[Image.Image]) -> torch.Tensor:
+        return encoder.encode_image(encoder.preprocess(pictures), normalize=False).float().cpu()
+
+    kept, cached, problems = cached_rows(cache_folder(encoder.identity, root), encoder.identity, "features", paths,
+                                         encode, batch_size, progress)
     dim = next(iter(cached.values())).shape[0] if cached else encoder.embed_dim
     features = torch.stack([cached[h] for _, h in kept]) if kept else torch.empty(0, dim)
     return FeatureSet([p for p, _ in kept], features, problems, [h for _, h in kept])

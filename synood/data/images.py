@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Iterator
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from synood.config import ImagesConfig
+from synood.errors import UserError
 
 if TYPE_CHECKING:
     import torch
@@ -25,7 +26,7 @@ _BOMB_PIXELS = re.compile(r"\((\d+) pixels\)")  # Pillow's "Image size (N pixels
 _limits = ImagesConfig()
 
 
-class ImageError(ValueError):
+class ImageError(UserError, ValueError):
     """A folder or image file that cannot be used; the message names it and says why."""
 
 
@@ -113,7 +114,7 @@ def open_image(path: str | os.PathLike, name: str | None = None) -> Iterator[Ima
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:  # Pillow's check, in open
         found = _BOMB_PIXELS.search(str(exc))
         pixels = f"{int(found[1]):,} pixels" if found else "the image"
-        limit = min(Image.MAX_IMAGE_PIXELS, _limits.max_pixels or Image.MAX_IMAGE_PIXELS)  # one number after set_limits
+        limit = min(n for n in (Image.MAX_IMAGE_PIXELS, _limits.max_pixels) if n is not None)  # Pillow's is set
         raise _over(name, pixels, f"{limit:,}", "max_pixels") from None
     except UnidentifiedImageError:
         raise ImageError(f"{name}: not an image (or not JPEG, PNG, GIF, BMP, TIFF or WebP)") from None

@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from synood.config import cache_home
+from synood.errors import UserError
 
 if TYPE_CHECKING:
     from nltk.corpus.reader.wordnet import Synset, WordNetCorpusReader
@@ -71,7 +72,7 @@ _LOCK = threading.RLock()  # guards loading, and reads: nltk's reader shares one
 _loaded: tuple[WordNetCorpusReader, str] | None = None
 
 
-class WordNetUnavailableError(RuntimeError):
+class WordNetUnavailableError(UserError, RuntimeError):
     """No usable WordNet 3.0: the message lists where it looked and how to install one."""
 
 

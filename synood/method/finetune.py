@@ -3,7 +3,9 @@
 Stage 2 trains a projection delta(f) = normalize(f + ReLU(LayerNorm(Linear(f)))) after the frozen
 image encoder, classifying ID images into their class and synthetic images into their paired
 negative label. Stage 3 makes the paired negatives' text features learnable and pulls each toward
-its synthetic images. Both are cross-entropy on `logit_scale` * cosine. As in the authors' code, f is
+its synthetic images. Both are cross-entropy on `logit_scale` * cosine, one named loss each
+(`projection_loss`, `negatives_loss`; `joint_loss` for the joint ablation) that the trainers call, and
+`pair_negatives` is the one pairing generation and training share. As in the authors' code, f is
 the RAW image embedding and stage 3 learns the RAW text embeddings (`unit` is the named alternative),
 and the cosine learning-rate schedule steps once per epoch (`batch` steps it per batch). Shuffles are
 seeded per epoch, so a resumed run repeats an uninterrupted one exactly.
@@ -18,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from synood.config import CHOICES
+from synood.config import CHOICES, NegTuneConfig, ProjectionConfig
 
 STAGES = ("projection", "negatives", "joint")
 INPUTS = CHOICES["projection.input"]  # what the projection reads: the raw image embedding (authors' code) or unit-norm
@@ -49,7 +51,8 @@ def cosine(a: Tensor, b: Tensor) -> Tensor:
 
 
 def pair_negatives(synthetic: Tensor, negatives: Tensor) -> tuple[Tensor, Tensor]:
-    """For each synthetic image, the index of the most similar negative label and that cosine similarity."""
+    """For each synthetic image, the index of the most similar negative label and that cosine similarity
+    (METHOD.md section 3, "Pairing"): what generation records in the manifest and what training learns from."""
     values, indices = cosine(synthetic, negatives).max(dim=1)
     return indices, values
 
@@ -78,6 +81,12 @@ class Problem:
         used, paired = torch.unique(nearest, sorted=True, return_inverse=True)
         return cls(id_features.float(), id_labels.long(), synthetic.float(), paired, id_text.float(), used,
                    negatives[used].float().clone())
+
+    def stage2_samples(self) -> tuple[Tensor, Tensor]:
+        """Stage 2's samples, ID images then synthetic ones, and their classes: an ID image's ImageNet class,
+        a synthetic image's C + the index of its paired negative (C = the number of ID labels)."""
+        return (torch.cat([self.id_features, self.synthetic]),
+                torch.cat([self.id_labels, len(self.id_text) + self.paired]))
 
 
 @dataclass
@@ -134,6 +143,33 @@ def stage2_logits(model: Projection, features: Tensor, id_text: Tensor, negative
 def stage3_logits(features: Tensor, negative_text: Tensor, scale: float) -> Tensor:
     """Eq. 14's logits: logit_scale * cosine of synthetic images against the learnable negatives only."""
     return scale * cosine(features, negative_text)
+
+
+def projection_loss(projection: Projection, features: Tensor, labels: Tensor, id_text: Tensor,
+                    negative_text: Tensor, scale: float) -> tuple[Tensor, Tensor]:
+    """Stage 2's loss (METHOD.md section 4) and its logits: mean cross-entropy of
+    scale * cos(delta(f), [ID labels; paired negatives]) against each image's class."""
+    logits = stage2_logits(projection, features, id_text, negative_text, scale)
+    return F.cross_entropy(logits, labels), logits
+
+
+def negatives_loss(features: Tensor, negatives: Tensor, paired: Tensor, scale: float) -> tuple[Tensor, Tensor]:
+    """Stage 3's loss (METHOD.md section 5, eq. 14) and its logits: mean cross-entropy of
+    scale * cos(f, learnable negatives) against each synthetic image's paired negative."""
+    logits = stage3_logits(features, negatives, scale)
+    return F.cross_entropy(logits, paired), logits
+
+
+def joint_loss(projection: Projection, features: Tensor, labels: Tensor, synthetic: Tensor, id_text: Tensor,
+               negatives: Tensor, projection_scale: float, negatives_scale: float) -> tuple[Tensor, Tensor]:
+    """The joint ablation's loss (METHOD.md section 5) and stage 2's logits: stage 2's loss with the paired
+    negatives learnable, plus stage 3's loss on the projected synthetic images (`synthetic` marks them)."""
+    total, logits = projection_loss(projection, features, labels, id_text, negatives, projection_scale)
+    own = features[synthetic]
+    if len(own):
+        total = total + negatives_loss(projection(own), negatives, labels[synthetic] - len(id_text),
+                                       negatives_scale)[0]
+    return total, logits
 
 
 @dataclass
@@ -224,24 +260,23 @@ def _correct(logits: Tensor, labels: Tensor) -> int:
     return int((logits.argmax(dim=1) == labels).sum())
 
 
-def projection_trainer(problem: Problem, projection: Projection, config) -> Trainer:
+def projection_trainer(problem: Problem, projection: Projection, config: ProjectionConfig) -> Trainer:
     """Stage 2: ID images -> their class, synthetic images -> 1000 + their paired negative (frozen texts).
 
     `config` is a ProjectionConfig (Adam, lr 1e-3, weight decay 1e-5, 3 epochs, batch 128)."""
-    features = torch.cat([problem.id_features, problem.synthetic])
-    labels = torch.cat([problem.id_labels, len(problem.id_text) + problem.paired])
+    features, labels = problem.stage2_samples()
 
     def loss(indices: Tensor) -> tuple[Tensor, int]:
         indices = indices.to(features.device)
-        logits = stage2_logits(projection, features[indices], problem.id_text, problem.negative_text,
-                               config.logit_scale)
-        return F.cross_entropy(logits, labels[indices]), _correct(logits, labels[indices])
+        value, logits = projection_loss(projection, features[indices], labels[indices], problem.id_text,
+                                        problem.negative_text, config.logit_scale)
+        return value, _correct(logits, labels[indices])
 
     return Trainer("projection", len(features), loss, [_adam(projection.parameters(), config)], config.epochs,
                    config.batch_size, config.seed, config.schedule)
 
 
-def negatives_trainer(problem: Problem, negatives: nn.Parameter, config,
+def negatives_trainer(problem: Problem, negatives: nn.Parameter, config: NegTuneConfig,
                       projection: Projection | None = None) -> Trainer:
     """Stage 3: each synthetic image -> its paired negative among the learnable ones (eq. 14).
 
@@ -255,33 +290,27 @@ def negatives_trainer(problem: Problem, negatives: nn.Parameter, config,
 
     def loss(indices: Tensor) -> tuple[Tensor, int]:
         indices = indices.to(features.device)
-        logits = stage3_logits(features[indices], negatives, config.logit_scale)
-        return F.cross_entropy(logits, problem.paired[indices]), _correct(logits, problem.paired[indices])
+        value, logits = negatives_loss(features[indices], negatives, problem.paired[indices], config.logit_scale)
+        return value, _correct(logits, problem.paired[indices])
 
     return Trainer("negatives", len(features), loss, [_sgd([negatives], config)], config.epochs,
                    config.batch_size, config.seed, config.schedule)
 
 
-def joint_trainer(problem: Problem, projection: Projection, negatives: nn.Parameter, projection_config,
-                  negtune_config) -> Trainer:
-    """Joint ablation: stage 2's loss with the paired negatives learnable, plus stage 3's loss on the
-    projected synthetic images, both optimised together (Adam for the projection, SGD for the
-    negatives, each with its own stage's hyperparameters) for the projection's epochs, on its schedule."""
-    features = torch.cat([problem.id_features, problem.synthetic])
-    labels = torch.cat([problem.id_labels, len(problem.id_text) + problem.paired])
+def joint_trainer(problem: Problem, projection: Projection, negatives: nn.Parameter,
+                  projection_config: ProjectionConfig, negtune_config: NegTuneConfig) -> Trainer:
+    """Joint ablation (`joint_loss`), both optimised together (Adam for the projection, SGD for the negatives,
+    each with its own stage's hyperparameters) for the projection's epochs, on its schedule."""
+    features, labels = problem.stage2_samples()
     synthetic = torch.zeros(len(features), dtype=torch.bool, device=features.device)
     synthetic[len(problem.id_features):] = True
 
     def loss(indices: Tensor) -> tuple[Tensor, int]:
         indices = indices.to(features.device)
-        logits = stage2_logits(projection, features[indices], problem.id_text, negatives,
-                               projection_config.logit_scale)
-        total = F.cross_entropy(logits, labels[indices])
-        chosen = indices[synthetic[indices]]
-        if len(chosen):
-            own = stage3_logits(projection(features[chosen]), negatives, negtune_config.logit_scale)
-            total = total + F.cross_entropy(own, labels[chosen] - len(problem.id_text))
-        return total, _correct(logits, labels[indices])
+        value, logits = joint_loss(projection, features[indices], labels[indices], synthetic[indices],
+                                   problem.id_text, negatives, projection_config.logit_scale,
+                                   negtune_config.logit_scale)
+        return value, _correct(logits, labels[indices])
 
     optimizers = [_adam(projection.parameters(), projection_config), _sgd([negatives], negtune_config)]
     return Trainer("joint", len(features), loss, optimizers, projection_config.epochs, projection_config.batch_size,

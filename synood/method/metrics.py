@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from sklearn.metrics import auc, average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
+from synood.errors import UserError
 
 Scores = np.ndarray | torch.Tensor | Sequence[float]
 
@@ -25,7 +26,7 @@ CONVENTIONS = {  # name -> what it means; the first is the default, the one the 
 }
 
 
-class MetricError(ValueError):
+class MetricError(UserError, ValueError):
     """Scores that no OOD metric can be computed from (empty side, NaN/inf, wrong shape), or an unknown option."""
 
 

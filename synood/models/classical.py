@@ -38,7 +38,7 @@ from synood.data.images import to_pil
 from synood.runtime import pick_dtype
 from synood.models import standin
 from synood.models.classifier import ImageNetClassifier
-from synood.models.interfaces import ComponentInfo
+from synood.models.interfaces import ComponentInfo, GenerationSettings
 from synood.models.suites import GENERATOR_STEP_SIZES, ComponentSpec, ModelUnavailableError
 
 MODEL = "cam-context-shiftmap-noise"
@@ -102,21 +102,19 @@ class ClassicalGenerator:
         self.classifier, self.word_classes, self.info = classifier, word_classes, info
         self.size, self.step_size = SIZE, GENERATOR_STEP_SIZES["classical"]
 
-    def prepare(self, image: Image.Image, prompt: str = "", seed: int = 0, gradient: str = "skip",
-                checkpointing: bool = True, strength: float = 0.6, steps: int = 20,
-                guidance: float = 8.0, context: Sequence[str] = ()) -> Canvas:
-        """Fill the main object's region from the context and draw the seeded start noise. Only `image`,
-        `context` and `seed` matter: the prompt is built from the context labels, and there is no
-        denoising chain for the gradient mode or diffusion settings to change."""
-        source, fill, predicted = self.replace(image, context)
+    def prepare(self, image: Image.Image, settings: GenerationSettings = GenerationSettings()) -> Canvas:
+        """Fill the main object's region from the context and draw the seeded start noise. Only the settings'
+        `context` and `seed` matter: the prompt is built from the context labels, and there is no denoising
+        chain for the gradient mode or diffusion settings to change."""
+        source, fill, predicted = self.replace(image, settings.context)
         base = torch.from_numpy(fill.filled.copy()).permute(2, 0, 1).float() / 255
-        generator = torch.Generator().manual_seed(seed)
+        generator = torch.Generator().manual_seed(settings.seed)
         noise = torch.randn(3, NOISE_CELLS, NOISE_CELLS, generator=generator) * NOISE_SCALE
         return Canvas(source, base, soft_mask(fill.region), noise, predicted)
 
     def replace(self, image: Image.Image, context: Sequence[str] = ()) -> tuple[torch.Tensor, Fill, int]:
         """The resized image as a [0, 1] tensor, how its main object was replaced, and that object's class."""
-        rgb = image.convert("RGB").resize((self.size, self.size), Image.BICUBIC)
+        rgb = image.convert("RGB").resize((self.size, self.size), Image.Resampling.BICUBIC)
         source = self.classifier.to_tensor(rgb)
         with torch.no_grad():
             predicted = int(self.classifier.logits(source[None]).argmax())
@@ -125,7 +123,7 @@ class ClassicalGenerator:
 
     def generate(self, image: Image.Image, prompt: str = "", seed: int = 0, context: Sequence[str] = ()) -> Image.Image:
         """One plain generation without optimisation; `prompt` is not read (see `prepare`)."""
-        canvas = self.prepare(image, seed=seed, context=context)
+        canvas = self.prepare(image, GenerationSettings(seed=seed, context=tuple(context)))
         return to_pil(canvas.render(canvas.noise))
 
 
@@ -230,7 +228,7 @@ def erase_main_object(classifier: ImageNetClassifier, image: Image.Image, size: 
     classifier's top class for the resized image) smoothly erased by Telea's inpainting (fast, no
     context: the labeller's view of the scene without its object), the soft mask of that region, and
     that class."""
-    rgb = image.convert("RGB").resize((size, size), Image.BICUBIC)
+    rgb = image.convert("RGB").resize((size, size), Image.Resampling.BICUBIC)
     source = classifier.to_tensor(rgb)
     if predicted is None:
         with torch.no_grad():

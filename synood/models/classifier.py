@@ -183,11 +183,12 @@ def _architecture(model: str) -> torch.nn.Module:
 
 def split_resnet(net: torch.nn.Module) -> tuple[torch.nn.Module, torch.nn.Linear]:
     """A ResNet-style network (children ..., avgpool, fc) as its convolutional trunk and linear head."""
-    if not isinstance(getattr(net, "fc", None), torch.nn.Linear) or not hasattr(net, "avgpool"):
+    head = getattr(net, "fc", None)
+    if not isinstance(head, torch.nn.Linear) or not hasattr(net, "avgpool"):
         raise ModelUnavailableError(f"{type(net).__name__} is not ResNet-shaped (avgpool then a linear fc); "
                                     "the energy classifier needs that split")
     trunk = torch.nn.Sequential(*(m for name, m in net.named_children() if name not in ("avgpool", "fc")))
-    return trunk, net.fc
+    return trunk, head
 
 
 def _weights_enum(spec: ComponentSpec) -> WeightsEnum:

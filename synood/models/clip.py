@@ -38,7 +38,7 @@ open_clip.add_model_config(CONFIG_DIR)
 class OpenClipEncoder:
     """An open_clip model behind the ImageTextEncoder interface: unit-norm or raw features, no gradients."""
 
-    def __init__(self, model: torch.nn.Module, transform: Any, tokenizer: Any, embed_dim: int,
+    def __init__(self, model: open_clip.CLIP | open_clip.CustomTextCLIP, transform: Any, tokenizer: Any, embed_dim: int,
                  info: ComponentInfo, device: torch.device, dtype: torch.dtype):
         self.model, self.transform, self.tokenizer = model, transform, tokenizer
         self.embed_dim, self.info, self.device, self.dtype = embed_dim, info, device, dtype

@@ -67,7 +67,7 @@ def _variant(spec: ComponentSpec) -> Variant:
 def weights_file(spec: ComponentSpec) -> Path:
     """The checkpoint spec names: its pip package's file, or a local .pth/.safetensors path."""
     variant = _variant(spec)
-    if spec.weights == variant.package:
+    if spec.weights is None or spec.weights == variant.package:  # the package's weights are the family's own
         try:
             module = importlib.import_module(variant.package.replace("-", "_"))
         except ModuleNotFoundError as exc:

@@ -12,18 +12,25 @@ from __future__ import annotations
 import gzip
 import os
 from dataclasses import dataclass
-from typing import Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch.utils.checkpoint import checkpoint
-from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionInpaintPipeline, UNet2DConditionModel
+if TYPE_CHECKING:  # diffusers' __init__ shows type checkers its placeholder classes: name the real modules
+    from diffusers.models.autoencoders.autoencoder_kl import AutoencoderKL
+    from diffusers.models.unets.unet_2d_condition import UNet2DConditionModel
+    from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_inpaint import StableDiffusionInpaintPipeline
+    from diffusers.schedulers.scheduling_ddim import DDIMScheduler
+else:
+    from diffusers import AutoencoderKL, DDIMScheduler, StableDiffusionInpaintPipeline, UNet2DConditionModel
 from PIL import Image
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
+from synood.config import Gradient
 from synood.runtime import pick_dtype, seeded_init
 from synood.method.synthesis import GRADIENTS
 from synood.models import sources
-from synood.models.interfaces import ComponentInfo, count_parameters
+from synood.models.interfaces import ComponentInfo, GenerationSettings, count_parameters
 from synood.models.suites import GENERATOR_STEP_SIZES, ComponentSpec, download_snapshot
 
 ARCHITECTURE = "Stable Diffusion inpainting (UNet 9-channel, VAE, CLIP text encoder)"
@@ -54,8 +61,8 @@ class InpaintCanvas:
 
     source: torch.Tensor  # (3, S, S) the resized input in [0, 1]
     noise: torch.Tensor  # (1, 4, S/8, S/8) the seed's noise, the optimisation's start
-    unet: torch.nn.Module
-    vae: torch.nn.Module
+    unet: UNet2DConditionModel
+    vae: AutoencoderKL
     scheduler: DDIMScheduler  # a private copy: the loop never touches the pipeline's scheduler state
     timesteps: torch.Tensor
     prompt_embeds: torch.Tensor  # (2, 77, C): [negative (empty) prompt, prompt]
@@ -63,12 +70,12 @@ class InpaintCanvas:
     mask: torch.Tensor  # (2, 1, S/8, S/8), all ones
     masked_image_latents: torch.Tensor  # (2, 4, S/8, S/8), latents of the all-zero masked image
     guidance: float
-    gradient: str = "skip"
+    gradient: Gradient = "skip"
     checkpointing: bool = True
 
     def render(self, noise: torch.Tensor) -> torch.Tensor:
         """(1, 4, h, w) noise -> (3, S, S) image in [0, 1], differentiable in `noise` per `gradient`."""
-        scale = self.vae.config.scaling_factor
+        scale = self.vae.config["scaling_factor"]
         if self.gradient == "skip":
             with torch.no_grad():
                 latents = self.denoise(noise) / scale
@@ -80,8 +87,10 @@ class InpaintCanvas:
 
     def denoise(self, noise: torch.Tensor) -> torch.Tensor:
         """z_T = add_noise(z_in, noise, t_start), then the DDIM steps -> z0 (the pipeline's loop)."""
+        # diffusers annotates the timesteps of add_noise, scale_model_input and step as IntTensor or int; its own
+        # pipelines pass these timestep tensors
         latents = self.scheduler.add_noise(self.image_latents, noise.to(self.image_latents.dtype),
-                                           self.timesteps[:1])
+                                           self.timesteps[:1])  # type: ignore[arg-type]
         for t in self.timesteps:
             if self.gradient == "full" and self.checkpointing:
                 latents = checkpoint(self.step, latents, t, use_reentrant=False)
@@ -91,12 +100,13 @@ class InpaintCanvas:
 
     def step(self, latents: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """One guided UNet call and one DDIM update."""
-        model_input = self.scheduler.scale_model_input(torch.cat([latents] * 2), t)
+        # the timestep tensor again (see denoise)
+        model_input = self.scheduler.scale_model_input(torch.cat([latents] * 2), t)  # type: ignore[arg-type]
         model_input = torch.cat([model_input, self.mask, self.masked_image_latents], dim=1)
         noise_pred = self.unet(model_input, t, encoder_hidden_states=self.prompt_embeds, return_dict=False)[0]
         uncond, text = noise_pred.chunk(2)
         noise_pred = uncond + self.guidance * (text - uncond)
-        return self.scheduler.step(noise_pred, t, latents, return_dict=False)[0]
+        return self.scheduler.step(noise_pred, t, latents, return_dict=False)[0]  # type: ignore[arg-type]
 
 
 class InpaintGenerator:
@@ -110,30 +120,30 @@ class InpaintGenerator:
     def generate(self, image: Image.Image, prompt: str, seed: int = 0, strength: float = 0.6,
                  steps: int = 20, guidance: float = 8.0) -> Image.Image:
         """One stock pipeline call with the method's settings: the whole image is repainted."""
-        image = image.convert("RGB").resize((self.size, self.size), Image.BICUBIC)
+        image = image.convert("RGB").resize((self.size, self.size), Image.Resampling.BICUBIC)
         mask = Image.new("L", image.size, 255)
         generator = torch.Generator(self.device).manual_seed(seed)
-        return self.pipe(
+        images, _ = self.pipe(
             prompt=prompt, image=image, mask_image=mask, height=self.size, width=self.size, strength=strength,
-            num_inference_steps=steps, guidance_scale=guidance, generator=generator,
-        ).images[0]
+            num_inference_steps=steps, guidance_scale=guidance, generator=generator, return_dict=False,
+        )
+        return images[0]
 
-    def prepare(self, image: Image.Image, prompt: str, seed: int = 0, gradient: str = "skip",
-                checkpointing: bool = True, strength: float = 0.6, steps: int = 20,
-                guidance: float = 8.0, context: Sequence[str] = ()) -> InpaintCanvas:
+    def prepare(self, image: Image.Image, settings: GenerationSettings = GenerationSettings()) -> InpaintCanvas:
         """The pipeline's preparation for `generate`'s inputs, drawing the seed's random numbers in
         the same order (image latents, noise, masked-image latents), stopped before the loop.
-        `context` is ignored: the labels reach the model through the prompt."""
+        `settings.context` is ignored: the labels reach the model through the prompt."""
+        gradient, steps, strength, guidance = settings.gradient, settings.steps, settings.strength, settings.guidance
         if gradient not in GRADIENTS:
             raise ValueError(f"unknown gradient mode {gradient!r}; choose one of {', '.join(GRADIENTS)}")
         if guidance <= 1:
             raise ValueError("guidance must be above 1: the loop always uses classifier-free guidance")
         pipe = self.pipe
-        image = image.convert("RGB").resize((self.size, self.size), Image.BICUBIC)
-        generator = torch.Generator(self.device).manual_seed(seed)
+        image = image.convert("RGB").resize((self.size, self.size), Image.Resampling.BICUBIC)
+        generator = torch.Generator(self.device).manual_seed(settings.seed)
         scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
         with torch.no_grad():
-            positive, negative = pipe.encode_prompt(prompt, self.device, 1, True)
+            positive, negative = pipe.encode_prompt(settings.prompt, self.device, 1, True)
             scheduler.set_timesteps(steps, device=self.device)
             start = max(steps - min(int(steps * strength), steps), 0)  # pipe.get_timesteps, on our own scheduler
             timesteps = scheduler.timesteps[start * scheduler.order:]
@@ -155,7 +165,7 @@ class InpaintGenerator:
             source=(pixels[0] / 2 + 0.5).clamp(0, 1).to(self.device), noise=noise, unet=pipe.unet, vae=pipe.vae,
             scheduler=scheduler, timesteps=timesteps, prompt_embeds=torch.cat([negative, positive]),
             image_latents=image_latents, mask=mask, masked_image_latents=masked_image_latents,
-            guidance=guidance, gradient=gradient, checkpointing=checkpointing,
+            guidance=guidance, gradient=gradient, checkpointing=settings.checkpointing,
         )
 
 
@@ -202,8 +212,9 @@ def tiny_pipeline() -> StableDiffusionInpaintPipeline:
         ))
     return StableDiffusionInpaintPipeline(
         vae=vae.eval(), text_encoder=text_encoder.eval(), tokenizer=clip_tokenizer(), unet=unet.eval(),
-        scheduler=DDIMScheduler(**SD2_SCHEDULER), safety_checker=None, feature_extractor=None,
-        requires_safety_checker=False,
+        scheduler=DDIMScheduler(**SD2_SCHEDULER), requires_safety_checker=False,
+        # diffusers documents None for these two (no NSFW filter) but does not annotate them as optional
+        safety_checker=None, feature_extractor=None,  # type: ignore[arg-type]
     )
 
 
@@ -215,7 +226,9 @@ def clip_tokenizer() -> CLIPTokenizer:
         merges = [tuple(line.split()) for line in f.read().split("\n")[1:49152 - 256 - 2 + 1]]
     units = list(bytes_to_unicode().values())
     tokens = units + [u + "</w>" for u in units] + ["".join(m) for m in merges] + ["<|startoftext|>", "<|endoftext|>"]
-    return CLIPTokenizer(vocab={t: i for i, t in enumerate(tokens)}, merges=merges, model_max_length=77)
+    # transformers annotates merges as strings, but documents a list and its BPE backend takes these (a, b) pairs
+    return CLIPTokenizer(vocab={t: i for i, t in enumerate(tokens)}, merges=merges,  # type: ignore[arg-type]
+                         model_max_length=77)
 
 
 def download(spec: ComponentSpec) -> str:

@@ -7,6 +7,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Protocol, Sequence, runtime_checkable
 
+from synood.config import Gradient
+
 if TYPE_CHECKING:  # torch and PIL stay unimported until a model is used: the probe must be instant
     import torch
     from PIL import Image
@@ -48,9 +50,18 @@ class ImageTextEncoder(Protocol):
     `normalize=False` gives the raw embedding before L2 normalisation (open_clip's own switch): the
     authors' stages 2 and 3 train on raw embeddings, whose norm is information (docs/method.md)."""
 
-    info: ComponentInfo
-    embed_dim: int
-    identity: str  # what its features depend on (weights, dtype, library version): the key of cached features
+    @property
+    def info(self) -> ComponentInfo: ...
+
+    @property
+    def embed_dim(self) -> int:
+        """D, the width of every feature it returns."""
+        ...
+
+    @property
+    def identity(self) -> str:
+        """What its features depend on (weights, dtype, library version): the key of cached features."""
+        ...
 
     def preprocess(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """PIL images -> (B, 3, S, S) tensor ready for `encode_image`."""
@@ -74,7 +85,17 @@ class ImageTextEncoder(Protocol):
 class EnergyClassifier(Protocol):
     """An ImageNet-1k classifier whose logits give the energy; differentiable in its input."""
 
-    info: ComponentInfo
+    @property
+    def info(self) -> ComponentInfo: ...
+
+    @property
+    def class_names(self) -> Sequence[str]:
+        """The name of each logit's class, in logit order."""
+        ...
+
+    def to_tensor(self, image: Image.Image) -> torch.Tensor:
+        """A PIL image -> (3, H, W) float RGB in [0, 1], the input `logits` expects."""
+        ...
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) RGB in [0, 1], any size -> (B, 1000) logits. Resizing and
@@ -86,7 +107,8 @@ class EnergyClassifier(Protocol):
 class ContextLabeller(Protocol):
     """Lists the elements of an image other than its main object (an MLLM in the paper)."""
 
-    info: ComponentInfo
+    @property
+    def info(self) -> ComponentInfo: ...
 
     def context(self, image: Image.Image) -> list[str]:
         """A clean, deduplicated list of context elements, most salient first."""
@@ -96,29 +118,56 @@ class ContextLabeller(Protocol):
 class Canvas(Protocol):
     """One image prepared for noise optimisation: its start noise and a differentiable renderer."""
 
-    source: torch.Tensor  # (3, S, S) the input as the generator sees it, in [0, 1]
-    noise: torch.Tensor  # the seed's noise, where the optimisation starts
+    @property
+    def source(self) -> torch.Tensor:
+        """(3, S, S) the input as the generator sees it, in [0, 1]."""
+        ...
+
+    @property
+    def noise(self) -> torch.Tensor:
+        """The seed's noise, where the optimisation starts."""
+        ...
 
     def render(self, noise: torch.Tensor) -> torch.Tensor:
         """noise -> (3, S, S) image in [0, 1], differentiable in `noise`."""
         ...
 
 
+@dataclass(frozen=True)
+class GenerationSettings:
+    """What one generation asks of a generator; each family reads the fields it has a use for. A text-conditioned
+    generator (diffusion) reads `prompt` and ignores `context`; one without a text encoder (the offline classical
+    generator) reads `context`, the labels the prompt was built from, and has no denoising chain for the rest."""
+
+    prompt: str = ""
+    seed: int = 0
+    context: tuple[str, ...] = ()
+    gradient: Gradient = "skip"  # how the noise gets its gradient through the denoising chain (InpaintCanvas)
+    checkpointing: bool = True  # "full" gradient: recompute each step in the backward pass to save memory
+    strength: float = 0.6  # share of the denoising chain run from the noised image
+    steps: int = 20  # denoising steps of the whole chain
+    guidance: float = 8.0  # classifier-free guidance scale
+
+
 @runtime_checkable
 class Generator(Protocol):
     """Regenerates an image around a text prompt (SD2 inpainting in the paper)."""
 
-    info: ComponentInfo
-    step_size: float  # the noise step that suits this generator (r * rho = 10 for diffusion)
+    @property
+    def info(self) -> ComponentInfo: ...
+
+    @property
+    def step_size(self) -> float:
+        """The noise step that suits this generator (r * rho = 10 for diffusion)."""
+        ...
 
     def generate(self, image: Image.Image, prompt: str, seed: int = 0) -> Image.Image:
         """One plain generation with the method's settings, no noise optimisation."""
         ...
 
-    def prepare(self, image: Image.Image, prompt: str, seed: int = 0, gradient: str = "skip",
-                checkpointing: bool = True, strength: float = 0.6, steps: int = 20,
-                guidance: float = 8.0, context: Sequence[str] = ()) -> Canvas:
-        """Everything a generation needs except the noise, computed once for all iterations. `context` is
-        the labels the prompt was built from: a text-conditioned generator reads the prompt and ignores
-        them; one without a text encoder (the offline classical generator) reads them instead."""
+    def prepare(self, image: Image.Image, settings: GenerationSettings = GenerationSettings()) -> Canvas:
+        """Everything a generation needs except the noise, computed once for all iterations."""
         ...
+
+
+Component = ImageTextEncoder | EnergyClassifier | ContextLabeller | Generator  # what Suite.get returns for any role

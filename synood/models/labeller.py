@@ -7,19 +7,21 @@ from __future__ import annotations
 
 import os
 import re
+from typing import Any, Protocol
 
 import torch
 from PIL import Image
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
 from transformers import (
     AutoModelForImageTextToText, AutoProcessor, CLIPImageProcessor, CLIPVisionConfig, LlamaConfig, LlavaConfig,
-    LlavaForConditionalGeneration, LlavaProcessor, PreTrainedTokenizerFast, ProcessorMixin,
+    GenerationMixin, LlavaForConditionalGeneration, LlavaProcessor, PreTrainedModel, PreTrainedTokenizerFast,
+    ProcessorMixin,
 )
 
 from synood.runtime import pick_dtype, seeded_init
 from synood.models import sources
 from synood.models.interfaces import ComponentInfo, count_parameters
-from synood.models.suites import ComponentSpec, download_snapshot
+from synood.models.suites import ComponentSpec, ModelUnavailableError, download_snapshot
 
 PROMPT = (
     "List the elements of this image other than its main object: the background, the scenery, other objects "
@@ -53,10 +55,22 @@ _FILLER = {
 }
 
 
+class ChatModel(Protocol):
+    """What the labeller uses of a transformers image-text-to-text model (a PreTrainedModel with GenerationMixin)."""
+
+    @property
+    def device(self) -> torch.device: ...
+
+    @property
+    def dtype(self) -> torch.dtype: ...
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any: ...
+
+
 class MLLMLabeller:
     """ContextLabeller (interfaces.ContextLabeller) around a transformers multimodal chat model."""
 
-    def __init__(self, model: torch.nn.Module, processor: ProcessorMixin, info: ComponentInfo,
+    def __init__(self, model: ChatModel, processor: ProcessorMixin, info: ComponentInfo,
                  max_new_tokens: int = 48):
         self.model, self.processor, self.info, self.max_new_tokens = model, processor, info, max_new_tokens
         self.prompt = PROMPT
@@ -77,7 +91,9 @@ class MLLMLabeller:
         """The model's chat prompt for one image and `self.prompt`, LLaVA-1.5's when it has no template."""
         if getattr(self.processor, "chat_template", None):
             conversation = [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": self.prompt}]}]
-            return self.processor.apply_chat_template(conversation, add_generation_prompt=True)
+            # transformers annotates message content as a string; its processors take this documented list of parts
+            return self.processor.apply_chat_template(conversation,  # type: ignore[arg-type]
+                                                      add_generation_prompt=True)
         return LLAVA_PROMPT.format(image=getattr(self.processor, "image_token", "<image>"), prompt=self.prompt)
 
 
@@ -112,6 +128,7 @@ def _singular(phrase: str) -> str:
 def load(spec: ComponentSpec, device: torch.device, dtype: str) -> MLLMLabeller:
     """Load the labeller named by `spec` (hub id, local folder or "tiny") onto `device`."""
     torch_dtype = pick_dtype(dtype, device, half_ok=True)
+    model: PreTrainedModel
     if spec.random:
         model, processor = tiny_llava()
         name, source = "tiny LLaVA", sources.IN_PROCESS
@@ -122,7 +139,12 @@ def load(spec: ComponentSpec, device: torch.device, dtype: str) -> MLLMLabeller:
         processor = AutoProcessor.from_pretrained(path, **where)
         model = AutoModelForImageTextToText.from_pretrained(path, dtype=torch_dtype, **where)
         name, source = spec.model, f"{sources.LOCAL if is_path else 'Hugging Face hub cache'}: {path}"
-    model = model.to(device=device, dtype=torch_dtype).eval()
+    if not isinstance(model, GenerationMixin):
+        raise ModelUnavailableError(f"{spec.model} is a {type(model).__name__}, which cannot generate text; the "
+                                    "labeller needs an image-text-to-text model such as LLaVA-1.5")
+    # transformers wraps PreTrainedModel.to with functools.wraps(torch.nn.Module.to), so a type checker sees the
+    # unbound method; `to` and `eval` move and switch the model in place
+    model.to(device=device, dtype=torch_dtype).eval()  # type: ignore[call-arg]
     info = ComponentInfo(
         role="labeller", name=name, architecture=type(model).__name__, source=source, pretrained=not spec.random,
         parameters=count_parameters(model),

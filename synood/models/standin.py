@@ -69,7 +69,7 @@ class StandInEncoder:
             image = image.convert("RGB")
             scale = view.resize / min(image.size)
             image = image.resize((max(view.crop, round(image.width * scale)), max(view.crop, round(image.height * scale))),
-                                 Image.BILINEAR)
+                                 Image.Resampling.BILINEAR)
             left, top = (image.width - view.crop) // 2, (image.height - view.crop) // 2
             tensors.append(self.classifier.to_tensor(image.crop((left, top, left + view.crop, top + view.crop))))
         return torch.stack(tensors)

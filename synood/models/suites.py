@@ -13,12 +13,15 @@ import re
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Callable, Iterator, Literal, Sequence, overload
 
-from synood.config import CHOICES
+from synood.config import CHOICES, ModelsConfig
 from synood.models import sources
-from synood.models.interfaces import ROLE_TITLES, ROLES, ComponentInfo
+from synood.models.interfaces import (
+    ROLE_TITLES, ROLES, Component, ComponentInfo, ContextLabeller, EnergyClassifier, Generator, ImageTextEncoder,
+)
 from synood.models.sources import Availability
+from synood.errors import UserError
 
 FAMILY_MODULES = {
     "open_clip": "synood.models.clip",
@@ -69,7 +72,7 @@ OVERRIDES = {"encoder": ("encoder", "encoder_weights"), "classifier": ("classifi
              "generator": ("generator", None), "labeller": ("labeller", None)}
 
 
-class ModelUnavailableError(RuntimeError):
+class ModelUnavailableError(UserError, RuntimeError):
     """A component's weights are not on this machine; the message says how to get them."""
 
 
@@ -169,8 +172,8 @@ def probe(spec: ComponentSpec) -> Availability:
         return sources.probe_packages(PACKAGE_FAMILIES[spec.family])
     if spec.random:
         return Availability(sources.IN_PROCESS, "built in-process (random weights)")
-    if spec.family in ("open_clip", "torchvision"):
-        weights = spec.weights
+    weights = spec.weights
+    if spec.family in ("open_clip", "torchvision") and weights is not None:  # None is random: handled above
         if sources.looks_like_path(weights):
             return sources.probe_path(weights)
         if spec.family == "open_clip":
@@ -261,7 +264,7 @@ def _fix_flag(role: str) -> str:
     return f"--{key.replace('_', '-')} {'FILE' if key.endswith('weights') else 'FOLDER'}"
 
 
-def resolve_suite(models: Any) -> tuple[SuiteSpec, str]:
+def resolve_suite(models: ModelsConfig) -> tuple[SuiteSpec, str]:
     """The suite a ModelsConfig asks for, with its per-component replacements applied.
 
     Returns the spec and a notice for the user ('' when there is nothing to say). 'auto' takes
@@ -270,26 +273,28 @@ def resolve_suite(models: Any) -> tuple[SuiteSpec, str]:
     """
     name = models.suite  # one of SUITE_CHOICES: ModelsConfig checks it when set
     if name != "auto":
-        return _with_overrides(SUITES[name], models), ""
-    paper = _with_overrides(SUITES["paper"], models)
+        return named_suite(name, models), ""
+    paper = named_suite("paper", models)
     missing = [ROLE_TITLES[r].lower() for r, a in suite_availability(paper).items() if not a.ready]
     if not missing:
         return paper, ""
     why = (f"the paper suite's {', '.join(missing)} weights are not on this machine. To get the paper suite: "
            "`synood models download --suite paper` on a machine with network access, or give local copies "
            "(see `synood models`).")
-    offline = _with_overrides(SUITES["offline"], models)
+    offline = named_suite("offline", models)
     gaps = [a.detail for a in suite_availability(offline).values() if not a.ready]
     if not gaps:
         return offline, ("Running the offline suite (real pretrained weights from pip packages, standing in for "
                          "the paper's models; the encoder is a stand-in for CLIP, not CLIP) because " + why)
-    return _with_overrides(SUITES["tiny"], models), (
+    return named_suite("tiny", models), (
         "Running the tiny suite (RANDOM weights: its scores and images mean nothing) because " + why +
         f" The offline suite is not installed either: {'; '.join(dict.fromkeys(gaps))}.")
 
 
-def _with_overrides(suite: SuiteSpec, models: Any) -> SuiteSpec:
-    """`suite` with the components that `models` replaces (a model, its weights, or both)."""
+def named_suite(name: str, models: ModelsConfig) -> SuiteSpec:
+    """The suite called `name` (not "auto") with the components that `models` replaces (a model, its weights, or
+    both)."""
+    suite = SUITES[name]
     comps = dict(suite.components)
     for role, (model_key, weights_key) in OVERRIDES.items():
         model = getattr(models, model_key)
@@ -316,11 +321,11 @@ class Suite:
                              f"{', '.join(CHOICES['models.classifier_resize'])}")
         self.spec, self.device_name, self.dtype_name, self.notice = spec, device, dtype, notice
         self.classifier_resize = classifier_resize  # the energy classifier's input resize (models.classifier_resize)
-        self._components: dict[str, Any] = {}
+        self._components: dict[str, Component] = {}
         self._lock = threading.Lock()
 
     @classmethod
-    def from_config(cls, models: Any) -> "Suite":
+    def from_config(cls, models: ModelsConfig) -> "Suite":
         spec, notice = resolve_suite(models)
         return cls(spec, models.device, models.dtype, notice, models.classifier_resize)
 
@@ -331,7 +336,22 @@ class Suite:
     def availability(self) -> dict[str, Availability]:
         return suite_availability(self.spec)
 
-    def get(self, role: str, progress: Callable[[str], None] | None = None) -> Any:
+    @overload
+    def get(self, role: Literal["encoder"], progress: Callable[[str], None] | None = None) -> ImageTextEncoder: ...
+
+    @overload
+    def get(self, role: Literal["classifier"], progress: Callable[[str], None] | None = None) -> EnergyClassifier: ...
+
+    @overload
+    def get(self, role: Literal["labeller"], progress: Callable[[str], None] | None = None) -> ContextLabeller: ...
+
+    @overload
+    def get(self, role: Literal["generator"], progress: Callable[[str], None] | None = None) -> Generator: ...
+
+    @overload
+    def get(self, role: str, progress: Callable[[str], None] | None = None) -> Component: ...
+
+    def get(self, role: str, progress: Callable[[str], None] | None = None) -> Component:
         """The component for `role`, loading it on first call (progress gets a message)."""
         if role in self._components:  # loaded: no lock, so a long load never blocks the others
             return self._components[role]
@@ -363,19 +383,19 @@ class Suite:
         return {role: getattr(self._components.get(role), "info", None) for role in ROLES}
 
     @property
-    def encoder(self) -> Any:
+    def encoder(self) -> ImageTextEncoder:
         return self.get("encoder")
 
     @property
-    def classifier(self) -> Any:
+    def classifier(self) -> EnergyClassifier:
         return self.get("classifier")
 
     @property
-    def labeller(self) -> Any:
+    def labeller(self) -> ContextLabeller:
         return self.get("labeller")
 
     @property
-    def generator(self) -> Any:
+    def generator(self) -> Generator:
         return self.get("generator")
 
 

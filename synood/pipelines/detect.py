@@ -13,13 +13,11 @@ import torch.nn.functional as F
 from open_clip import IMAGENET_CLASSNAMES
 from PIL import Image
 
-from synood import SCORE_TITLES
 from synood.pipelines import mining
-from synood.method import scores
+from synood.method import scorers
 from synood.config import NegLabelConfig
+from synood.data import logits as logit_cache
 from synood.data.textcache import StageProgress, staged
-
-SCORES = tuple(SCORE_TITLES)
 
 
 class Detector:
@@ -47,20 +45,18 @@ class Detector:
 
     def logits(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """(B, 1000) classifier logits, one image at a time (each keeps its own aspect ratio)."""
-        with torch.no_grad():
-            return torch.cat([self.classifier.logits(self.classifier.to_tensor(image)[None]).float().cpu()
-                              for image in images])
+        return logit_cache.forward(self.classifier, images)
+
+    def inputs(self, features: torch.Tensor | None = None, logits: torch.Tensor | None = None) -> scorers.ScoreInputs:
+        """What the registered scorers read, for raw image `features` and/or classifier `logits`."""
+        return scorers.ScoreInputs(self.id_features, self.negative_features, self.config, features, logits)
 
     def score(self, images: Sequence[Image.Image]) -> dict[str, torch.Tensor]:
-        """Every score of every image, plus NegLabel's per-group scores ("groups", (B, ngroups)), the unit-norm
-        image features ("features", (B, D)) for nearest-label look-ups and the raw ones ("raw", what a tuned
-        detector reads)."""
+        """Every standard registered score of every image (scorers.standard()), plus NegLabel's per-group scores
+        ("groups", (B, ngroups)), the unit-norm image features ("features", (B, D)) for nearest-label look-ups and
+        the raw ones ("raw", what a tuned detector reads)."""
         raw = self.image_features(images, normalize=False)
-        features = F.normalize(raw, dim=-1)
-        logits = self.logits(images)
-        neglabel, groups = scores.neglabel_score(features.double(), self.id_features.double(),  # float64: no ties at 1
-                                                 self.negative_features.double(), self.config.ngroups,
-                                                 self.config.temperature, self.config.group_seed)
-        return {"neglabel": neglabel, "mcm": scores.mcm_score(features, self.id_features),
-                "msp": scores.msp_score(logits), "energy": scores.energy_score(logits), "groups": groups,
-                "features": features, "raw": raw}
+        inputs = self.inputs(raw, self.logits(images))
+        found = {name: scorers.build(name).score(inputs) for name in scorers.standard()}
+        _, groups = scorers.grouped(inputs, inputs.unit, self.negative_features)
+        return {**found, "groups": groups, "features": inputs.unit, "raw": raw}

@@ -1,4 +1,4 @@
-"""2-D maps of image features: PCA (instant) and UMAP (seconds), the plotly figure, and per-point thumbnails.
+"""2-D maps of image features: PCA (instant) and UMAP (seconds). The app draws them (ui/featuremap_view.py).
 
 UMAP gets its k-nearest-neighbour graph from scikit-learn instead of building one with pynndescent, whose
 numba JIT is most of a cold fit; numba's own cache lives in $NUMBA_CACHE_DIR (default $SYNOOD_HOME/numba). The
@@ -13,30 +13,13 @@ import os
 import threading
 import warnings
 from collections import OrderedDict
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
-from urllib.parse import quote
 
 import numpy as np
 
 from synood.config import cache_home
-from synood.data.pairs import thumbnail_dir
-from synood.data.storage import atomic_path, intact_jpeg
 
-if TYPE_CHECKING:
-    import plotly.graph_objects as go
-
-GROUPS = ("ID", "synthetic", "OOD")
-GROUP_COLOURS = {"ID": "#16a34a", "synthetic": "#f59e0b", "OOD": "#dc2626"}
-GROUP_SYMBOLS = {"ID": "circle", "synthetic": "diamond", "OOD": "x"}
-HOVER = "%{customdata[0]} · %{customdata[1]}<br>score %{customdata[2]:.3f}<extra></extra>"  # the panel has the image
-SMALL_GROUP_SHARE = 10  # a group with under 1/10 of the points is drawn with bigger, outlined markers
 MIN_UMAP_POINTS = 4  # below this a neighbour graph says nothing: PCA only
 NEIGHBOURS = 15  # UMAP's n_neighbors; up to this many points, each point's neighbours are all the others
-THUMBNAIL_SIZE = 160
-_THUMBNAIL_VERSION = "1"  # bump when the thumbnails' look changes
 _CACHE_SIZE = 16
 
 _embeddings: OrderedDict[tuple, np.ndarray] = OrderedDict()
@@ -45,17 +28,6 @@ _umap_lock = threading.Lock()  # one fit at a time: numba compiles once, and 2 c
 _warm = False
 _warm_thread: threading.Thread | None = None
 _warm_lock = threading.Lock()
-
-
-@dataclass(frozen=True)
-class Point:
-    """What the map says about one point: its group, label, score, file name and thumbnail URL."""
-
-    group: str  # one of GROUPS
-    label: str
-    score: float
-    name: str
-    thumbnail: str  # a URL relative to the app's root
 
 
 def as_matrix(features: object) -> np.ndarray:
@@ -172,71 +144,3 @@ def umap_2d(features: object, n_neighbors: int = NEIGHBOURS, min_dist: float = 0
         while len(_embeddings) > _CACHE_SIZE:
             _embeddings.popitem(last=False)
     return embedding
-
-
-def thumbnail_path(content: str, size: int = THUMBNAIL_SIZE) -> Path:
-    """Where the thumbnail of an image whose bytes hash to `content` is cached (a copy elsewhere shares it, an
-    edited file gets a new one): under pairs.thumbnail_dir(), the folder the app serves."""
-    key = hashlib.sha256(f"{_THUMBNAIL_VERSION}|{size}|{content}".encode()).hexdigest()
-    return thumbnail_dir() / "points" / key[:2] / f"{key}.jpg"
-
-
-def thumbnail(image: Path, path: Path, size: int = THUMBNAIL_SIZE) -> Path:
-    """The thumbnail of `image` at `path`, built atomically on a miss (a placeholder for an unreadable image)."""
-    if not intact_jpeg(path):  # a miss, or a damaged file: rebuilt
-        from PIL import ImageOps
-
-        from synood.data.pairs import pair_image
-
-        small = ImageOps.contain(pair_image(image, "image"), (size, size))
-        with atomic_path(path) as tmp:
-            small.save(tmp, "JPEG", quality=85)
-    return path
-
-
-def thumbnails(images: Sequence[Path], contents: Sequence[str], size: int = THUMBNAIL_SIZE) -> list[Path]:
-    """Thumbnails of `images`, given their content hashes (features.FeatureSet.hashes); only the misses are
-    built, in parallel (PIL releases the GIL)."""
-    paths = [thumbnail_path(content, size) for content in contents]
-    missing = [(image, path) for image, path in zip(images, paths) if not path.exists()]
-    if missing:
-        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
-            list(pool.map(lambda job: thumbnail(*job, size), missing))
-    return paths
-
-
-def file_url(path: Path) -> str:
-    """The URL, relative to the app's root, at which Gradio serves a file from its allowed paths."""
-    return "gradio_api/file=" + quote(str(path), safe="/")
-
-
-def figure(xy: np.ndarray, points: Sequence[Point], colour: str = "group", title: str = "",
-           score_title: str = "S(x)") -> go.Figure:
-    """A scatter of `xy` coloured by group (one legend entry each) or by score (one shared colour scale, a symbol
-    per group); each point's customdata is [group, label, score, thumbnail URL, file name] for the hover panel.
-    Groups are drawn largest first, so a small group lies on top (the legend keeps GROUPS' order), and a group of
-    less than a tenth of the points gets bigger, outlined markers."""
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    members = {group: [i for i, point in enumerate(points) if point.group == group] for group in GROUPS}
-    for group in sorted((g for g in GROUPS if members[g]), key=lambda g: -len(members[g])):  # stable: ties in order
-        chosen = members[group]
-        shown = [points[i] for i in chosen]
-        small = len(chosen) * SMALL_GROUP_SHARE < len(points)
-        marker = dict(size=11 if small else 7, symbol=GROUP_SYMBOLS[group],
-                      line=dict(width=1.5, color="#111827") if small else dict(width=0))
-        if colour == "score":
-            marker.update(color=[point.score for point in shown], coloraxis="coloraxis")
-        else:
-            marker.update(color=GROUP_COLOURS[group], opacity=0.75)
-        fig.add_scatter(x=xy[chosen, 0], y=xy[chosen, 1], mode="markers", name=f"{group} ({len(chosen):,})",
-                        legendrank=GROUPS.index(group), marker=marker, hovertemplate=HOVER,
-                        customdata=[[p.group, p.label, p.score, p.thumbnail, p.name] for p in shown])
-    fig.update_layout(title=title, height=560, margin=dict(l=10, r=10, t=50, b=10), hovermode="closest",
-                      legend=dict(orientation="h", y=-0.02, itemsizing="constant"),
-                      xaxis=dict(showticklabels=False, zeroline=False),
-                      yaxis=dict(showticklabels=False, zeroline=False))
-    if colour == "score":
-        fig.update_layout(coloraxis=dict(colorscale="Viridis", colorbar=dict(title=score_title)))
-    return fig

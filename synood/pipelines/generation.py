@@ -13,7 +13,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import TYPE_CHECKING, Callable, Iterator, Sequence
 
 import torch
 from PIL import Image
@@ -22,13 +22,19 @@ from synood.data import storage
 from synood.config import SynthesisConfig
 from synood.data.images import load_image, to_pil
 from synood.data.manifest import SETTINGS, Manifest
+from synood.method.finetune import pair_negatives
 from synood.method.prompts import context_prompt
 from synood.method.scores import energy
 from synood.data.selection import Selected
+from synood.models.interfaces import Canvas, ContextLabeller, EnergyClassifier, GenerationSettings, Generator
 from synood.method.synthesis import Iteration, noise_steps
+from synood.errors import UserError
+
+if TYPE_CHECKING:  # the detector module imports open_clip: only the type is needed here
+    from synood.pipelines.detect import Detector
 
 
-class GenerationError(ValueError):
+class GenerationError(UserError, ValueError):
     """A generation folder or setting that cannot be used; the message says why and what to do."""
 
 
@@ -39,14 +45,14 @@ def step_divisor(settings: SynthesisConfig) -> int:
     return settings.batch_size if settings.step_rule == "batch" else 1
 
 
-def step_size(generator: Any, settings: SynthesisConfig) -> float:
+def step_size(generator: Generator, settings: SynthesisConfig) -> float:
     """The step each image's noise moves by per unit of its own gradient: r*rho (the configured one, or the
     generator's own when none is set), divided by step_divisor."""
     divisor = step_divisor(settings)
     return (generator.step_size if settings.step_size is None else settings.step_size) / divisor
 
 
-def describe_step(generator: Any, settings: SynthesisConfig) -> str:
+def describe_step(generator: Generator, settings: SynthesisConfig) -> str:
     """The applied noise step and the rule that gave it, in words (CLI log, Noise tab)."""
     step, divisor = step_size(generator, settings), step_divisor(settings)
     if settings.step_rule == "image":
@@ -55,22 +61,23 @@ def describe_step(generator: Any, settings: SynthesisConfig) -> str:
             f"(mean loss over a batch of {divisor}, as in the released code)")
 
 
-def prepare(generator: Any, image: Image.Image, prompt: str, seed: int, settings: SynthesisConfig,
-            context: Sequence[str] = ()) -> Any:
+def prepare(generator: Generator, image: Image.Image, prompt: str, seed: int, settings: SynthesisConfig,
+            context: Sequence[str] = ()) -> Canvas:
     """The generator's canvas for one image with the configured diffusion and gradient settings; `context`
     is the labels `prompt` was built from (read by generators without a text encoder)."""
-    return generator.prepare(image, prompt, seed, gradient=settings.gradient, checkpointing=settings.checkpointing,
-                             strength=settings.strength, steps=settings.steps, guidance=settings.guidance,
-                             context=tuple(context))
+    return generator.prepare(image, GenerationSettings(
+        prompt=prompt, seed=seed, context=tuple(context), gradient=settings.gradient,
+        checkpointing=settings.checkpointing, strength=settings.strength, steps=settings.steps,
+        guidance=settings.guidance))
 
 
-def iterations(generator: Any, classifier: Any, canvas: Any, settings: SynthesisConfig) -> Iterator[Iteration]:
+def iterations(generator: Generator, classifier: EnergyClassifier, canvas: Canvas, settings: SynthesisConfig) -> Iterator[Iteration]:
     """The noise optimisation of one canvas, one scored iteration at a time."""
     return noise_steps(canvas.render, canvas.noise, classifier.logits, settings.iterations,
                        step_size(generator, settings), settings.loss, settings.m_out)
 
 
-def source_energy(classifier: Any, canvas: Any) -> tuple[float, int]:
+def source_energy(classifier: EnergyClassifier, canvas: Canvas) -> tuple[float, int]:
     """The classifier's energy and top class for the canvas's source image (the "before")."""
     with torch.no_grad():
         logits = classifier.logits(canvas.source[None]).float()
@@ -92,10 +99,10 @@ def image_name(item: Selected) -> str:
 class Parts:
     """The loaded components a batch generation needs; `detector` pairs images with negative labels."""
 
-    generator: Any
-    classifier: Any
-    labeller: Any
-    detector: Any
+    generator: Generator
+    classifier: EnergyClassifier
+    labeller: ContextLabeller
+    detector: Detector
 
 
 def generate_item(item: Selected, parts: Parts, settings: SynthesisConfig,
@@ -115,8 +122,8 @@ def generate_item(item: Selected, parts: Parts, settings: SynthesisConfig,
     final = history[-1]
     synthetic = to_pil(final.image)
     scored = parts.detector.score([source, synthetic])
-    similarity = scored["features"][1] @ parts.detector.negative_features.T.float()
-    best = int(similarity.argmax())
+    nearest, similarity = pair_negatives(scored["raw"][1:], parts.detector.negative_raw)  # as training pairs it
+    best = int(nearest[0])
     names = parts.classifier.class_names
     record = {
         "id": item.id, "source": item.source, "class": item.cls, "class_index": item.class_index,
@@ -125,7 +132,7 @@ def generate_item(item: Selected, parts: Parts, settings: SynthesisConfig,
                         "predicted": s.predicted} for s in history],
         "energy_before": energy_before, "energy_after": final.energy,
         "id_score_before": float(scored["neglabel"][0]), "id_score_after": float(scored["neglabel"][1]),
-        "negative_label": parts.detector.negatives[best].word, "negative_similarity": float(similarity[best]),
+        "negative_label": parts.detector.negatives[best].word, "negative_similarity": float(similarity[0]),
         "predicted_before": names[predicted_before], "predicted_after": names[final.predicted],
         "generator": parts.generator.info.name, "classifier": parts.classifier.info.name,
     }

@@ -17,11 +17,14 @@ from torch import nn
 
 from synood.records import checkpoint
 from synood.method import finetune
-from synood.data import pairs
 from synood.config import Config
 from synood.data.features import Progress, image_features
+from synood.data.manifest import PairsError, load_manifest
+from synood.method.scorers import SCORERS, ScoreInputs, build, standard
+from synood.pipelines import evaluation
 from synood.records.runs import Run, RunError, RunStore, config_of
 from synood.runtime import pick_device
+from synood.errors import UserError
 
 RESUMABLE = ("stopped", "failed", "interrupted")
 BEFORE_AFTER_CONVENTIONS = ("mos", "openood")  # the paper's tables and OpenOOD's, side by side (metrics.CONVENTIONS)
@@ -29,7 +32,7 @@ STATE_NAME = re.compile(r"^(\d+)-([a-z]+)-(\d+)\.safetensors$")
 EpochCallback = Callable[[finetune.Epoch], None]
 
 
-class TrainingError(ValueError):
+class TrainingError(UserError, ValueError):
     """Training data or a run that cannot be trained; the message says why."""
 
 
@@ -56,8 +59,8 @@ def training_data(generation: str | Path, detector, config: Config, progress: Pr
     Sources outside the ImageNet classes (no class index) train only as synthetic images' origin, not as ID."""
     encoder = detector.encoder
     try:
-        manifest = pairs.load_manifest(generation)
-    except pairs.PairsError as exc:
+        manifest = load_manifest(generation)
+    except PairsError as exc:
         raise TrainingError(str(exc)) from None
     chosen = [manifest.pairs[i] for i in subset(len(manifest.pairs), config.finetune.synthetic_images,
                                                 config.finetune.seed)]
@@ -234,38 +237,22 @@ def execute(store: RunStore, run: Run, data: TrainingData, config: Config, stop:
     return store.get(run.id)
 
 
-def folder_features(encoder, folder: str | Path, progress: Progress | None = None):
-    """Cached features of every image file under `folder` (TrainingError when it has none)."""
-    from synood.data import images
-
+def before_after(encoder, classifier, id_text: torch.Tensor, negative_text: torch.Tensor,
+                 tuned: checkpoint.TunedDetector, id_folder: str | Path, ood_folder: str | Path, config: Config,
+                 progress: Progress | None = None) -> evaluation.Evaluation:
+    """Every standard registered score before fine-tuning (the frozen encoder and classifier, NegLabel first) and the
+    tuned detector after ("synood"), on one ID and one OOD folder under each of BEFORE_AFTER_CONVENTIONS: sets "ID"
+    and "OOD" of one `evaluation.evaluate` (cached features and logits). Without a classifier, the scores that read
+    its logits are left out."""
+    readable = {"features"} | ({"logits"} if classifier is not None else set())
+    scorers = {name: build(name) for name in standard() if SCORERS[name].needs <= readable}
+    scorers["synood"] = build("synood", tuned, config.finetune.combination)
+    folders = {"ID": str(id_folder), "OOD": str(ood_folder)}
     try:
-        paths = images.find_images(folder)
-    except images.ImageError as exc:
+        found = {name: evaluation.folder_images(name, folder) for name, folder in folders.items()}
+        return evaluation.evaluate(found, scorers, encoder, classifier,
+                                   ScoreInputs(id_text, negative_text, config.neglabel), BEFORE_AFTER_CONVENTIONS,
+                                   folders=folders,
+                                   progress=None if progress is None else lambda _, done, total: progress(done, total))
+    except evaluation.EvaluationError as exc:
         raise TrainingError(str(exc)) from None
-    if not paths:
-        raise TrainingError(f"{folder}: no image files ({', '.join(sorted(images.IMAGE_SUFFIXES))})")
-    found = image_features(encoder, paths, progress=progress)
-    if not len(found.paths):
-        raise TrainingError(f"{folder}: none of its {len(paths)} image files could be read")
-    return found
-
-
-def before_after(encoder, id_text: torch.Tensor, negative_text: torch.Tensor, tuned: checkpoint.TunedDetector,
-                 id_folder: str | Path, ood_folder: str | Path, config: Config,
-                 progress: Progress | None = None) -> dict:
-    """NegLabel before and the tuned detector after, on one ID and one OOD folder: metrics in % under each of
-    BEFORE_AFTER_CONVENTIONS (method -> convention -> metric), and the scores."""
-    from synood.method import metrics
-
-    sets = {"id": folder_features(encoder, id_folder, progress), "ood": folder_features(encoder, ood_folder, progress)}
-    result: dict = {"id": {"folder": str(id_folder), "count": len(sets["id"].paths), "skipped": sets["id"].problems},
-                    "ood": {"folder": str(ood_folder), "count": len(sets["ood"].paths),
-                            "skipped": sets["ood"].problems}, "methods": {}, "scores": {}}
-    combinations = {"neglabel": "none", "synood": config.finetune.combination}  # "none" is plain NegLabel
-    for method, combination in combinations.items():
-        found = {k: tuned.score(s.features, id_text, negative_text, config.neglabel, combination)
-                 for k, s in sets.items()}
-        result["methods"][method] = {convention: metrics.evaluate(found["id"], found["ood"], convention).as_percent()
-                                     for convention in BEFORE_AFTER_CONVENTIONS}
-        result["scores"][method] = {k: v.tolist() for k, v in found.items()}
-    return result

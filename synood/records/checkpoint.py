@@ -18,17 +18,15 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file
 from torch import Tensor
 
-from synood.method import scores
-from synood.config import CHOICES, NegLabelConfig
 from synood.method.finetune import Projection
 from synood.data.storage import save_tensors
+from synood.errors import UserError
 
 FORMAT = "synood-detector/1"
 STATE_FORMAT = "synood-training-state/1"
-COMBINATIONS = CHOICES["finetune.combination"]  # what the tuned detector substitutes at test time
 
 
-class CheckpointError(ValueError):
+class CheckpointError(UserError, ValueError):
     """A detector or state file that cannot be used; the message names the file and the reason."""
 
 
@@ -39,44 +37,13 @@ def negatives_digest(words: Sequence[str]) -> str:
 
 @dataclass
 class TunedDetector:
-    """NegLabel with projected image features and tuned negative text features (METHOD.md section 6)."""
+    """The trainable parts of a fine-tuned detector and what they were trained against; it scores as
+    `synood.method.scorers.SynOOD` (METHOD.md section 6)."""
 
     projection: Projection | None
     negative_index: Tensor  # (K,) positions of the tuned negatives in the mined list
     negative_features: Tensor | None  # (K, D) their tuned text features, or None when stage 3 did not run
     meta: dict = field(default_factory=dict)  # encoder identity, negatives digest, run id, training config
-
-    def project(self, features: Tensor) -> Tensor:
-        """Raw image embeddings -> unit-norm features after the projection (only normalised when there is none)."""
-        if self.projection is None:
-            return torch.nn.functional.normalize(features, dim=-1)
-        with torch.no_grad():
-            return self.projection(features.float())
-
-    def negatives(self, base: Tensor) -> Tensor:
-        """The full negative text features with the tuned rows substituted (normalised)."""
-        if self.negative_features is None:
-            return base
-        tuned = base.clone()
-        tuned[self.negative_index] = torch.nn.functional.normalize(self.negative_features, dim=-1).to(base.dtype)
-        return tuned
-
-    def score(self, features: Tensor, id_features: Tensor, negative_features: Tensor,
-              config: NegLabelConfig = NegLabelConfig(), combination: str = "both") -> Tensor:
-        """S(x) (higher = more ID) of RAW image embeddings: the grouped NegLabel score with the parts
-        `combination` names (unit-norm ID and negative text features)."""
-        if combination not in COMBINATIONS:
-            raise CheckpointError(f"unknown detector combination {combination!r}; choose one of "
-                                  f"{', '.join(COMBINATIONS)}")
-        if combination in ("both", "projection"):
-            features = self.project(features)
-        else:
-            features = torch.nn.functional.normalize(features, dim=-1)
-        if combination in ("both", "negatives"):
-            negative_features = self.negatives(negative_features)
-        s, _ = scores.neglabel_score(features.double(), id_features.double(), negative_features.double(),
-                                     config.ngroups, config.temperature, config.group_seed)
-        return s
 
     def check(self, encoder_identity: str, words: Sequence[str]) -> None:
         """CheckpointError unless this detector was trained with this encoder and this negative list."""

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from synood.config import Config, apply_mapping
+from synood.errors import UserError
 
 KINDS = ("generate", "finetune", "evaluate")
 ACTIVE = ("queued", "running")
@@ -34,7 +35,7 @@ CREATE TABLE IF NOT EXISTS epochs (
 """
 
 
-class RunError(ValueError):
+class RunError(UserError, ValueError):
     """A run that does not exist or cannot do what was asked."""
 
 
@@ -161,7 +162,7 @@ class RunStore:
 
     def list(self, kind: str | None = None, limit: int = 200) -> list[Run]:
         """The most recent runs first, optionally of one kind."""
-        query, args = "SELECT * FROM runs", ()
+        query, args = "SELECT * FROM runs", tuple[str, ...]()
         if kind:
             query, args = query + " WHERE kind = ?", (kind,)
         with self._connect() as db:
@@ -175,6 +176,56 @@ class RunStore:
             status = "interrupted"
         return Run(run_id, kind, status, created, updated, host, pid, json.loads(config), json.loads(inputs),
                    json.loads(summary), json.loads(artifacts), message)
+
+
+EVALUATE_SCHEMA = "evaluate/2"  # the one shape of evaluate rows; rows without it were written before it existed
+
+
+@dataclass
+class EvaluateRecord:
+    """An evaluate run's record: the image sets, scores and conventions asked for, and each score's metrics
+    (in %) averaged over the OOD sets. `of` reads rows of every version; `inputs`/`summary` write its columns."""
+
+    sets: dict[str, str]  # set name -> folder, the ID set among them
+    id_set: str
+    methods: list[str]
+    conventions: list[str]
+    context: dict = field(default_factory=dict)  # suite, detector file, fine-tuning run...
+    averages: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # method -> convention -> %
+    counts: dict[str, int] = field(default_factory=dict)  # images scored per set
+    skipped: int = 0  # unreadable image files, all sets together
+
+    def inputs(self) -> dict:
+        """The inputs column: what was asked for, known when the run starts."""
+        return {"schema": EVALUATE_SCHEMA, "sets": self.sets, "id_set": self.id_set, "methods": self.methods,
+                "conventions": self.conventions, **self.context}
+
+    def summary(self) -> dict:
+        """The summary column: the averaged metrics, written when the run completes."""
+        return {"methods": self.averages, "counts": self.counts, "skipped": self.skipped}
+
+    @classmethod
+    def of(cls, run: Run) -> EvaluateRecord:
+        """The record of an evaluate run, whichever version wrote it (RunError for another kind)."""
+        if run.kind != "evaluate":
+            raise RunError(f"run {run.id} is a {run.kind} run, not an evaluate run")
+        inputs, summary = dict(run.inputs), dict(run.summary)
+        if inputs.pop("schema", None) == EVALUATE_SCHEMA:
+            fields = ("sets", "id_set", "methods", "conventions")
+            sets, id_set, methods, conventions = (inputs.pop(k) for k in fields)
+            return cls(sets, id_set, methods, conventions, inputs, summary.get("methods", {}),
+                       summary.get("counts", {}), summary.get("skipped", 0))
+        if "id_folder" in inputs:  # the Fine-tuning tab's before/after: one ID and one OOD folder
+            averages = summary.get("methods", {})
+            counts = {"ID": summary["id"], "OOD": summary["ood"]} if "id" in summary else {}
+            context = {k: v for k, v in inputs.items() if k not in ("id_folder", "ood_folder")}
+            return cls({"ID": inputs["id_folder"], "OOD": inputs["ood_folder"]}, "ID", list(averages),
+                       list(dict.fromkeys(c for by in averages.values() for c in by)), context, averages, counts,
+                       summary.get("skipped", 0))
+        sets = {"ID": inputs.get("id", ""), **inputs.get("ood", {})}  # `synood evaluate`: summary = averages
+        context = {k: v for k, v in inputs.items() if k not in ("id", "ood", "methods", "conventions")}
+        return cls(sets, "ID", inputs.get("methods", list(summary)), inputs.get("conventions", []), context,
+                   summary)
 
 
 BEFORE_KEYS = {  # what runs recorded before a key existed did: a resumed old run continues as it started
