@@ -14,11 +14,11 @@ import argparse
 import ipaddress
 import sys
 
-from ui.access import AccessError, DataRoots
+from ui.access import DataRoots
 from synood.cli import add_config_args, config_from_args
-from synood.config import ConfigError
 from synood.data.images import MB
-from synood.models import ModelUnavailableError, Suite
+from synood.errors import UserError
+from synood.models import Suite
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         config = config_from_args(args)
         suite = Suite.from_config(config.models)
         roots = DataRoots.from_settings(args.data_root)
-    except (ConfigError, ModelUnavailableError, AccessError) as exc:
+    except UserError as exc:
         print(f"app.py: error: {exc}", file=sys.stderr)
         return 2
     auth = None

@@ -6,7 +6,7 @@ Each figure comes with the plain way of doing the same work, measured in the sam
   (measured on a subset, extrapolated to all pairs);
 - handing a page to Gradio: the cached JPEG files' paths (Gradio hashes and copies them) vs. PIL images
   (Gradio encodes each one to WebP first).
-The images are plain test drawings (tests/test_pairs.py): ImageNet-sized JPEG sources (500 x 375) and 512 x 512
+The images are plain test drawings (tests/data/test_pairs.py): ImageNet-sized JPEG sources (500 x 375) and 512 x 512
 PNG synthetic images, 200 distinct pairs hard-linked to 10,000 paths, so every pair has its own files and key.
 Run: .venv/bin/python bench/pairs.py
 """

@@ -339,9 +339,16 @@ RULES: dict[type, dict[str, Rule]] = {  # section class -> field -> its rule, fr
               if (rule := _rule(f"{section_name}.{name}", hint)) is not None}
     for section_name, section in typing.get_type_hints(Config).items()
 }
+_BY_KEY: dict[str, Rule] = {rule.key: rule for fields in RULES.values() for rule in fields.values()}
 CHOICES: dict[str, tuple[str, ...]] = {  # "section.field" -> its allowed values; the first is the default
-    rule.key: rule.choices for fields in RULES.values() for rule in fields.values() if rule.choices is not None
+    key: rule.choices for key, rule in _BY_KEY.items() if rule.choices is not None
 }
+
+
+def check(key: str, value: Any) -> None:
+    """Apply the config field `key`'s rule to `value`: the same one-line ConfigError as setting it in a Config,
+    so a library object built without a Config (a Projection, a Suite, a scorer) refuses a bad choice alike."""
+    _BY_KEY[key].check(value)
 
 
 def labelled(key: str, titles: dict[str, str]) -> list[tuple[str, str]]:

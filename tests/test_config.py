@@ -2,14 +2,18 @@
 import dataclasses
 import subprocess
 import sys
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
+from PIL import Image
 
 from synood.method import finetune, scorers, synthesis
-from synood.config import CHOICES, Config, ConfigError, apply_mapping, apply_overrides, labelled, load_config
-from synood.models import classifier, suites
+from synood.config import (CHOICES, Config, ConfigError, ModelsConfig, apply_mapping, apply_overrides, check, labelled,
+                           load_config)
+from synood.models import GenerationSettings, classifier, suites
 
 SYNOOD = str(Path(sys.executable).with_name("synood"))  # the installed entry point
 
@@ -203,11 +207,60 @@ def test_choices_come_from_the_annotations_and_every_copy_is_derived_from_them()
     for key, choices in CHOICES.items():  # the first choice is the default
         section, name = key.split(".")
         assert getattr(getattr(Config(), section), name) == choices[0]
-    assert synthesis.LOSSES is CHOICES["synthesis.loss"] and synthesis.GRADIENTS is CHOICES["synthesis.gradient"]
     assert scorers.COMBINATIONS is CHOICES["finetune.combination"]
     assert suites.SUITE_CHOICES is CHOICES["models.suite"]
     assert classifier.RESIZES is CHOICES["models.classifier_resize"]
-    assert finetune.INPUTS is CHOICES["projection.input"] and finetune.SCHEDULES == CHOICES["negtune.schedule"]
+
+
+def _tiny_generator():
+    from synood.models import Suite
+
+    return Suite.from_config(ModelsConfig(suite="tiny", device="cpu")).generator
+
+
+GUARDED = [  # (what is built in code without a Config, the bad choice it is given, the one line that refuses it)
+    ("Projection(input=)", lambda: finetune.Projection(8, input="scaled"),
+     "projection.input: 'scaled' is not allowed; choose one of raw, unit"),
+    ("initial_negatives", lambda: finetune.initial_negatives(torch.ones(2, 4), "scaled"),
+     "negtune.parameter: 'scaled' is not allowed; choose one of raw, unit"),
+    ("Trainer(projection)", lambda: finetune.Trainer("projection", 4, lambda i: (torch.zeros(()), 0), [], 1, 2, 0,
+                                                     "sideways"),
+     "projection.schedule: 'sideways' is not allowed; choose one of epoch, batch"),
+    ("Trainer(negatives)", lambda: finetune.Trainer("negatives", 4, lambda i: (torch.zeros(()), 0), [], 1, 2, 0,
+                                                    "sideways"),
+     "negtune.schedule: 'sideways' is not allowed; choose one of epoch, batch"),
+    ("ood_loss", lambda: synthesis.ood_loss(torch.zeros(1, 3), "bogus"),
+     "synthesis.loss: 'bogus' is not allowed; choose one of squared, hinge, energy"),
+    ("noise_steps", lambda: next(synthesis.noise_steps(lambda z: z, torch.zeros(3, 2, 2), lambda x: x.flatten(1),
+                                                       loss="bogus")),
+     "synthesis.loss: 'bogus' is not allowed; choose one of squared, hinge, energy"),
+    ("InpaintGenerator.prepare", lambda: _tiny_generator().prepare(Image.new("RGB", (8, 8)),
+                                                                   GenerationSettings("p", gradient="exact")),
+     "synthesis.gradient: 'exact' is not allowed; choose one of skip, full"),
+    ("Suite(classifier_resize=)", lambda: suites.Suite(suites.SUITES["tiny"], classifier_resize="nearest"),
+     "models.classifier_resize: 'nearest' is not allowed; choose one of antialias, plain"),
+    ("ImageNetClassifier.resized", lambda: classifier.load(
+        suites.ComponentSpec("classifier", "torchvision", classifier.TINY_RESNET), torch.device("cpu"), "float32",
+    ).resized("nearest"), "models.classifier_resize: 'nearest' is not allowed; choose one of antialias, plain"),
+    ("SynOOD(combination)", lambda: scorers.SynOOD(SimpleNamespace(projection=None), "all"),
+     "finetune.combination: 'all' is not allowed; choose one of both, projection, negatives, none"),
+]
+
+
+@pytest.mark.parametrize("build, message", [row[1:] for row in GUARDED], ids=[row[0] for row in GUARDED])
+def test_library_objects_built_without_a_config_refuse_a_bad_choice_in_the_same_one_line(build, message):
+    """Each guard applies its config key's rule (config.check): no other wording, no other copy of the choices."""
+    with pytest.raises(ConfigError) as refused:
+        build()
+    assert str(refused.value) == message and "\n" not in message
+    assert isinstance(refused.value, ValueError)  # callers that catch ValueError still do
+
+
+def test_check_applies_a_keys_rule_as_setting_it_does():
+    check("synthesis.loss", "hinge")
+    check("finetune.synthetic_images", None)
+    with pytest.raises(ConfigError, match="^projection.epochs: -3 is out of range; must be at least 0$"):
+        check("projection.epochs", -3)
 
 
 def test_labelled_choices_name_exactly_the_allowed_values():

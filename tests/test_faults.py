@@ -65,7 +65,7 @@ POINTS = ("mid-item", "after-image", "torn-append", "mid-merge")
 
 
 def killed_at(point: str, selection_file: Path, out: Path) -> subprocess.CompletedProcess:
-    """`synood generate --suite tiny` (one thread, as tests/test_generation's `generate` runs it), dying at `point`."""
+    """`synood generate --suite tiny` (one thread, as tests/pipelines/test_generation's `generate` runs it), dying at `point`."""
     command = [sys.executable, "-c", KILLER, point, "generate", "--suite", "tiny", "--selection", str(selection_file),
                "--out", str(out)]
     return subprocess.run(command, env=dict(os.environ, OMP_NUM_THREADS="1"), capture_output=True, text=True,

@@ -1,6 +1,7 @@
 """The test tree's layout rules, read from the source with `ast`: no module under tests/ imports a test module
 (shared fixtures live in conftest.py, helpers in tests/helpers/), bench/ imports nothing from tests/ (what both need
-lives in bench/common/), and tests/ itself holds only test modules, conftest.py and __init__.py."""
+lives in bench/common/), test modules live in their layer's folder, and tests/ itself holds only the project-wide
+test modules, conftest.py and __init__.py."""
 from __future__ import annotations
 
 import ast
@@ -79,6 +80,17 @@ def test_no_module_under_tests_imports_a_test_module():
 
 def test_bench_imports_no_test_code():
     assert violations(BENCH, is_test_code) == [], "move what bench/ and tests/ share to bench/common/"
+
+
+LAYER_FOLDERS = {"method", "data", "models", "pipelines", "cli", "app"}  # the layers of docs/architecture.md
+
+
+def test_test_modules_follow_the_layers():
+    """Each test module lives in the folder of the layer it tests; tests/ itself keeps the project-wide ones."""
+    folders = {path.name for path in TESTS.iterdir() if path.is_dir() and (path / "__init__.py").exists()}
+    assert folders == LAYER_FOLDERS | {"helpers"}
+    project_wide = sorted(path.name for path in TESTS.glob("test_*.py"))
+    assert project_wide == ["test_config.py", "test_faults.py", "test_layout.py", "test_lint.py", "test_lock.py"]
 
 
 def test_tests_folder_holds_only_test_modules_conftest_and_init():

@@ -5,10 +5,11 @@ import gradio as gr
 from PIL import Image
 
 from synood.data.classnames import display_names
-from synood.config import Config
-from synood.models import ModelUnavailableError, Suite
+from synood.config import Config, SynthesisConfig
+from synood.models import Suite
 from synood.method.prompts import context_prompt
 
+from .errors import shows_user_errors
 from .inputs import photo_input, uploaded_image
 from .notes import standin_note
 
@@ -38,25 +39,34 @@ def main_object(suite: Suite, image: Image.Image) -> str:
     return f"Main object (the classifier's top label): **{name}** ({probabilities[index]:.0%})"
 
 
-def build(suite: Suite, config: Config) -> None:
-    synthesis = config.synthesis
+class ContextTab:
+    """The tab's handlers, callable without a page: the suite and the synthesis settings that make the prompt."""
 
-    def prompt_for(text: str) -> str:
-        return context_prompt(parse_labels(text), synthesis.prompt_template, synthesis.context_max_chars)
+    def __init__(self, suite: Suite, synthesis: SynthesisConfig):
+        self.suite, self.synthesis = suite, synthesis
 
-    def list_context(path: str | None, progress=gr.Progress()):
+    @shows_user_errors
+    def prompt_for(self, text: str) -> str:
+        """The generator's prompt for labels typed one per line."""
+        return context_prompt(parse_labels(text), self.synthesis.prompt_template, self.synthesis.context_max_chars)
+
+    @shows_user_errors
+    def list_context(self, path: str | None, progress=gr.Progress()) -> tuple[str, str, str]:
+        """The labeller's context labels for the image, the prompt they make, and the image's main object."""
         image = uploaded_image(path)
-        try:
-            progress(0.1, desc="Loading the context labeller")
-            labeller = suite.get("labeller")
-            progress(0.5, desc="Listing context")
-            labels = labeller.context(image)
-            heading = main_object(suite, image)
-        except ModelUnavailableError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
+        progress(0.1, desc="Loading the context labeller")
+        labeller = self.suite.get("labeller")
+        progress(0.5, desc="Listing context")
+        labels = labeller.context(image)
+        heading = main_object(self.suite, image)
         text = "\n".join(labels)
-        return text, prompt_for(text), heading
+        return text, self.prompt_for(text), heading
 
+
+def build(suite: Suite, config: Config) -> ContextTab:
+    """Lay out the tab and wire its events to a ContextTab's handlers (returned)."""
+    synthesis = config.synthesis
+    handlers = ContextTab(suite, synthesis)
     with gr.Tab("Context labels", id="context"):
         gr.Markdown(INTRO)
         with gr.Row():
@@ -73,6 +83,7 @@ def build(suite: Suite, config: Config) -> None:
                 prompt = gr.Textbox(label=f"Generator prompt (context cut to {synthesis.context_max_chars} "
                                           "characters, as in the reference code)", interactive=False,
                                     elem_id="context-prompt")
-        run.click(list_context, inputs=image, outputs=[labels, prompt, heading], api_name="context",
+        run.click(handlers.list_context, inputs=image, outputs=[labels, prompt, heading], api_name="context",
                   show_progress_on=status)
-        labels.change(prompt_for, inputs=labels, outputs=prompt, api_name="prompt")
+        labels.change(handlers.prompt_for, inputs=labels, outputs=prompt, api_name="prompt")
+    return handlers

@@ -16,14 +16,15 @@ import gradio as gr
 import numpy as np
 
 from synood.pipelines import featuremap
-from ui.access import AccessError, DataRoots, leads_outside
+from ui.access import DataRoots, leads_outside
 from synood.config import Config
-from synood.data.images import ImageError, find_images
-from synood.models import ModelUnavailableError, Suite
-from synood.data.manifest import PairsError, load_manifest
+from synood.data.images import find_images
+from synood.models import Suite
+from synood.data.manifest import load_manifest
 
 from . import featuremap_view
 from .detector import DetectorHolder
+from .errors import shows_user_errors
 from .featuremap_view import GROUPS, Point
 from .notes import standin_note
 from .pairs_tab import escape
@@ -217,27 +218,32 @@ def report(headline: str, notes: list[str], problems: list[str]) -> str:
     return "\n".join(lines)
 
 
-def build(suite: Suite, config: Config, roots: DataRoots) -> None:
-    holder = DetectorHolder.shared(suite, config)
-    detector_roots = roots.with_folder(Path(config.paths.home) / "runs")  # where fine-tuning runs write detectors
-    drawings: dict[str | None, Drawing] = {}  # per browser session: the map being drawn, which Stop halts
+class FeatureMapTab:
+    """The tab's handlers, callable without a page: the shared detector, the app's config and data roots, and each
+    browser session's map being drawn (which Stop halts)."""
 
-    def inputs(id_folder: str, generation: str, ood_folder: str, checkpoint_file: str, space: str,
+    def __init__(self, holder: DetectorHolder, config: Config, roots: DataRoots):
+        self.holder, self.config, self.roots = holder, config, roots
+        self.detector_roots = roots.with_folder(Path(config.paths.home) / "runs")  # where fine-tuning writes detectors
+        self.drawings: dict[str | None, Drawing] = {}  # by session hash
+
+    def inputs(self, id_folder: str, generation: str, ood_folder: str, checkpoint_file: str, space: str,
                cap: int) -> tuple[list[Source], list[str], list[str], Path | None]:
         """The images to map, the notes and skipped files, and the detector file: every check that needs no model,
         so that a bad folder or file is refused before anything on screen changes."""
         if space == "after" and not checkpoint_file.strip():
             raise MapError("The map after the projection needs a fine-tuned detector file (.safetensors).")
-        chosen, notes, outside = gather(id_folder, generation, ood_folder, cap, roots)
-        return chosen, notes, outside, detector_roots.check(checkpoint_file) if space == "after" else None
+        chosen, notes, outside = gather(id_folder, generation, ood_folder, cap, self.roots)
+        return chosen, notes, outside, self.detector_roots.check(checkpoint_file) if space == "after" else None
 
-    def prepare(chosen: list[Source], notes: list[str], outside: list[str], detector_file: Path | None,
+    def prepare(self, chosen: list[Source], notes: list[str], outside: list[str], detector_file: Path | None,
                 halted: threading.Event, progress: gr.Progress) -> Encoded:
+        """Encode the images (Stopped when `halted` is set between batches), label the ID ones, score every point."""
         from synood.data.features import image_features
         from synood.method.scorers import SCORERS, SynOOD
         from synood.records import checkpoint
 
-        detector = holder.get(progress)
+        detector = self.holder.get(progress)
         tuned = None
         if detector_file is not None:
             tuned = checkpoint.load_detector(detector_file)
@@ -260,9 +266,9 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
         ids = [i for i, source in enumerate(kept) if source.group == "ID"]
         for i, label in zip(ids, id_labels([kept[i].path for i in ids], features[ids], detector)):
             kept[i] = Source(kept[i].path, "ID", label)
-        found_scores = map_scores(found.features, detector, tuned, config.finetune.combination)
+        found_scores = map_scores(found.features, detector, tuned, self.config.finetune.combination)
         if tuned is not None:
-            features = SynOOD(tuned, config.finetune.combination).project(found.features)
+            features = SynOOD(tuned, self.config.finetune.combination).project(found.features)
         values = {name: score.tolist() for name, score in found_scores.items()}
         points = tuple(Point(source.group, source.label, {name: v[i] for name, v in values.items()}, source.path.name,
                              featuremap_view.file_url(featuremap_view.thumbnail_path(content)))
@@ -270,29 +276,30 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
         titles = {name: SCORERS[name].title for name in found_scores}
         return Encoded(features, points, found.paths, found.hashes, titles, notes, outside + found.problems)
 
-    def draw(id_folder: str, generation: str, ood_folder: str, checkpoint_file: str, space: str, colour: str,
+    @shows_user_errors
+    def draw(self, id_folder: str, generation: str, ood_folder: str, checkpoint_file: str, space: str, colour: str,
              cap: float | None, request: gr.Request, progress=gr.Progress()):
-        from synood.records.checkpoint import CheckpointError
-
+        """Draw the map, yielding (figure, status, view): a PCA preview at once, then UMAP; a bad input or model
+        error is a warning and a "No map" status, with the map on screen kept."""
         started = time.perf_counter()
         featuremap.warm_up_in_background()  # if opening the tab did not start it: numba compiles while images encode
         try:
-            chosen = inputs(id_folder or "", generation or "", ood_folder or "", checkpoint_file or "", space,
-                            max(int(cap or DEFAULT_CAP), 1))
-        except (MapError, AccessError, ImageError, PairsError) as exc:  # bad input: one message, the map stays
+            chosen = self.inputs(id_folder or "", generation or "", ood_folder or "", checkpoint_file or "", space,
+                                 max(int(cap or DEFAULT_CAP), 1))
+        except UserError as exc:  # bad input: one message in the status line, the map stays
             gr.Warning(str(exc))
             yield gr.skip(), f"**No map:** {escape(exc)}", gr.skip()
             return
-        drawing = drawings[request.session_hash] = Drawing(threading.Event())
+        drawing = self.drawings[request.session_hash] = Drawing(threading.Event())
         background = ThreadPoolExecutor(max_workers=2)  # thumbnails and the UMAP fit, while this generator reports
         try:
             yield None, "Reading and encoding the images...", None  # the earlier map, hover panel and status go
             try:
-                encoded = prepare(*chosen, drawing.halted, progress)
+                encoded = self.prepare(*chosen, drawing.halted, progress)
             except Stopped:
                 yield gr.skip(), STOPPED_ENCODING, gr.skip()
                 return
-            except (MapError, AccessError, ImageError, PairsError, CheckpointError, ModelUnavailableError) as exc:
+            except UserError as exc:
                 gr.Warning(str(exc))
                 yield gr.skip(), f"**No map:** {escape(exc)}", gr.skip()
                 return
@@ -331,22 +338,27 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
             yield view.figure(colour), report(headline, notes, encoded.problems), view
         finally:
             background.shutdown(wait=False)  # a stopped UMAP fit finishes on its own (numba cannot be interrupted)
-            if drawings.get(request.session_hash) is drawing:
-                del drawings[request.session_hash]
+            if self.drawings.get(request.session_hash) is drawing:
+                del self.drawings[request.session_hash]
 
-    def halt(request: gr.Request):
+    @shows_user_errors
+    def halt(self, request: gr.Request):
         """Stop this page's map: the status says so at once; encoding ends after its batch, a UMAP fit is left."""
-        drawing = drawings.get(request.session_hash)
+        drawing = self.drawings.get(request.session_hash)
         if drawing is None:
             return gr.skip()
         drawing.halted.set()
         return drawing.phase
 
-    def closed(request: gr.Request) -> None:
+    @shows_user_errors
+    def closed(self, request: gr.Request) -> None:
         """The page was closed or reloaded: its map, which no one will see, stops."""
-        halt(request)
+        self.halt(request)
 
+    @staticmethod
+    @shows_user_errors
     def recolour(view: MapView | None, colour: str):
+        """The drawn map coloured by a group or another score, with nothing computed again."""
         if view is None:
             return gr.skip()
         if colour != "group" and colour not in view.score_titles:
@@ -354,6 +366,11 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
                        "again with one.")
         return view.figure(colour)
 
+
+
+def build(suite: Suite, config: Config, roots: DataRoots) -> FeatureMapTab:
+    """Lay out the tab and wire its events to a FeatureMapTab's handlers (returned)."""
+    handlers = FeatureMapTab(DetectorHolder.shared(suite, config), config, roots)
     with gr.Tab("Feature map", id="featuremap") as tab:
         gr.Markdown(INTRO)
         view = gr.State(None)
@@ -380,13 +397,14 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
         with gr.Row():
             plot = gr.Plot(label="Feature map", elem_id="featuremap-plot", scale=3)
             gr.HTML(PANEL, js_on_load=HOVER_SCRIPT.read_text(), elem_id="featuremap-hover", scale=1, min_width=200)
-        start.click(draw, inputs=[id_folder, generation, ood_folder, checkpoint_file, space, colour, cap],
+        start.click(handlers.draw, inputs=[id_folder, generation, ood_folder, checkpoint_file, space, colour, cap],
                     outputs=[plot, status, view], api_name="featuremap", concurrency_limit=1,
                     concurrency_id="featuremap", trigger_mode="multiple")
         # Stop sets a flag the draw reads after every batch (no `cancels`: a cancelled generator event leaves Gradio's
         # page unable to start the next draw); queue=False, so Stop is never queued behind anything
-        stop.click(halt, outputs=status, api_name="featuremap_stop", queue=False)
+        stop.click(handlers.halt, outputs=status, api_name="featuremap_stop", queue=False)
         if gr.context.Context.root_block is not None:  # a page closed or reloaded stops its map: the next gets the CPU
-            gr.context.Context.root_block.unload(closed)
+            gr.context.Context.root_block.unload(handlers.closed)
         tab.select(featuremap.warm_up_in_background, api_visibility="private")  # numba compiles while folders are typed in
-        colour.input(recolour, inputs=[view, colour], outputs=plot, api_name="featuremap_colour")
+        colour.input(handlers.recolour, inputs=[view, colour], outputs=plot, api_name="featuremap_colour")
+    return handlers

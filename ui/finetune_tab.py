@@ -12,15 +12,17 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from synood.data.manifest import PairsError, load_manifest
+from synood.errors import UserError
 from synood.records import runs
-from ui.access import AccessError, DataRoots
+from ui.access import DataRoots
 from synood.config import Combination, Config, ConfigError, Embedding, Schedule, labelled
-from synood.data.images import ImageError, find_images
-from synood.models import ImageTextEncoder, ModelUnavailableError, Suite
+from synood.data.images import find_images
+from synood.models import ImageTextEncoder, Suite
 from synood.records.runs import Run, RunError
 
-from .jobs import JobRunner
 from .detector import DetectorHolder
+from .errors import shows_user_errors
+from .jobs import JobRunner
 
 if TYPE_CHECKING:  # torch loads on first use: the app must start in seconds
     from synood.pipelines.detect import Detector
@@ -33,8 +35,8 @@ INTRO = (
     "then the **negative labels'** text features move toward their synthetic images. Per epoch the loss should fall "
     "and the accuracy (the share of samples put on their own label) rise; runs go on in the background, one at a "
     "time, and stay listed below after a reload or a restart. **Before / after** scores an ID and an OOD folder with "
-    "plain NegLabel and with a run's tuned detector: a higher AUROC and a lower FPR95 after means the near-boundary "
-    "images helped."
+    "plain NegLabel (and every other registered score of the frozen models) and with a run's tuned detector: a "
+    "higher AUROC and a lower FPR95 after means the near-boundary images helped."
 )
 MODE_CHOICES = [("separate: projection, then negatives (paper's best)", "separate"),
                 ("joint: both at once, for the projection's epochs", "joint")]
@@ -61,22 +63,23 @@ STAGE_COLORS = {"projection": "#6366f1", "negatives": "#dc2626", "joint": "#16a3
 
 
 def number(value: float | None, name: str) -> int:
-    """`value` as an int; gr.Error names the input when it is empty or not whole. Its range is the config's to
+    """`value` as an int; a UserError names the input when it is empty or not whole. Its range is the config's to
     check (hyperparameters)."""
     if value is None:
-        raise gr.Error(f"{name} is empty.", print_exception=False)
+        raise UserError(f"{name} is empty.")
     if value != int(value):
-        raise gr.Error(f"{name} must be a whole number, not {value:g}.", print_exception=False)
+        raise UserError(f"{name} must be a whole number, not {value:g}.")
     return int(value)
 
 
 def rate(value: float | None, name: str) -> float:
-    """`value` as a float; gr.Error names the input when it is empty. Its range is the config's to check."""
+    """`value` as a float; a UserError names the input when it is empty. Its range is the config's to check."""
     if value is None:
-        raise gr.Error(f"{name} is empty.", print_exception=False)
+        raise UserError(f"{name} is empty.")
     return float(value)
 
 
+@shows_user_errors
 def hyperparameters(base: Config, projection_lr: float | None, projection_epochs: float | None,
                     projection_batch: float | None, negatives_lr: float | None, negatives_epochs: float | None,
                     negatives_batch: float | None, synthetic: float | None, mode: str, use_projection: bool,
@@ -85,28 +88,25 @@ def hyperparameters(base: Config, projection_lr: float | None, projection_epochs
                     negatives_parameter: Embedding | None = None, schedule: Schedule | None = None) -> Config:
     """The app's config with the tab's values in the projection, negtune and finetune sections (a convention
     left out, as an API caller of an older version would, keeps the app's). The config checks every value: a bad
-    one is a gr.Error of one line naming its key and what is allowed."""
-    try:
-        projection = dataclasses.replace(
-            base.projection, lr=rate(projection_lr, "Projection learning rate"),
-            epochs=number(projection_epochs, "Projection epochs"),
-            batch_size=number(projection_batch, "Projection batch size"),
-            seed=number(projection_seed, "Projection seed"),
-            input=base.projection.input if projection_input is None else projection_input,
-            schedule=base.projection.schedule if schedule is None else schedule)
-        negtune = dataclasses.replace(
-            base.negtune, lr=rate(negatives_lr, "Negatives learning rate"),
-            epochs=number(negatives_epochs, "Negatives epochs"),
-            batch_size=number(negatives_batch, "Negatives batch size"),
-            seed=number(negatives_seed, "Negatives seed"), joint=mode == "joint",
-            use_projection=bool(use_projection),
-            parameter=base.negtune.parameter if negatives_parameter is None else negatives_parameter,
-            schedule=base.negtune.schedule if schedule is None else schedule)
-        finetune = dataclasses.replace(
-            base.finetune, synthetic_images=number(synthetic, "Synthetic images m") if synthetic else None,
-            seed=number(subset_seed, "Subset seed"), combination=combination)
-    except ConfigError as exc:
-        raise gr.Error(str(exc), print_exception=False) from None
+    one is a toast of one line naming its key and what is allowed."""
+    projection = dataclasses.replace(
+        base.projection, lr=rate(projection_lr, "Projection learning rate"),
+        epochs=number(projection_epochs, "Projection epochs"),
+        batch_size=number(projection_batch, "Projection batch size"),
+        seed=number(projection_seed, "Projection seed"),
+        input=base.projection.input if projection_input is None else projection_input,
+        schedule=base.projection.schedule if schedule is None else schedule)
+    negtune = dataclasses.replace(
+        base.negtune, lr=rate(negatives_lr, "Negatives learning rate"),
+        epochs=number(negatives_epochs, "Negatives epochs"),
+        batch_size=number(negatives_batch, "Negatives batch size"),
+        seed=number(negatives_seed, "Negatives seed"), joint=mode == "joint",
+        use_projection=bool(use_projection),
+        parameter=base.negtune.parameter if negatives_parameter is None else negatives_parameter,
+        schedule=base.negtune.schedule if schedule is None else schedule)
+    finetune = dataclasses.replace(
+        base.finetune, synthetic_images=number(synthetic, "Synthetic images m") if synthetic else None,
+        seed=number(subset_seed, "Subset seed"), combination=combination)
     return dataclasses.replace(base, projection=projection, negtune=negtune, finetune=finetune)
 
 
@@ -115,39 +115,32 @@ def stored_config(run: Run, home: str) -> Config:
     try:
         return runs.config_of(run, home)
     except ConfigError as exc:
-        raise gr.Error(f"Run {run.id}: its stored configuration does not fit this version ({exc}).",
-                       print_exception=False) from None
+        raise UserError(f"Run {run.id}: its stored configuration does not fit this version ({exc}).") from None
 
 
 def confined_generation(roots: DataRoots, path: str) -> str:
-    """The generation's resolved path; gr.Error unless it and every image its manifest names (training reads the
+    """The generation's resolved path; a UserError unless it and every image its manifest names (training reads the
     synthetic images and their sources) lie under `roots`."""
-    try:
-        generation = roots.check(path)
-        manifest = load_manifest(generation)
-    except (AccessError, PairsError) as exc:
-        raise gr.Error(str(exc), print_exception=False) from None
+    generation = roots.check(path)
+    manifest = load_manifest(generation)
     named = list(dict.fromkeys(image for pair in manifest.pairs for image in (pair.image, pair.source)))
     _, outside = roots.split(named)
     if outside:
-        raise gr.Error(f"{manifest.path}: {len(outside):,} of the {len(named):,} images it names are outside the "
-                       f"app's data roots ({roots.describe()}), such as {outside[0]}; start the app with --data-root "
-                       "DIR to allow their folder.", print_exception=False)
+        raise UserError(f"{manifest.path}: {len(outside):,} of the {len(named):,} images it names are outside the "
+                        f"app's data roots ({roots.describe()}), such as {outside[0]}; start the app with --data-root "
+                        "DIR to allow their folder.")
     return str(generation)
 
 
 def confined_folder(roots: DataRoots, path: str) -> str:
-    """The image folder's resolved path; gr.Error unless it and every image file in it lie under `roots`."""
-    try:
-        folder = roots.check(path)
-        found = find_images(folder)
-    except (AccessError, ImageError) as exc:
-        raise gr.Error(str(exc), print_exception=False) from None
+    """The image folder's resolved path; a UserError unless it and every image file in it lie under `roots`."""
+    folder = roots.check(path)
+    found = find_images(folder)
     _, outside = roots.split(found)
     if outside:
-        raise gr.Error(f"{folder}: {len(outside):,} of its {len(found):,} image files lead outside the app's data "
-                       f"roots ({roots.describe()}), such as {outside[0]}; remove those links or start the app with "
-                       "--data-root DIR to allow their folder.", print_exception=False)
+        raise UserError(f"{folder}: {len(outside):,} of its {len(found):,} image files lead outside the app's data "
+                        f"roots ({roots.describe()}), such as {outside[0]}; remove those links or start the app with "
+                        "--data-root DIR to allow their folder.")
     return str(folder)
 
 
@@ -229,14 +222,17 @@ def describe(run: Run, epochs: list[dict]) -> str:
 
 
 def metrics_rows(result: Evaluation) -> list[list]:
-    """AUROC, FPR95 and AUPR in %, one row per score and convention: every registered score of the frozen models
-    before fine-tuning, then the tuned detector after."""
+    """AUROC, FPR95 and AUPR in %, one row per score and convention: plain NegLabel before and the tuned detector
+    after first (the comparison that matters), then every other registered score of the frozen models."""
     from synood.method.scorers import SCORERS
 
-    return [[f"{r.title} ({'after' if SCORERS[method].kind == 'trained' else 'before'})",
-             CONVENTION_TITLES[convention],
-             *(round(getattr(values, k), 2) for k in ("auroc", "fpr95", "aupr_in", "aupr_out"))]
-            for method, r in result.methods.items() for convention, values in r.average.items()]
+    after = [name for name in result.methods if SCORERS[name].kind == "trained"]
+    before = [name for name in result.methods if name not in after]
+    return [[f"{result.methods[method].title} ({'after' if method in after else 'before'})",
+             CONVENTION_TITLES[convention], *(round(getattr(values, k), 2) for k in ("auroc", "fpr95", "aupr_in",
+                                                                                    "aupr_out"))]
+            for method in [*before[:1], *after, *before[1:]]
+            for convention, values in result.methods[method].average.items()]
 
 
 def score_histograms(result: Evaluation) -> go.Figure:
@@ -289,144 +285,161 @@ def warn_skipped(problems: list[str]) -> None:
         gr.Warning(f"{len(problems)} image files could not be read and were skipped: {shown}")
 
 
-def build(suite: Suite, config: Config, roots: DataRoots) -> None:
-    store = runs.store_for(config.paths.home)
-    runner = JobRunner(store)
-    holder = DetectorHolder.shared(suite, config)
+class FinetuneTab:
+    """The tab's handlers, callable without a page: the suite, the app's config and data roots, the run database and
+    the background job runner (jobs outlive the page that launched them), and the shared detector."""
 
-    def tools(progress: gr.Progress) -> tuple[Detector, ImageTextEncoder]:
-        try:
-            return holder.get(progress), suite.get("encoder")
-        except ModelUnavailableError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
+    def __init__(self, suite: Suite, config: Config, roots: DataRoots):
+        self.suite, self.config, self.roots = suite, config, roots
+        self.store = runs.store_for(config.paths.home)
+        self.runner = JobRunner(self.store)
+        self.holder = DetectorHolder.shared(suite, config)
 
+    def tools(self, progress: gr.Progress) -> tuple[Detector, ImageTextEncoder]:
+        """The shared detector and the suite's encoder, loaded with their stages named in `progress`."""
+        return self.holder.get(progress), self.suite.get("encoder")
+
+    @staticmethod
     def encoding(progress: gr.Progress):
+        """A progress callback for encoding images, in `progress`."""
         return lambda done, total: progress(done / max(total, 1), desc="Encoding images (cached after the first time)")
 
-    def find(run_id: str) -> Run:
+    def find(self, run_id: str) -> Run:
+        """The fine-tuning run `run_id`; a UserError when there is none or it is another kind of run."""
         if not (run_id or "").strip():
-            raise gr.Error("Launch a run or pick one in the table first.", print_exception=False)
-        try:
-            run = store.get(run_id.strip())
-        except RunError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
+            raise UserError("Launch a run or pick one in the table first.")
+        run = self.store.get(run_id.strip())
         if run.kind != "finetune":
-            raise gr.Error(f"Run {run.id} is a {run.kind} run, not a fine-tuning run.", print_exception=False)
+            raise UserError(f"Run {run.id} is a {run.kind} run, not a fine-tuning run.")
         return run
 
-    def data_for(generation: str, run_config: Config, progress: gr.Progress) -> TrainingData:
+    def data_for(self, generation: str, run_config: Config, progress: gr.Progress) -> TrainingData:
+        """The generation's training features (skipped unreadable images named in a warning)."""
         from synood.pipelines import training
 
-        detector, _ = tools(progress)
-        try:
-            data = training.training_data(generation, detector, run_config, encoding(progress))
-        except training.TrainingError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
+        detector, _ = self.tools(progress)
+        data = training.training_data(generation, detector, run_config, self.encoding(progress))
         warn_skipped(data.info["skipped"])
         return data
 
-    def submit(run_id: str, data: TrainingData, run_config: Config) -> None:
+    def submit(self, run_id: str, data: TrainingData, run_config: Config) -> None:
+        """Queue the run's training on the background runner."""
         from synood.pipelines import training
+
+        store = self.store
 
         def work(stop) -> None:
             training.execute(store, store.get(run_id), data, run_config, stop=stop)
 
         try:
-            runner.submit(run_id, work)
+            self.runner.submit(run_id, work)
         except ValueError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
+            raise UserError(str(exc)) from None
 
-    def show(run_id: str) -> tuple[str, go.Figure]:
+    @shows_user_errors
+    def run_rows(self) -> list[list]:
+        """The runs table, from the run database."""
+        return runs_table(self.store)
+
+    @shows_user_errors
+    def latest(self) -> str:
+        """The newest fine-tuning run's id ("" when there is none)."""
+        found = self.store.list(kind="finetune", limit=1)
+        return found[0].id if found else ""
+
+    @shows_user_errors
+    def show(self, run_id: str) -> tuple[str, go.Figure]:
         """The run's status text and curves (a line of text, not an error, when there is no such run)."""
         run_id = (run_id or "").strip()
         if not run_id:
             return "Launch a run or pick one in the table.", curves([])
         try:
-            run = store.get(run_id)
+            run = self.store.get(run_id)
         except RunError as exc:
             return str(exc), curves([])
         if run.kind != "finetune":
             return f"Run {run.id} is a {run.kind} run, not a fine-tuning run.", curves([])
-        epochs = store.epochs(run.id)
+        epochs = self.store.epochs(run.id)
         return describe(run, epochs), curves(epochs)
 
-    def poll(run_id: str, seen_key: tuple | None, seen_rows: list | None):
+    @shows_user_errors
+    def poll(self, run_id: str, seen_key: tuple | None, seen_rows: list | None):
         """Every second: redraw the shown run and the table only when the database says they changed."""
         run_id = (run_id or "").strip()
         key: tuple[object, ...]
         try:
-            run = store.get(run_id)
+            run = self.store.get(run_id)
             key = (run.id, run.status, run.updated)
         except RunError:
             key = (run_id, "missing")
-        rows = runs_table(store)
-        view = show(run_id) if key != seen_key else (gr.skip(), gr.skip())
+        rows = runs_table(self.store)
+        view = self.show(run_id) if key != seen_key else (gr.skip(), gr.skip())
         return *view, rows if rows != seen_rows else gr.skip(), key, rows
 
-    def launch(path: str, *values, progress=gr.Progress()):
+    @shows_user_errors
+    def launch(self, path: str, *values, progress=gr.Progress()):
+        """Queue a run on the generation with the tab's values: its id, status, curves and the runs table."""
         if not (path or "").strip():
-            raise gr.Error("Give a generation folder or its manifest.jsonl first.", print_exception=False)
+            raise UserError("Give a generation folder or its manifest.jsonl first.")
         from synood.pipelines import training
 
-        run_config = hyperparameters(config, *values)
+        run_config = hyperparameters(self.config, *values)
         if not training.plan(run_config):
-            raise gr.Error("Nothing to train: give the projection (or, in separate mode, the negatives) at least "
-                           "one epoch.", print_exception=False)
-        generation = confined_generation(roots, path)
-        data = data_for(generation, run_config, progress)
-        run = training.start(store, run_config, generation, data, suite.name, status="queued")
-        submit(run.id, data, run_config)
-        return run.id, *show(run.id), runs_table(store)
+            raise UserError("Nothing to train: give the projection (or, in separate mode, the negatives) at least "
+                            "one epoch.")
+        generation = confined_generation(self.roots, path)
+        data = self.data_for(generation, run_config, progress)
+        run = training.start(self.store, run_config, generation, data, self.suite.name, status="queued")
+        self.submit(run.id, data, run_config)
+        return run.id, *self.show(run.id), runs_table(self.store)
 
-    def resume(run_id: str, progress=gr.Progress()):
+    @shows_user_errors
+    def resume(self, run_id: str, progress=gr.Progress()):
+        """Queue a stopped, failed or interrupted run again on its own data and settings."""
         from synood.pipelines import training
 
-        run = find(run_id)
-        try:
-            run_config = training.resume_config(run, config.paths.home)
-        except (RunError, ConfigError) as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
-        data = data_for(confined_generation(roots, run.inputs["generation"]), run_config, progress)
-        try:
-            training.check_data(run, data)
-        except RunError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
-        submit(run.id, data, run_config)
-        return show(run.id)
+        run = self.find(run_id)
+        run_config = training.resume_config(run, self.config.paths.home)
+        data = self.data_for(confined_generation(self.roots, run.inputs["generation"]), run_config, progress)
+        training.check_data(run, data)
+        self.submit(run.id, data, run_config)
+        return self.show(run.id)
 
-    def stop(run_id: str):
-        run = find(run_id)
-        if not runner.stop(run.id):
+    @shows_user_errors
+    def stop(self, run_id: str):
+        """Ask the run to stop after its current batch (a warning when it is not running here)."""
+        run = self.find(run_id)
+        if not self.runner.stop(run.id):
             gr.Warning(f"Run {run.id} is not running in this app (status: {run.status}).")
-        return show(run.id)
+        return self.show(run.id)
 
-    def picked(event: gr.SelectData):
+    @shows_user_errors
+    def picked(self, event: gr.SelectData):
+        """The run of the table row clicked, shown."""
         run_id = event.row_value[0]
-        return run_id, *show(run_id)
+        return run_id, *self.show(run_id)
 
-    def evaluate(run_id: str, id_folder: str, ood_folder: str, progress=gr.Progress()):
+    @shows_user_errors
+    def evaluate(self, run_id: str, id_folder: str, ood_folder: str, progress=gr.Progress()):
+        """Before / after: every standard score of the frozen models and the run's tuned detector on an ID and an
+        OOD folder: the metrics table, the score histograms and a note (recorded as an evaluate run)."""
         from synood.records import checkpoint
         from synood.pipelines import evaluation, training
 
-        run = find(run_id)
+        run = self.find(run_id)
         if run.status != "completed" or not run.artifacts.get("detector"):
-            raise gr.Error(f"Run {run.id} is {run.status} and has no detector yet: evaluate a completed run.",
-                           print_exception=False)
+            raise UserError(f"Run {run.id} is {run.status} and has no detector yet: evaluate a completed run.")
         if not (id_folder or "").strip() or not (ood_folder or "").strip():
-            raise gr.Error("Give both an ID folder and an OOD folder.", print_exception=False)
-        id_folder, ood_folder = confined_folder(roots, id_folder), confined_folder(roots, ood_folder)
-        run_config = stored_config(run, config.paths.home)
-        detector, encoder = tools(progress)
-        try:
-            tuned = checkpoint.load_detector(run.artifacts["detector"])
-            tuned.check(encoder.identity, [label.word for label in detector.negatives])
-            result = training.before_after(encoder, detector.classifier, detector.id_features,
-                                           detector.negative_features, tuned, id_folder, ood_folder, run_config,
-                                           encoding(progress))
-        except (checkpoint.CheckpointError, training.TrainingError) as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
+            raise UserError("Give both an ID folder and an OOD folder.")
+        id_folder, ood_folder = confined_folder(self.roots, id_folder), confined_folder(self.roots, ood_folder)
+        run_config = stored_config(run, self.config.paths.home)
+        detector, encoder = self.tools(progress)
+        tuned = checkpoint.load_detector(run.artifacts["detector"])
+        tuned.check(encoder.identity, [label.word for label in detector.negatives])
+        result = training.before_after(encoder, detector.classifier, detector.id_features, detector.negative_features,
+                                       tuned, id_folder, ood_folder, run_config, self.encoding(progress))
         warn_skipped(result.skipped)
-        record = evaluation.record(store, training.run_config(run_config), result,
+        record = evaluation.record(self.store, training.run_config(run_config), result,
                                    {"finetune_run": run.id, "detector": run.artifacts["detector"]})
         note = (f"{result.sets['ID'].count} ID and {result.sets['OOD'].count} OOD images · the detector of run {run.id}, "
                 f"combination **{run_config.finetune.combination}** · recorded as evaluate run {record.id}")
@@ -438,10 +451,10 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
                     f"\n\n{note}")
         return metrics_rows(result), score_histograms(result), note
 
-    def latest() -> str:
-        found = store.list(kind="finetune", limit=1)
-        return found[0].id if found else ""
 
+def build(suite: Suite, config: Config, roots: DataRoots) -> FinetuneTab:
+    """Lay out the tab and wire its events to a FinetuneTab's handlers (returned)."""
+    handlers = FinetuneTab(suite, config, roots)
     p, n, f = config.projection, config.negtune, config.finetune
     with gr.Tab("Fine-tuning", id="finetune"):
         gr.Markdown(INTRO)
@@ -498,16 +511,16 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
                     stop_button = gr.Button("Stop", variant="stop", elem_id="finetune-stop")
                     resume_button = gr.Button("Resume", elem_id="finetune-resume")
             with gr.Column(scale=1):
-                run_box = gr.Textbox(latest, label="Run shown (pick one in the table, or paste its id and press Enter)",
+                run_box = gr.Textbox(handlers.latest, label="Run shown (pick one in the table, or paste its id and press Enter)",
                                      elem_id="finetune-run")
                 status = gr.Markdown(elem_id="finetune-status")
                 plot = gr.Plot(curves([]), label="Loss and accuracy", elem_id="finetune-curve")
         with gr.Row():
             gr.Markdown("### Runs (from the run database; click a row to show it)")
             refresh = gr.Button("Refresh", size="sm", scale=0, elem_id="finetune-refresh")
-        table = gr.Dataframe(lambda: runs_table(store), headers=RUN_HEADERS, interactive=False, wrap=True,
+        table = gr.Dataframe(handlers.run_rows, headers=RUN_HEADERS, interactive=False, wrap=True,
                              max_height=360, column_widths=RUN_WIDTHS, elem_id="finetune-runs")
-        gr.Markdown("### Before / after: the run's detector against plain NegLabel")
+        gr.Markdown("### Before / after: the run's detector against plain NegLabel and the other scores")
         with gr.Row():
             id_folder = gr.Textbox(label="ID folder (images of ImageNet classes)", scale=2, elem_id="finetune-id")
             ood_folder = gr.Textbox(label="OOD folder", scale=2, elem_id="finetune-ood")
@@ -522,15 +535,16 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
         settings = [projection_lr, projection_epochs, projection_batch, negatives_lr, negatives_epochs,
                     negatives_batch, synthetic, mode, use_projection, combination, projection_seed, negatives_seed,
                     subset_seed, projection_input, negatives_parameter, schedule]
-        launch_button.click(launch, inputs=[path, *settings], outputs=[run_box, status, plot, table],
+        launch_button.click(handlers.launch, inputs=[path, *settings], outputs=[run_box, status, plot, table],
                             api_name="finetune_launch", concurrency_limit=1, concurrency_id="finetune-features")
-        resume_button.click(resume, inputs=run_box, outputs=[status, plot], api_name="finetune_resume",
+        resume_button.click(handlers.resume, inputs=run_box, outputs=[status, plot], api_name="finetune_resume",
                             concurrency_limit=1, concurrency_id="finetune-features")
-        stop_button.click(stop, inputs=run_box, outputs=[status, plot], api_name="finetune_stop")
-        run_box.submit(show, inputs=run_box, outputs=[status, plot], api_name="finetune_show")
-        refresh.click(lambda: runs_table(store), outputs=table, api_name="finetune_runs")
-        table.select(picked, outputs=[run_box, status, plot], api_visibility="private")
-        timer.tick(poll, inputs=[run_box, seen_key, seen_rows], outputs=[status, plot, table, seen_key, seen_rows],
+        stop_button.click(handlers.stop, inputs=run_box, outputs=[status, plot], api_name="finetune_stop")
+        run_box.submit(handlers.show, inputs=run_box, outputs=[status, plot], api_name="finetune_show")
+        refresh.click(handlers.run_rows, outputs=table, api_name="finetune_runs")
+        table.select(handlers.picked, outputs=[run_box, status, plot], api_visibility="private")
+        timer.tick(handlers.poll, inputs=[run_box, seen_key, seen_rows], outputs=[status, plot, table, seen_key, seen_rows],
                    api_visibility="private")
-        evaluate_button.click(evaluate, inputs=[run_box, id_folder, ood_folder], outputs=[metrics, histogram, note],
+        evaluate_button.click(handlers.evaluate, inputs=[run_box, id_folder, ood_folder], outputs=[metrics, histogram, note],
                               api_name="finetune_evaluate", concurrency_limit=1, concurrency_id="finetune-features")
+    return handlers

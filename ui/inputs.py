@@ -10,11 +10,15 @@ from gradio.data_classes import ImageData
 from PIL import Image
 
 from synood.data import images, photos
+from synood.errors import UserError
+
+from .errors import shows_user_errors
 
 SPLIT_TITLES = {"id": "In-distribution photos (one ImageNet class each)",
                 "ood": "Out-of-distribution photos (no ImageNet class)"}
 
 
+@shows_user_errors
 def undecoded(payload: ImageData | None) -> str | None:
     """The path of an uploaded image as Gradio stored it (an API caller's inline data: URL is saved first)."""
     if payload is None:
@@ -23,7 +27,7 @@ def undecoded(payload: ImageData | None) -> str | None:
         try:
             return processing_utils.save_base64_to_cache(payload.url, gr.utils.get_upload_folder(), payload.orig_name)
         except ValueError:
-            raise gr.Error("The image sent inline (a data: URL) is not valid base64.", print_exception=False) from None
+            raise UserError("The image sent inline (a data: URL) is not valid base64.") from None
     return payload.path
 
 
@@ -50,23 +54,21 @@ def photo_input(elem_id: str, label: str = "ID image", split: str | None = "id",
 
 def pick(chosen: list[photos.Photo]):
     """The gallery handler: the clicked photo's path, for the image input."""
+    @shows_user_errors
     def picked(event: gr.SelectData) -> str:
         return str(chosen[event.index].path)
     return picked
 
 
 def chosen_path(path: str | None) -> str:
-    """The file of a `photo_input`; a gr.Error without a traceback when there is none."""
+    """The file of a `photo_input`; a UserError when there is none."""
     if path is None:
-        raise gr.Error("Upload an image or pick an example first.", print_exception=False)
+        raise UserError("Upload an image or pick an example first.")
     return path
 
 
 def uploaded_image(path: str | None) -> Image.Image:
     """The file of a `photo_input` as RGB, through synood.data.images (its limits, its messages naming the file);
-    a gr.Error without a traceback when there is none or it cannot be used."""
+    a UserError (ImageError) when there is none or it cannot be used."""
     path = chosen_path(path)
-    try:
-        return images.load_image(path, name=Path(path).name)
-    except images.ImageError as exc:
-        raise gr.Error(str(exc), print_exception=False) from None
+    return images.load_image(path, name=Path(path).name)

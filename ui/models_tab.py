@@ -5,9 +5,11 @@ import html
 
 import gradio as gr
 
-from synood.models import ModelUnavailableError, Suite
+from synood.models import Suite
 from synood.models.interfaces import ROLE_TITLES, ROLES
 from synood.models.suites import NO_OWN_WEIGHTS
+
+from .errors import shows_user_errors
 
 INTRO = (
     "Every feature runs on a **suite** of four models: an image/text encoder that scores images against "
@@ -38,26 +40,39 @@ def components_table(suite: Suite) -> str:
             f"<tbody>{''.join(rows)}</tbody></table>")
 
 
-def build(suite: Suite) -> None:
+class ModelsTab:
+    """The tab's handlers, callable without a page: the suite they show and load."""
+
+    def __init__(self, suite: Suite):
+        self.suite = suite
+
+    @shows_user_errors
+    def table(self) -> str:
+        """The components table as it stands now."""
+        return components_table(self.suite)
+
+    @shows_user_errors
+    def load_all(self, progress=gr.Progress()) -> tuple[str, str]:
+        """Load every component (a missing model is one message naming it), then the table and a line saying so."""
+        done = []
+        for i, role in enumerate(ROLES):
+            progress(i / len(ROLES), desc=f"Loading {ROLE_TITLES[role].lower()}")
+            self.suite.get(role)
+            done.append(ROLE_TITLES[role])
+        return components_table(self.suite), f"Loaded: {', '.join(done)}."
+
+
+def build(suite: Suite) -> ModelsTab:
+    """Lay out the tab and wire its events to a ModelsTab's handlers (returned)."""
+    handlers = ModelsTab(suite)
     with gr.Tab("Models", id="models") as tab:
         gr.Markdown(INTRO)
         gr.Markdown(f"**Suite `{suite.name}`**: {suite.spec.description}", elem_id="suite-description")
         table = gr.HTML(components_table(suite), elem_id="components-table")
         load = gr.Button("Load all components", variant="primary", elem_id="load-components")
         status = gr.Markdown(elem_id="load-status")
-
-        def load_all(progress=gr.Progress()):
-            done = []
-            for i, role in enumerate(ROLES):
-                progress(i / len(ROLES), desc=f"Loading {ROLE_TITLES[role].lower()}")
-                try:
-                    suite.get(role)
-                except ModelUnavailableError as exc:
-                    raise gr.Error(str(exc), print_exception=False) from None
-                done.append(ROLE_TITLES[role])
-            return components_table(suite), f"Loaded: {', '.join(done)}."
-
-        load.click(load_all, outputs=[table, status], api_name="load_components", show_progress_on=status)
+        load.click(handlers.load_all, outputs=[table, status], api_name="load_components", show_progress_on=status)
         refresh = gr.Button("Refresh", size="sm", elem_id="refresh-components")
-        refresh.click(lambda: components_table(suite), outputs=table, api_name="components")
-        tab.select(lambda: components_table(suite), outputs=table, api_visibility="private", show_progress="hidden")
+        refresh.click(handlers.table, outputs=table, api_name="components")
+        tab.select(handlers.table, outputs=table, api_visibility="private", show_progress="hidden")
+    return handlers

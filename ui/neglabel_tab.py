@@ -10,10 +10,12 @@ from typing import TYPE_CHECKING
 import gradio as gr
 import plotly.graph_objects as go
 
-from synood.config import Config
-from synood.models import ModelUnavailableError, Suite
+from synood.config import Config, NegLabelConfig
+from synood.errors import UserError
+from synood.models import Suite
 
 from .detector import DetectorHolder
+from .errors import shows_user_errors
 from .inputs import chosen_path, photo_input, uploaded_image
 from .notes import standin_note
 
@@ -36,12 +38,11 @@ SEARCH_LIMIT = 200
 
 @dataclass
 class Analysis:
-    """What one image needs for re-scoring: its similarities to every ID and negative label."""
+    """What one image needs for re-scoring: its similarities to every ID and negative label, and its other scores."""
 
     id_similarity: torch.Tensor  # (1000,)
     negative_similarity: torch.Tensor  # (M,)
-    msp: float
-    energy: float  # E(x) = -logsumexp(logits), the paper's sign: lower = more in-distribution
+    baselines: dict[str, float]  # every standard registered score but NegLabel's (the card's main value), by name
     name: str  # the image's file name, so a card left on screen says which image it is for
 
 
@@ -86,52 +87,65 @@ def ranked(labels: list[NegativeLabel], query: str) -> list[NegativeLabel]:
     return [label for _, _, label in sorted(found, key=lambda item: item[:2])]
 
 
+def baseline(name: str, value: float) -> str:
+    """One registered score on the card by its title; the energy with the paper's sign, E(x) (the registry's is -E(x))."""
+    from synood.method.scorers import SCORERS
+
+    if name == "energy":
+        return f"energy E(x) = {-value:.2f} (lower = more in-distribution)"
+    return f"{SCORERS[name].title} {value:.4g}"
+
+
 def summary(score: float, analysis: Analysis, ngroups: int, temperature: float, detector: Detector) -> str:
+    """The card: NegLabel's S(x) at the sliders' settings, then every other standard score of the image."""
     verdict = "looks in-distribution" if score >= 0.5 else "looks out-of-distribution"
+    others = " · ".join(baseline(name, value) for name, value in analysis.baselines.items())
     return (f'<div class="score-card"><div class="score-image">{html.escape(analysis.name)}</div>'
             f'<div class="score-value" id="neglabel-score">S(x) = {score:.4f}</div>'
             f"<div>{verdict} · {ngroups} groups · temperature {temperature:g} · "
             f"{len(detector.negatives):,} negative labels</div>"
-            f'<div class="score-others">The classifier\'s baselines: MSP {analysis.msp:.3f} · energy E(x) = '
-            f"{analysis.energy:.2f} (lower = more in-distribution)</div></div>")
+            f'<div class="score-others">Baselines: {html.escape(others)}</div></div>')
 
 
-def build(suite: Suite, config: Config) -> None:
-    holder = DetectorHolder.shared(suite, config)
-    defaults = config.neglabel
+class NegLabelTab:
+    """The tab's handlers, callable without a page: the shared detector and the NegLabel defaults they read."""
 
-    def rescore(analysis: Analysis | None, ngroups: float, temperature: float, progress=gr.Progress()):
+    def __init__(self, holder: DetectorHolder, defaults: NegLabelConfig):
+        self.holder, self.defaults = holder, defaults
+
+    @shows_user_errors
+    def rescore(self, analysis: Analysis | None, ngroups: float, temperature: float, progress=gr.Progress()):
+        """The card and the per-group histogram of a scored image at other slider settings (nothing before one)."""
         from synood.method import scores
 
         if analysis is None:
             return gr.skip(), gr.skip()
-        detector = holder.get(progress)
-        ngroups = int(ngroups)
-        if not 1 <= ngroups <= len(detector.negatives):
-            raise gr.Error(f"Number of groups must be between 1 and {len(detector.negatives)}.", print_exception=False)
+        detector = self.holder.get(progress)
+        groups_wanted = int(ngroups)
+        if not 1 <= groups_wanted <= len(detector.negatives):
+            raise UserError(f"Number of groups must be between 1 and {len(detector.negatives)}.")
         id_logits = analysis.id_similarity[None] / temperature
         negative_logits = analysis.negative_similarity[None] / temperature
-        score, groups = scores.grouped_scores(id_logits, negative_logits, ngroups, defaults.group_seed)
+        score, groups = scores.grouped_scores(id_logits, negative_logits, groups_wanted, self.defaults.group_seed)
         value = float(score[0])
-        return summary(value, analysis, ngroups, temperature, detector), group_spread(groups[0], value)
+        return summary(value, analysis, groups_wanted, temperature, detector), group_spread(groups[0], value)
 
-    def analyse(path: str | None, ngroups: float, temperature: float, progress=gr.Progress()):
-        from synood.method import scores
+    @shows_user_errors
+    def analyse(self, path: str | None, ngroups: float, temperature: float, progress=gr.Progress()):
+        """Score one image: its analysis (for re-scoring), the card, the top ID and negative labels, the histogram."""
         from synood.data.classnames import display_names
+        from synood.method.scorers import standard
 
         path = chosen_path(path)
         image = uploaded_image(path)
-        try:
-            detector = holder.get(progress)
-            progress(0.95, desc="Scoring the image")
-            features = detector.image_features([image])
-            logits = detector.logits([image])
-        except ModelUnavailableError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
-        features = features.double()  # float64, as Detector.score: S(x) near 1 keeps its digits
+        detector = self.holder.get(progress)
+        progress(0.95, desc="Scoring the image")
+        found = detector.score([image])  # every standard registered score, in one pass
+        features = found["features"].double()  # float64, as the scorers: S(x) near 1 keeps its digits
         analysis = Analysis((features @ detector.id_features.double().T)[0],
                             (features @ detector.negative_features.double().T)[0],
-                            float(scores.msp_score(logits)[0]), float(scores.energy(logits)[0]), Path(path).name)
+                            {name: float(found[name][0]) for name in standard() if name != "neglabel"},
+                            Path(path).name)
         top_id = analysis.id_similarity.topk(TOP_K)
         top_negative = analysis.negative_similarity.topk(TOP_K)
         id_names = display_names(detector.id_names)
@@ -139,14 +153,13 @@ def build(suite: Suite, config: Config) -> None:
                        f"Top {TOP_K} ImageNet (ID) labels", "#16a34a")
         negative_plot = bars(negative_names([detector.negatives[i] for i in top_negative.indices.tolist()]),
                              top_negative.values.tolist(), f"Top {TOP_K} negative labels", "#dc2626")
-        card, spread = rescore(analysis, ngroups, temperature)
+        card, spread = self.rescore(analysis, ngroups, temperature)
         return analysis, card, id_plot, negative_plot, spread
 
-    def search(query: str, progress=gr.Progress()):
-        try:
-            detector = holder.get(progress)
-        except ModelUnavailableError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
+    @shows_user_errors
+    def search(self, query: str, progress=gr.Progress()):
+        """The mined negative labels matching `query`, ranked, and a line saying how many and in which order."""
+        detector = self.holder.get(progress)
         needle = query.strip()
         found = ranked(detector.negatives, needle)
         rows = [[label.word, label.pos, label.lexname, round(label.percentile, 4)] for label in found[:SEARCH_LIMIT]]
@@ -159,6 +172,11 @@ def build(suite: Suite, config: Config) -> None:
                 f"{html.escape(repr(needle)) if needle else 'everything'}{shown}. {order}")
         return rows, note
 
+
+def build(suite: Suite, config: Config) -> NegLabelTab:
+    """Lay out the tab and wire its events to a NegLabelTab's handlers (returned)."""
+    handlers = NegLabelTab(DetectorHolder.shared(suite, config), config.neglabel)
+    defaults = config.neglabel
     with gr.Tab("Negative labels", id="neglabel"):
         gr.Markdown(INTRO)
         state = gr.State(None)
@@ -187,10 +205,11 @@ def build(suite: Suite, config: Config) -> None:
             found = gr.Markdown(elem_id="neglabel-found")
             table = gr.Dataframe(headers=["word", "part of speech", "lexname", "95th-percentile similarity"],
                                  interactive=False, elem_id="neglabel-table")
-        run.click(analyse, inputs=[image, ngroups, temperature], outputs=[state, card, id_plot, negative_plot, spread],
+        run.click(handlers.analyse, inputs=[image, ngroups, temperature], outputs=[state, card, id_plot, negative_plot, spread],
                   api_name="neglabel_score", show_progress_on=status)
         for slider in (ngroups, temperature):
-            slider.change(rescore, inputs=[state, ngroups, temperature], outputs=[card, spread],
+            slider.change(handlers.rescore, inputs=[state, ngroups, temperature], outputs=[card, spread],
                           api_visibility="private", trigger_mode="always_last", show_progress_on=status)
-        gr.on([find.click, query.submit], search, inputs=query, outputs=[table, found], api_name="negatives",
+        gr.on([find.click, query.submit], handlers.search, inputs=query, outputs=[table, found], api_name="negatives",
               show_progress_on=found)
+    return handlers

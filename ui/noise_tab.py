@@ -10,13 +10,14 @@ import gradio as gr
 from PIL import Image
 
 from synood.data.classnames import display_names
-from synood.config import Config, ConfigError, Gradient, Loss, StepRule, labelled
+from synood.config import Config, Gradient, Loss, StepRule, SynthesisConfig, labelled
 from synood.data.images import to_pil
-from synood.models import ModelUnavailableError, Suite
+from synood.models import Suite
 from synood.models.suites import GENERATOR_STEP_SIZES
 from synood.method.prompts import context_prompt
 
 from .context_tab import parse_labels
+from .errors import shows_user_errors
 from .inputs import photo_input, uploaded_image
 from .notes import standin_note
 from .plots import optimisation_curve
@@ -150,36 +151,36 @@ class Watch:
                 self._changed.wait_for(lambda: self._shown >= count or self.pressed.is_set(), timeout)
 
 
-def build(suite: Suite, config: Config) -> None:
-    defaults = config.synthesis
-    family = suite.spec.components["generator"].family
-    own_step = GENERATOR_STEP_SIZES.get(family)
-    watches: dict[str | None, Watch] = {}  # per browser session: what its page has shown, and its Stop
+class NoiseTab:
+    """The tab's handlers, callable without a page: the suite, the synthesis defaults, and each browser session's
+    run in progress (what its page has shown, and its Stop)."""
 
-    def run(path: str | None, labels_text: str, iterations: float, step_size: float | None, loss: Loss,
+    def __init__(self, suite: Suite, defaults: SynthesisConfig):
+        self.suite, self.defaults = suite, defaults
+        self.watches: dict[str | None, Watch] = {}  # by session hash
+
+    @shows_user_errors
+    def run(self, path: str | None, labels_text: str, iterations: float, step_size: float | None, loss: Loss,
             gradient: Gradient, seed: float, m_out: float, step_rule: StepRule, request: gr.Request,
             progress=gr.Progress()):
+        """Optimise the image's noise, yielding every iteration (labels, prompt, curve, slider, images, stats, the
+        run, status, count); a bad value is one message naming its key, before anything on screen changes."""
         image = uploaded_image(path)
         from synood.pipelines import generation
 
+        suite = self.suite
+        settings = dataclasses.replace(self.defaults, iterations=int(iterations), loss=loss, gradient=gradient,
+                                       seed=int(seed or 0), m_out=float(m_out), step_rule=step_rule,
+                                       step_size=None if step_size in (None, "") else float(step_size))
+        watch = self.watches[request.session_hash] = Watch(paced=request.headers.get("x-gradio-user") == "app")
         try:
-            settings = dataclasses.replace(defaults, iterations=int(iterations), loss=loss, gradient=gradient,
-                                           seed=int(seed or 0), m_out=float(m_out), step_rule=step_rule,
-                                           step_size=None if step_size in (None, "") else float(step_size))
-        except ConfigError as exc:  # the config checks every value: one line naming its key and what is allowed
-            raise gr.Error(str(exc), print_exception=False) from None
-        watch = watches[request.session_hash] = Watch(paced=request.headers.get("x-gradio-user") == "app")
-        try:
-            try:
-                progress(0.05, desc="Loading the generator and the energy classifier")
-                generator, classifier = suite.get("generator"), suite.get("classifier")
-                applied = generation.describe_step(generator, settings)
-                labels = parse_labels(labels_text or "")
-                if not labels:
-                    progress(0.1, desc="Listing the context labels")
-                    labels = suite.get("labeller").context(image)
-            except ModelUnavailableError as exc:
-                raise gr.Error(str(exc), print_exception=False) from None
+            progress(0.05, desc="Loading the generator and the energy classifier")
+            generator, classifier = suite.get("generator"), suite.get("classifier")
+            applied = generation.describe_step(generator, settings)
+            labels = parse_labels(labels_text or "")
+            if not labels:
+                progress(0.1, desc="Listing the context labels")
+                labels = suite.get("labeller").context(image)
             prompt = context_prompt(labels, settings.prompt_template, settings.context_max_chars)
             if watch.pressed.is_set():
                 yield ("\n".join(labels), prompt, *[gr.skip()] * 6, "**Stopped before the first iteration.**", 0)
@@ -205,21 +206,36 @@ def build(suite: Suite, config: Config) -> None:
                 if shown < settings.iterations:
                     watch.wait_for_page(shown - 1)
         finally:
-            watches.pop(request.session_hash, None)
+            self.watches.pop(request.session_hash, None)
 
-    def stop_run(seen: float | None, request: gr.Request) -> None:
-        if request.session_hash in watches:
-            watches[request.session_hash].press(int(seen or 0))
+    @shows_user_errors
+    def stop_run(self, seen: float | None, request: gr.Request) -> None:
+        """Stop this session's run, whose page showed `seen` iterations."""
+        if request.session_hash in self.watches:
+            self.watches[request.session_hash].press(int(seen or 0))
 
-    def page_shows(count: float | None, request: gr.Request) -> None:
-        if request.session_hash in watches:
-            watches[request.session_hash].shown(int(count or 0))
+    @shows_user_errors
+    def page_shows(self, count: float | None, request: gr.Request) -> None:
+        """This session's page has drawn `count` iterations."""
+        if request.session_hash in self.watches:
+            self.watches[request.session_hash].shown(int(count or 0))
 
+    @staticmethod
+    @shows_user_errors
     def show(result: Run | None, shown: float):
+        """The image and stats of iteration `shown` of a finished or running run."""
         if result is None or not result.frames:
             return gr.update(), gr.update()
         shown = min(max(int(shown), 1), len(result.frames))
         return result.frames[shown - 1].image, describe(result, shown)
+
+
+def build(suite: Suite, config: Config) -> NoiseTab:
+    """Lay out the tab and wire its events to a NoiseTab's handlers (returned)."""
+    defaults = config.synthesis
+    family = suite.spec.components["generator"].family
+    own_step = GENERATOR_STEP_SIZES.get(family)
+    handlers = NoiseTab(suite, defaults)
 
     with gr.Tab("Noise optimisation", id="noise"):
         gr.Markdown(f"{GENERATOR_TEXTS.get(family, GENERATOR_TEXTS['diffusers'])} {ENERGY_TEXT}", elem_id="noise-intro")
@@ -269,12 +285,13 @@ def build(suite: Suite, config: Config) -> None:
                                elem_id="noise-frame")
         made = gr.Number(0, visible=False, elem_id="noise-made")  # iterations the page has received: Stop sends it
         start.click(lambda: 0, outputs=made, api_visibility="private", queue=False, show_progress="hidden").then(
-            run, inputs=[image, labels, iterations, step_size, loss, gradient, seed, m_out, step_rule],
+            handlers.run, inputs=[image, labels, iterations, step_size, loss, gradient, seed, m_out, step_rule],
             outputs=[labels, prompt, plot, shown, source, current, stats, state, status, made],
             api_name="noise_run", concurrency_limit=1, concurrency_id="generator", show_progress_on=status)
-        stop.click(stop_run, inputs=made, api_name="noise_stop", queue=False)
-        made.change(page_shows, inputs=made, api_visibility="private", queue=False, show_progress="hidden")
+        stop.click(handlers.stop_run, inputs=made, api_name="noise_stop", queue=False)
+        made.change(handlers.page_shows, inputs=made, api_visibility="private", queue=False, show_progress="hidden")
         # .input, not .change: only a person's move shows an earlier iteration (the run's own updates of the slider
         # would race the run's stats line)
-        shown.input(show, inputs=[state, shown], outputs=[current, stats], api_visibility="private",
+        shown.input(handlers.show, inputs=[state, shown], outputs=[current, stats], api_visibility="private",
                     trigger_mode="always_last", show_progress="hidden")
+    return handlers

@@ -10,11 +10,13 @@ import plotly.graph_objects as go
 
 from synood.config import Config
 from synood.data import manifest as manifests
-from synood.data.manifest import Page, Pair, PairsError, ParsedManifest
+from synood.data.manifest import Page, Pair, ParsedManifest
+from synood.errors import UserError
 from synood.models import Suite
 from ui import thumbnails
-from ui.access import AccessError, DataRoots
+from ui.access import DataRoots
 
+from .errors import shows_user_errors
 from .plots import optimisation_curve
 
 INTRO = (
@@ -91,69 +93,87 @@ def details(pair: Pair) -> str:
 
 
 def load_manifest(path: str, roots: DataRoots) -> ParsedManifest:
-    """The manifest of a generation folder or manifest file under `roots`, or a gr.Error that says why not (the
-    previous state stays)."""
-    try:
-        return manifests.load_manifest(roots.check(path))
-    except (AccessError, PairsError) as exc:
-        raise gr.Error(str(exc), print_exception=False) from None
+    """The manifest of a generation folder or manifest file under `roots`; a UserError (AccessError, PairsError)
+    says why not."""
+    return manifests.load_manifest(roots.check(path))
 
 
-def build(suite: Suite, config: Config, roots: DataRoots) -> None:
-    m_out = config.synthesis.m_out
-    inside = roots.contains
+class PairsTab:
+    """The tab's handlers, callable without a page: the data roots they read under and the config's m_out."""
 
-    def show(manifest_file: str, class_id: str, energy_min: float | None, energy_max: float | None, label: str,
-             sort: str, order: str, size: int, number: float | None = 1):
+    def __init__(self, roots: DataRoots, m_out: float):
+        self.roots, self.m_out = roots, m_out
+
+    def loaded(self, manifest_file: str) -> ParsedManifest:
+        """The manifest already loaded on the page (its path), read again."""
         if not manifest_file:
-            raise gr.Error("Load a generation folder or manifest first.", print_exception=False)
-        manifest = load_manifest(manifest_file, roots)
+            raise UserError("Load a generation folder or manifest first.")
+        return load_manifest(manifest_file, self.roots)
+
+    @shows_user_errors
+    def show(self, manifest_file: str, class_id: str, energy_min: float | None, energy_max: float | None, label: str,
+             sort: str, order: str, size: int, number: float | None = 1):
+        """One page of the filtered, sorted pairs: gallery, the page line, the page's pair ids and its number."""
+        manifest = self.loaded(manifest_file)
+        inside = self.roots.contains
         chosen = manifests.filter_pairs(manifest.pairs, class_id or None, energy_min, energy_max, label or "")
-        try:
-            chosen = manifests.sort_pairs(chosen, sort, descending=order == "descending")
-            page = manifests.paginate(chosen, int(number or 1), int(size))
-        except PairsError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
+        chosen = manifests.sort_pairs(chosen, sort, descending=order == "descending")
+        page = manifests.paginate(chosen, int(number or 1), int(size))
         try:
             files = thumbnails.thumbnails(page.pairs, inside=inside)
         except OSError as exc:
-            raise gr.Error(f"Cannot write thumbnails under {thumbnails.thumbnail_dir()}: {exc.strerror or exc}",
-                           print_exception=False) from None
+            raise UserError(f"Cannot write thumbnails under {thumbnails.thumbnail_dir()}: {exc.strerror or exc}") \
+                from None
         gallery = [(str(path), caption(pair)) for path, pair in zip(files, page.pairs)]
         outside = sum(not inside(path) for pair in page.pairs for path in (pair.source, pair.image))
         return gallery, page_line(page, manifest, outside), [pair.id for pair in page.pairs], page.number
 
-    def turn(delta: int):
-        def step(manifest_file: str, class_id: str, energy_min: float | None, energy_max: float | None, label: str,
-                 sort: str, order: str, size: int, number: float | None):
-            return show(manifest_file, class_id, energy_min, energy_max, label, sort, order, size, (number or 1) + delta)
-        return step
+    @shows_user_errors
+    def previous_page(self, manifest_file: str, class_id: str, energy_min: float | None, energy_max: float | None,
+                      label: str, sort: str, order: str, size: int, number: float | None):
+        """The page before `number`."""
+        return self.show(manifest_file, class_id, energy_min, energy_max, label, sort, order, size, (number or 1) - 1)
 
-    def load(path: str, sort: str, order: str, size: int):
+    @shows_user_errors
+    def next_page(self, manifest_file: str, class_id: str, energy_min: float | None, energy_max: float | None,
+                  label: str, sort: str, order: str, size: int, number: float | None):
+        """The page after `number`."""
+        return self.show(manifest_file, class_id, energy_min, energy_max, label, sort, order, size, (number or 1) + 1)
+
+    @shows_user_errors
+    def load(self, path: str, sort: str, order: str, size: int):
+        """Open a generation: its manifest's path, filters reset to cover every pair, the first page, and the pair
+        view emptied."""
         if not (path or "").strip():
-            raise gr.Error("Give a generation folder or its manifest.jsonl.", print_exception=False)
-        manifest = load_manifest(path, roots)
+            raise UserError("Give a generation folder or its manifest.jsonl.")
+        manifest = load_manifest(path, self.roots)
         low, high = manifest.energy_range()
         low, high = outward(low, up=False), outward(high, up=True)
         choices = [ALL_CLASSES] + [(f"{name} ({class_id})", class_id) for class_id, name in manifest.classes()]
-        view = show(str(manifest.path), "", low, high, "", sort, order, size, 1)
+        view = self.show(str(manifest.path), "", low, high, "", sort, order, size, 1)
         return (str(manifest.path), gr.update(choices=choices, value=""), low, high, "", *view,
                 None, None, None, "", "")
 
+    @staticmethod
+    @shows_user_errors
     def picked(ids: list[str], event: gr.SelectData) -> str:
+        """The id of the pair clicked in the gallery."""
         return ids[event.index]
 
-    def open_pair(manifest_file: str, pair_id: str):
-        if not manifest_file:
-            raise gr.Error("Load a generation folder or manifest first.", print_exception=False)
-        try:
-            pair = load_manifest(manifest_file, roots).get(pair_id.strip())
-        except PairsError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
+    @shows_user_errors
+    def open_pair(self, manifest_file: str, pair_id: str):
+        """One pair in full: its source and synthetic images (placeholders for what cannot be shown), its curve and
+        everything the manifest says about it."""
+        pair = self.loaded(manifest_file).get(pair_id.strip())
+        inside = self.roots.contains
         return (thumbnails.pair_image(pair.source, "source image", inside),
                 thumbnails.pair_image(pair.image, "synthetic image", inside),
-                curve(pair, m_out), details(pair))
+                curve(pair, self.m_out), details(pair))
 
+
+def build(suite: Suite, config: Config, roots: DataRoots) -> PairsTab:
+    """Lay out the tab and wire its events to a PairsTab's handlers (returned)."""
+    handlers = PairsTab(roots, config.synthesis.m_out)
     with gr.Tab("Synthetic pairs", id="pairs"):
         gr.Markdown(INTRO)
         manifest_file = gr.State("")
@@ -197,15 +217,16 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> None:
         filters = [manifest_file, class_id, energy_min, energy_max, label, sort, order, size]
         view = [gallery, where, page_ids, number]
         pair_view = [source, synthetic, plot, detail]
-        gr.on([load_button.click, path.submit], load, inputs=[path, sort, order, size],
+        gr.on([load_button.click, path.submit], handlers.load, inputs=[path, sort, order, size],
               outputs=[manifest_file, class_id, energy_min, energy_max, label, *view, *pair_view, pair_id],
               api_name="pairs_load", show_progress_on=status)
         gr.on([apply.click, label.submit, energy_min.submit, energy_max.submit, class_id.input, sort.input,
-               order.input, size.input], show, inputs=filters, outputs=view, api_name="pairs_filter", show_progress_on=status)
-        number.submit(show, inputs=[*filters, number], outputs=view, api_name="pairs_page", show_progress_on=status)
-        prev_button.click(turn(-1), inputs=[*filters, number], outputs=view, api_visibility="private", show_progress_on=status)
-        next_button.click(turn(+1), inputs=[*filters, number], outputs=view, api_visibility="private", show_progress_on=status)
-        gallery.select(picked, inputs=page_ids, outputs=pair_id, api_visibility="private", show_progress="hidden").success(
-            open_pair, inputs=[manifest_file, pair_id], outputs=pair_view, api_visibility="private", show_progress_on=status)
-        pair_id.submit(open_pair, inputs=[manifest_file, pair_id], outputs=pair_view, api_name="pairs_open",
+               order.input, size.input], handlers.show, inputs=filters, outputs=view, api_name="pairs_filter", show_progress_on=status)
+        number.submit(handlers.show, inputs=[*filters, number], outputs=view, api_name="pairs_page", show_progress_on=status)
+        prev_button.click(handlers.previous_page, inputs=[*filters, number], outputs=view, api_visibility="private", show_progress_on=status)
+        next_button.click(handlers.next_page, inputs=[*filters, number], outputs=view, api_visibility="private", show_progress_on=status)
+        gallery.select(handlers.picked, inputs=page_ids, outputs=pair_id, api_visibility="private", show_progress="hidden").success(
+            handlers.open_pair, inputs=[manifest_file, pair_id], outputs=pair_view, api_visibility="private", show_progress_on=status)
+        pair_id.submit(handlers.open_pair, inputs=[manifest_file, pair_id], outputs=pair_view, api_name="pairs_open",
                        show_progress_on=status)
+    return handlers

@@ -1,5 +1,5 @@
 """Small valid image files of every format synood.data.images reads, and byte-level damage to them: the seeds and
-mutations of the image fuzz test (tests/test_image_fuzz.py) and of its longer run (bench/fuzz_images.py)."""
+mutations of the image fuzz test (tests/data/test_image_fuzz.py) and of its longer run (bench/fuzz_images.py)."""
 from __future__ import annotations
 
 import io

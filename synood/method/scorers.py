@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from synood.config import CHOICES, NegLabelConfig
+from synood.config import CHOICES, NegLabelConfig, check
 from synood.method import scores
 from synood.method.finetune import Projection
 
@@ -113,8 +113,7 @@ class SynOOD(Scorer):
     name, title, kind, needs = "synood", "SynOOD", "trained", frozenset({"features"})
 
     def __init__(self, tuned: Tuned, combination: str = "both"):
-        if combination not in COMBINATIONS:
-            raise ValueError(f"unknown detector combination {combination!r}; choose one of {', '.join(COMBINATIONS)}")
+        check("finetune.combination", combination)
         self.tuned, self.combination = tuned, combination
 
     def project(self, features: Tensor) -> Tensor:

@@ -11,11 +11,9 @@ from typing import Callable, Iterator
 
 import torch
 
-from synood.config import CHOICES
+from synood.config import check
 from synood.method.scores import energy, msp_score
 
-LOSSES = CHOICES["synthesis.loss"]
-GRADIENTS = CHOICES["synthesis.gradient"]  # how a diffusion generator's noise gets its gradient (InpaintCanvas)
 
 
 def boundary_score(logits: torch.Tensor) -> torch.Tensor:
@@ -29,13 +27,12 @@ def ood_loss(logits: torch.Tensor, kind: str = "squared", m_out: float = -5.0) -
     squared (reference code, default): (m_out - s)^2; hinge: relu((m_out + 1) - s)^2, zero once s
     passes m_out + 1; energy (paper eq. 7): relu(m_out - E)^2 with E = -logsumexp(logits).
     """
+    check("synthesis.loss", kind)
     if kind == "squared":
         return ((m_out - boundary_score(logits)) ** 2).mean()
     if kind == "hinge":
         return (torch.relu((m_out + 1.0) - boundary_score(logits)) ** 2).mean()
-    if kind == "energy":
-        return (torch.relu(m_out - energy(logits)) ** 2).mean()
-    raise ValueError(f"unknown loss {kind!r}; choose one of {', '.join(LOSSES)}")
+    return (torch.relu(m_out - energy(logits)) ** 2).mean()  # energy
 
 
 @dataclass(frozen=True)
@@ -59,8 +56,7 @@ def noise_steps(render: Callable[[torch.Tensor], torch.Tensor], noise: torch.Ten
     the generator) before the next one. The last rendered image is the one kept (as in the
     reference code), so the last iteration skips its unused gradient.
     """
-    if loss not in LOSSES:
-        raise ValueError(f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+    check("synthesis.loss", loss)
     for index in range(iterations):
         last = index == iterations - 1
         noise = noise.detach().requires_grad_(not last)

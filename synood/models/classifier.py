@@ -23,7 +23,7 @@ from torchvision.models import WeightsEnum, get_model, get_model_weights
 from torchvision.models.resnet import Bottleneck, ResNet
 from torchvision.transforms.functional import to_tensor
 
-from synood.config import CHOICES
+from synood.config import CHOICES, check
 from synood.runtime import pick_dtype, seeded_init
 from synood.models import sources
 from synood.models.interfaces import ComponentInfo, count_parameters
@@ -81,8 +81,7 @@ class ImageNetClassifier:
     def resized(self, resize: str) -> ImageNetClassifier:
         """This classifier (the same network) resizing with `resize`: antialias, or plain bilinear (the
         pre-0.17 torchvision resize); a plain one says so in its name."""
-        if resize not in RESIZES:
-            raise ValueError(f"unknown classifier resize {resize!r}; choose one of {', '.join(RESIZES)}")
+        check("models.classifier_resize", resize)
         antialias = resize == "antialias"
         if antialias == self.view.antialias:
             return self

@@ -26,9 +26,8 @@ else:
 from PIL import Image
 from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
-from synood.config import Gradient
+from synood.config import Gradient, check
 from synood.runtime import pick_dtype, seeded_init
-from synood.method.synthesis import GRADIENTS
 from synood.models import sources
 from synood.models.interfaces import ComponentInfo, GenerationSettings, count_parameters
 from synood.models.suites import GENERATOR_STEP_SIZES, ComponentSpec, download_snapshot
@@ -134,8 +133,7 @@ class InpaintGenerator:
         the same order (image latents, noise, masked-image latents), stopped before the loop.
         `settings.context` is ignored: the labels reach the model through the prompt."""
         gradient, steps, strength, guidance = settings.gradient, settings.steps, settings.strength, settings.guidance
-        if gradient not in GRADIENTS:
-            raise ValueError(f"unknown gradient mode {gradient!r}; choose one of {', '.join(GRADIENTS)}")
+        check("synthesis.gradient", gradient)
         if guidance <= 1:
             raise ValueError("guidance must be above 1: the loop always uses classifier-free guidance")
         pipe = self.pipe

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable, Iterator, Literal, Sequence, overload
 
-from synood.config import CHOICES, ModelsConfig
+from synood.config import CHOICES, ModelsConfig, check
 from synood.models import sources
 from synood.models.interfaces import (
     ROLE_TITLES, ROLES, Component, ComponentInfo, ContextLabeller, EnergyClassifier, Generator, ImageTextEncoder,
@@ -316,9 +316,7 @@ class Suite:
 
     def __init__(self, spec: SuiteSpec, device: str = "auto", dtype: str = "auto", notice: str = "",
                  classifier_resize: str = "antialias"):
-        if classifier_resize not in CHOICES["models.classifier_resize"]:
-            raise ValueError(f"unknown classifier resize {classifier_resize!r}; choose one of "
-                             f"{', '.join(CHOICES['models.classifier_resize'])}")
+        check("models.classifier_resize", classifier_resize)
         self.spec, self.device_name, self.dtype_name, self.notice = spec, device, dtype, notice
         self.classifier_resize = classifier_resize  # the energy classifier's input resize (models.classifier_resize)
         self._components: dict[str, Component] = {}

@@ -8,7 +8,7 @@ from bench.common.serve import running_app
 from synood.data import photos
 from tests.helpers.browser import SCREENSHOTS, examples_beside
 
-NO_NETWORK = Path(__file__).with_name("no_network")
+NO_NETWORK = Path(__file__).resolve().parents[1] / "no_network"
 
 
 @pytest.fixture(scope="module")

@@ -40,7 +40,7 @@ def test_client_runs_the_noise_optimisation(offline_app):
 
 @pytest.mark.browser
 def test_noise_optimisation_tab_in_chromium(offline_app, browser):
-    """Run: the curve gets a point per iteration; the slider steps back (Stop: tests/test_walk_noise.py)."""
+    """Run: the curve gets a point per iteration; the slider steps back (Stop: tests/app/test_walk_noise.py)."""
     page = browser.new_page(viewport={"width": 1280, "height": 1100})
     page.goto(offline_app)
     page.get_by_role("tab", name="Noise optimisation").click()

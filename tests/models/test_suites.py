@@ -11,7 +11,7 @@ from synood.models import suites
 from synood.models.sources import CACHED, IN_PROCESS, INSTALLED, LOCAL, MISSING, NEEDS_DOWNLOAD, torch_hub_dir
 from tests.helpers.hubcache import put_in_hf_cache
 
-NO_NETWORK = Path(__file__).with_name("no_network")
+NO_NETWORK = Path(__file__).resolve().parents[1] / "no_network"
 
 PAPER = suites.SUITES["paper"]
 

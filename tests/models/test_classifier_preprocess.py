@@ -87,7 +87,8 @@ def test_the_config_reaches_the_loaded_classifier():
     suite = Suite.from_config(ModelsConfig(suite="tiny", device="cpu", classifier_resize="plain"))
     assert not suite.classifier.view.antialias and suite.classifier.info.name.endswith(classifier.PLAIN_SUFFIX)
     assert Suite(SUITES["tiny"], device="cpu").classifier.view.antialias
-    with pytest.raises(ValueError, match="unknown classifier resize 'nearest'"):
+    with pytest.raises(ValueError,
+                       match="models.classifier_resize: 'nearest' is not allowed; choose one of antialias, plain"):
         Suite(SUITES["tiny"], device="cpu", classifier_resize="nearest")
 
 

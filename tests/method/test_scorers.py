@@ -71,5 +71,6 @@ def test_synood_is_neglabel_with_the_tuned_parts(inputs):
 def test_a_trained_scorer_needs_its_detector_and_a_known_combination():
     with pytest.raises(ValueError, match="needs a fine-tuned detector"):
         build("synood")
-    with pytest.raises(ValueError, match="unknown detector combination 'all'"):
+    with pytest.raises(ValueError,
+                       match="finetune.combination: 'all' is not allowed; choose one of both, projection, negatives, none"):
         SynOOD(TunedDetector(None, torch.arange(2), None), "all")

@@ -3,7 +3,7 @@ machine without one; over HTTP it serves its thumbnails and none of the machine'
 typed into it is read only under its data roots, `..` and symlinks judged by where they lead.
 
 The real app (`python app.py --suite tiny --data-root INSIDE`) is driven by gradio_client and plain HTTP; the test
-data are drawn shapes (tests/test_pairs.py), split between INSIDE and a sibling OUTSIDE folder.
+data are drawn shapes (tests/data/test_pairs.py), split between INSIDE and a sibling OUTSIDE folder.
 """
 from __future__ import annotations
 

@@ -117,7 +117,7 @@ def test_projection_is_the_papers_residual_block_on_raw_embeddings():
     on_unit = finetune.new_projection(512, seed=0, input="unit")
     torch.testing.assert_close(on_unit(f), _residual_block(on_unit, unit(f)))  # normalised first
     assert not torch.allclose(projection(f), on_unit(f), atol=1e-3)  # the two conventions are different functions
-    with pytest.raises(ValueError, match="unknown projection input"):
+    with pytest.raises(ValueError, match="projection.input: 'scaled' is not allowed; choose one of raw, unit"):
         finetune.Projection(8, "scaled")
 
 
@@ -395,7 +395,7 @@ def test_detector_file_round_trip_and_checks(toy, trained, tmp_path):
         loaded.check("enc-2", ["a", "b"])
     with pytest.raises(checkpoint.CheckpointError, match="another negative-label list"):
         loaded.check("enc-1", ["a", "c"])
-    with pytest.raises(ValueError, match="unknown detector combination"):
+    with pytest.raises(ValueError, match="finetune.combination: 'everything' is not allowed; choose one of "):
         tuned_score(loaded, toy.test_ood, toy.id_text, unit(toy.negatives), config.neglabel, "everything")
 
 

@@ -222,3 +222,30 @@ def test_a_scorer_added_to_the_registry_appears_in_synood_evaluate(monkeypatch, 
     assert 0 <= report["methods"]["maxlogit"]["average"]["mos"]["auroc"] <= 100
     assert main([*args, "--scores", "bogus"]) == 2
     assert "choose from neglabel,mcm,msp,energy,maxlogit (synood needs --checkpoint)" in capsys.readouterr().err
+
+
+class MeanFeature(Scorer):
+    """A toy score of image features alone, registered by the registry alone: the mean raw feature."""
+
+    name, title, kind, needs = "meanfeature", "Mean feature", "post-hoc", frozenset({"features"})
+
+    def score(self, inputs):
+        return inputs.need("features").mean(dim=-1)
+
+
+def test_a_scorer_added_to_the_registry_appears_in_the_before_after_and_the_map_colours(monkeypatch, sets):
+    from ui.featuremap_tab import colour_choices
+    from ui.finetune_tab import metrics_rows
+
+    monkeypatch.setitem(SCORERS, MaxLogit.name, MaxLogit)
+    monkeypatch.setitem(SCORERS, MeanFeature.name, MeanFeature)
+    tuned = TunedDetector(None, torch.tensor([1, 2]), torch.randn(2, 8))
+    t, config = texts(), Config()
+    config.neglabel.ngroups = 4
+    folders = [str(sets[name][0].parent) for name in ("ID", "textures")]
+    result = training.before_after(CountingEncoder(), CountingClassifier(), t.id_text, t.negative_text, tuned,
+                                   *folders, config)
+    assert list(result.methods) == ["neglabel", "mcm", "msp", "energy", "maxlogit", "meanfeature", "synood"]
+    assert ["Mean feature (before)", "MOS (paper)"] in [row[:2] for row in metrics_rows(result)]
+    assert ("Mean feature", "meanfeature") in colour_choices()  # the map computes image features only:
+    assert "maxlogit" not in dict(colour_choices()).values()  # a score of classifier logits is not offered

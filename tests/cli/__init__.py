@@ -1,0 +1,1 @@
+"""Tests of the `synood` command (synood/cli), through its real entry point."""

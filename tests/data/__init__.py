@@ -1,0 +1,1 @@
+"""Tests of the data layer (synood/data): image loading, WordNet, caches, manifests."""

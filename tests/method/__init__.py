@@ -1,0 +1,1 @@
+"""Tests of the method layer (synood/method): formulas, scorers, metrics, losses, the noise loop."""

@@ -1,0 +1,1 @@
+"""Tests of the pipelines (synood/pipelines): mining, evaluation, generation, the feature map."""
