@@ -6,15 +6,22 @@ import csv
 import io
 import json
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from synood.config import Config
 from synood.records.runs import EvaluateRecord, RunError
 from synood.cli.common import (CommandError, StageBars, add_config_args, check_output, make_detector, run_store, say,
                                write_output)
 
+if TYPE_CHECKING:  # the engine imports torch: the parser stays torch-free
+    from synood.data.benchmarks import Benchmark
+    from synood.pipelines.evaluation import Evaluation
+
 METRIC_KEYS = ("auroc", "fpr95", "aupr_in", "aupr_out")  # evaluation.METRIC_KEYS, kept torch-free here
 TABLE_NOTE = "All values in %. AUROC is the same under every convention; --convention all shows each one."
+BOOTSTRAP_NOTE = ("v±h: the point estimate and half the width of its 95 % percentile bootstrap interval ({resamples} "
+                  "resamples of the ID set and of each OOD set separately, seed {seed}; the interval may be "
+                  "asymmetric: --json and --csv give its exact [lo, hi]).")
 
 def _ood_sets(specs: Sequence[str]) -> dict[str, str]:
     """NAME=DIR arguments as {name: folder}, checked."""
@@ -49,7 +56,7 @@ def _tuned(config: Config, reference: str):
         raise CommandError(f"--checkpoint: {exc}") from None
 
 
-def _conventions(choice: str) -> list[str]:
+def conventions_of(choice: str) -> list[str]:
     """The metric conventions `--convention` names: one of synood.method.metrics.CONVENTIONS, or all of them."""
     from synood.method.metrics import CONVENTIONS
 
@@ -63,7 +70,8 @@ def _conventions(choice: str) -> list[str]:
 def _cmd_evaluate(args: argparse.Namespace, config: Config) -> int:
     from synood.method.scorers import SCORERS, build, standard  # torch: after the parser, which stays torch-free
 
-    conventions = _conventions(args.convention)
+    conventions = conventions_of(args.convention)
+    check_bootstrap(args)
     names = [*standard(), *(n for n in SCORERS if n not in standard())] if args.checkpoint else standard()
     methods = [m.strip() for m in (args.scores or ",".join(names)).split(",") if m.strip()]
     if not methods or any(m not in names for m in methods):
@@ -75,10 +83,9 @@ def _cmd_evaluate(args: argparse.Namespace, config: Config) -> int:
 
     checkpoint_path, tuned = _tuned(config, args.checkpoint) if args.checkpoint else (None, None)
     check_output(args.csv)
-    ood = _ood_sets(args.ood)
-    folders = {"ID": args.id, **ood}
-    found = {"ID": evaluation.folder_images("ID", args.id),  # every folder is checked before any model loads
-             **{name: evaluation.folder_images(f"OOD {name}", folder) for name, folder in ood.items()}}
+    id_set, found, folders, protocol = image_sets(args)  # every set is checked before any model loads
+    if args.export_scores:
+        _check_export(args.export_scores, list(found))
     suite, detector = make_detector(config)
     if tuned is not None:
         try:
@@ -86,15 +93,18 @@ def _cmd_evaluate(args: argparse.Namespace, config: Config) -> int:
         except CheckpointError as exc:
             raise CommandError(f"--checkpoint {checkpoint_path}: {exc}") from None
     scorers = {m: build(m, tuned, config.finetune.combination) for m in methods}
-    context = {"suite": suite.name, "checkpoint": str(checkpoint_path) if checkpoint_path else None}
+    context = {"suite": suite.name, "checkpoint": str(checkpoint_path) if checkpoint_path else None,
+               **({"bootstrap": {"resamples": args.bootstrap, "seed": args.seed}} if args.bootstrap else {}),
+               **(protocol_context(protocol, found, args.data_root) if protocol else {})}
     store = run_store(config)
     run = store.create("evaluate", config.to_dict("models", "neglabel", "finetune"),
-                       EvaluateRecord(folders, "ID", methods, conventions, context).inputs())
+                       EvaluateRecord(folders, id_set, methods, conventions, context).inputs())
     bars = StageBars(unit="image")
     with store.recording(run.id):
         try:
             result = evaluation.evaluate(found, scorers, detector.encoder, detector.classifier, detector.inputs(),
-                                         conventions, folders=folders, progress=bars)
+                                         conventions, id_set=id_set, folders=folders, progress=bars,
+                                         bootstrap=args.bootstrap, seed=args.seed)
         finally:
             bars.close()
     for message in result.skipped:
@@ -102,62 +112,180 @@ def _cmd_evaluate(args: argparse.Namespace, config: Config) -> int:
     result.suite, result.run = suite.name, run.id
     if tuned is not None:
         result.checkpoint = {"run": tuned.meta.get("run"), "combination": config.finetune.combination}
+    if args.export_scores:
+        _export(args.export_scores, result)
+    artifacts = {"csv": args.csv, "scores": args.export_scores}
     store.update(run.id, status="completed", summary=result.record(context).summary(),
-                 artifacts={"csv": args.csv} if args.csv else {})
+                 artifacts={k: v for k, v in artifacts.items() if v})
     report = result.to_dict()
-    if args.csv:
-        write_output(args.csv, _csv(report))
-    print(json.dumps(report, indent=2) if args.json else _table(report))
+    if protocol:
+        report["benchmark"] = {"name": protocol.name, "title": protocol.title, "data_root": args.data_root,
+                               "lists_digest": context["lists_digest"]}
+        add_group_averages(report, {group: [s.name for s in protocol.sets if s.group == group]
+                                    for group in protocol.groups})
+    show(report, args)
     return 0
 
 
-def _csv(result: dict) -> str:
+def image_sets(args: argparse.Namespace) -> tuple[str, dict[str, list[Path]], dict[str, str], Benchmark | None]:
+    """(the ID set's name, each set's image files, each set's folder, the protocol) from --id and --ood, or from
+    --benchmark and --data-root."""
+    from synood.data import benchmarks
+    from synood.pipelines import evaluation
+
+    if args.benchmark:
+        if args.id or args.ood:
+            raise CommandError("--benchmark names its own sets: give it without --id and --ood")
+        if not args.data_root:
+            raise CommandError(f"--benchmark {args.benchmark} needs --data-root DIR, the folder holding its sets")
+        protocol = benchmarks.benchmark(args.benchmark)
+        located = benchmarks.usable(protocol, args.data_root)
+        for name, item in located.items():
+            if item.absent:
+                say(f"{name}: {len(item.absent):,} files its list names do not exist (`synood data check`)")
+        return (protocol.id_set.name, {name: item.paths for name, item in located.items()},
+                {name: str(item.where) for name, item in located.items()}, protocol)
+    if not args.id or not args.ood:
+        raise CommandError("give --id DIR and at least one --ood NAME=DIR, or --benchmark NAME --data-root DIR")
+    ood = _ood_sets(args.ood)
+    found = {"ID": evaluation.folder_images("ID", args.id),
+             **{name: evaluation.folder_images(f"OOD {name}", folder) for name, folder in ood.items()}}
+    return "ID", found, {"ID": args.id, **ood}, None
+
+
+def protocol_context(protocol: Benchmark, found: dict[str, list[Path]], root: str) -> dict:
+    """What an evaluate run records of its protocol, so that it can be repeated: its name, the data root, each set's
+    image count and the digest of every set's file list."""
+    from synood.data.benchmarks import lists_digest
+
+    return {"benchmark": protocol.name, "data_root": root, "lists_digest": lists_digest(found, root),
+            "sets": {name: len(paths) for name, paths in found.items()}}
+
+
+def add_group_averages(report: dict, groups: dict[str, list[str]]) -> None:
+    """Each method's average over each group of OOD sets ("near", "far"), per convention, as OpenOOD reports them:
+    report["groups"] names the sets, each method's "groups" holds the averages."""
+    report["groups"] = groups
+    for r in report["methods"].values():
+        r["groups"] = {group: {c: {"convention": c, **{k: sum(r["sets"][n][c][k] for n in names) / len(names)
+                                                      for k in METRIC_KEYS}}
+                               for c in report["conventions"]} for group, names in groups.items()}
+
+
+def _check_export(folder: str, names: Sequence[str]) -> None:
+    """Fail before any model loads when --export-scores cannot be a folder or a set name cannot name a file."""
+    from synood.data.scorefiles import check_name
+
+    if Path(folder).exists() and not Path(folder).is_dir():
+        raise CommandError(f"--export-scores {folder}: a file, not a folder")
+    for name in names:
+        check_name(name)
+
+
+def _export(folder: str, result: Evaluation) -> None:
+    """Every image's scores in OpenOOD's form (synood.data.scorefiles), one .npz per score and set, plus CSV."""
+    from synood.data import scorefiles
+
+    scores = {key: {name: s.scores[key].detach().cpu().numpy() for name, s in result.sets.items()}
+              for key in result.methods}
+    written = scorefiles.write(folder, scores, result.id_set,
+                               {name: [str(p) for p in s.paths] for name, s in result.sets.items()})
+    say(f"wrote {len(written) - 1} score files and {written[-1]}")
+
+
+def check_bootstrap(args: argparse.Namespace) -> None:
+    """--bootstrap N and --seed S: N >= 0 whole resamples (0 = none)."""
+    if args.bootstrap < 0:
+        raise CommandError(f"--bootstrap {args.bootstrap}: give a number of resamples (e.g. 1000), or 0 for none")
+
+
+def show(report: dict, args: argparse.Namespace) -> None:
+    """A metrics report to stdout (table, or JSON with --json) and to --csv when asked."""
+    if args.csv:
+        write_output(args.csv, metrics_csv(report))
+    print(json.dumps(report, indent=2) if args.json else metrics_table(report))
+
+
+def metrics_csv(result: dict) -> str:
+    """One row per (method, OOD set, convention); with a bootstrap, each metric's interval as _ci95_lo/_hi."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["method", "ood_set", "convention", *METRIC_KEYS, "id_count", "ood_count"])
+    intervals = [f"{k}_ci95_{end}" for k in METRIC_KEYS for end in ("lo", "hi")] if "bootstrap" in result else []
+    writer.writerow(["method", "ood_set", "convention", *METRIC_KEYS, "id_count", "ood_count", *intervals])
     for method, r in result["methods"].items():
         for name, entries in r["sets"].items():
             for s in entries.values():
-                writer.writerow([method, name, *(s[k] for k in ("convention", *METRIC_KEYS, "id_count", "ood_count"))])
+                writer.writerow([method, name, *(s[k] for k in ("convention", *METRIC_KEYS, "id_count", "ood_count")),
+                                 *(s["ci95"][k][i] for k in METRIC_KEYS for i in (0, 1) if intervals)])
     return out.getvalue()
 
 
-def _table(result: dict) -> str:
+def _cell(entry: dict, key: str) -> str:
+    """One value of the table, `v±h` (h = half the interval's width) when it has a bootstrap interval."""
+    if "ci95" not in entry:
+        return f"{entry[key]:6.2f}"
+    lo, hi = entry["ci95"][key]
+    return f"{entry[key]:6.2f}±{(hi - lo) / 2:<5.2f}"
+
+
+def metrics_table(result: dict) -> str:
     """The paper's layout, once per convention under its name: one row per method, AUROC and FPR95 per OOD set,
     then their average."""
     from synood.method.scorers import SCORERS
 
-    names = [*result["ood"], "Average"]
-    width = max(13, *(len(n) for n in names))
+    groups = list(result.get("groups", {}))
+    names = [*result["ood"], "Average", *(f"Average {group}" for group in groups)]
+    value = 12 if "bootstrap" in result else 6  # the width of one value
+    width = max(2 * value + 1, *(len(n) for n in names))
     lines = [f"ID: {result['id']['folder']} ({result['id']['count']} images); OOD: "
              + ", ".join(f"{n} ({s['count']})" for n, s in result["ood"].items())]
     for convention, description in result["conventions"].items():
         lines += ["", f"Convention {convention}: {description}",
                   " " * 12 + "".join(f"  {n:^{width}}" for n in names),
-                  f"{'Method':<12}" + f"  {'AUROC':>6} {'FPR95':>6}".ljust(width + 2) * len(names)]
+                  f"{'Method':<12}" + (f"  {'AUROC':>6} " + " " * (value - 6) + f"{'FPR95':>6}").ljust(width + 2) * len(names)]
         for method, r in result["methods"].items():
-            cells = [*(s[convention] for s in r["sets"].values()), r["average"][convention]]
-            lines.append(f"{SCORERS[method].title:<12}" + "".join(
-                f"  {c['auroc']:6.2f} {c['fpr95']:6.2f}".ljust(width + 2) for c in cells))
-    return "\n".join([*lines, "", TABLE_NOTE])
+            cells = [*(s[convention] for s in r["sets"].values()), r["average"][convention],
+                     *(r["groups"][group][convention] for group in groups)]
+            title = SCORERS[method].title if method in SCORERS else method
+            lines.append(f"{title:<12}" + "".join(
+                f"  {_cell(c, 'auroc')} {_cell(c, 'fpr95')}".ljust(width + 2) for c in cells))
+    notes = [TABLE_NOTE, *([BOOTSTRAP_NOTE.format(**result["bootstrap"])] if "bootstrap" in result else [])]
+    return "\n".join([*lines, "", *notes])
 
 
-def add_commands(sub: argparse._SubParsersAction) -> None:
-    """The evaluate sub-command."""
-    p = sub.add_parser("evaluate", help="AUROC and FPR95 of each score on an ID folder against OOD folders")
-    add_config_args(p)
-    p.add_argument("--id", required=True, metavar="DIR", help="folder of in-distribution images (recursive)")
-    p.add_argument("--ood", required=True, action="append", metavar="NAME=DIR", help="an OOD set; repeatable")
-    p.add_argument("--scores", metavar="LIST",
-                   help="comma-separated scores of the registry (synood.method.scorers); default: every one that "
-                        "needs no detector file, plus the trained ones (synood) with --checkpoint")
-    p.add_argument("--checkpoint", metavar="FILE|RUN",
-                   help="a fine-tuned detector file, or a fine-tuning run's id: adds the synood score "
-                        "(finetune.combination picks the tuned parts it uses: both, projection, negatives, none)")
+def add_output_args(p: argparse.ArgumentParser) -> None:
+    """The flags of a metrics report: --json, --csv, --convention, --bootstrap and --seed."""
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--csv", metavar="PATH",
                    help="also write one row per (score, OOD set, convention) to this CSV file")
     p.add_argument("--convention", default="mos", metavar="NAME",
                    help="metric convention (FPR95 rule and AUPR estimator): mos (default, the paper's tables), "
                         "openood, neglabel, or all")
+    p.add_argument("--bootstrap", type=int, default=0, metavar="N",
+                   help="add a 95 %% percentile interval to every metric from N bootstrap resamples of the ID set "
+                        "and of each OOD set separately (e.g. 1000; default 0: none)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="the bootstrap's random seed (default 0)")
+
+
+def add_commands(sub: argparse._SubParsersAction) -> None:
+    """The evaluate sub-command."""
+    p = sub.add_parser("evaluate", help="AUROC and FPR95 of each score on an ID folder against OOD folders")
+    add_config_args(p)
+    p.add_argument("--id", metavar="DIR", help="folder of in-distribution images (recursive)")
+    p.add_argument("--ood", action="append", metavar="NAME=DIR", help="an OOD set; repeatable")
+    p.add_argument("--benchmark", metavar="NAME",
+                   help="instead of --id/--ood, a protocol's sets under --data-root: mos (the paper's Table 1) or "
+                        "openood-v1.5 (Table 2, from OpenOOD's imglists; near and far averages); "
+                        "`synood data check` first")
+    p.add_argument("--data-root", metavar="DIR", help="the folder holding --benchmark's sets")
+    p.add_argument("--scores", metavar="LIST",
+                   help="comma-separated scores of the registry (synood.method.scorers); default: every one that "
+                        "needs no detector file, plus the trained ones (synood) with --checkpoint")
+    p.add_argument("--checkpoint", metavar="FILE|RUN",
+                   help="a fine-tuned detector file, or a fine-tuning run's id: adds the synood score "
+                        "(finetune.combination picks the tuned parts it uses: both, projection, negatives, none)")
+    add_output_args(p)
+    p.add_argument("--export-scores", metavar="DIR",
+                   help="also write every image's scores in OpenOOD's form: DIR/<score>/scores/<set>.npz (pred, "
+                        "conf, label; label -1 = OOD) and DIR/scores.csv; `synood metrics --scores DIR` reads them")
     p.set_defaults(func=_cmd_evaluate)

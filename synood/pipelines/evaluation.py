@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import numpy as np
 from torch import Tensor
 
 from synood.data import images
@@ -19,7 +20,7 @@ from synood.data.features import image_features
 from synood.data.logits import classifier_logits
 from synood.data.textcache import StageProgress, staged
 from synood.errors import UserError
-from synood.method.metrics import CONVENTIONS, MetricError
+from synood.method.metrics import CONVENTIONS, MetricError, bootstrap_samples, percentile_interval
 from synood.method.metrics import evaluate as metrics_of
 from synood.method.scorers import Need, ScoreInputs, Scorer
 from synood.records.runs import EvaluateRecord, Run, RunStore
@@ -33,7 +34,8 @@ class EvaluationError(UserError, ValueError):
 
 @dataclass(frozen=True)
 class Metrics:
-    """One score's metrics in % on one OOD set (with both sets' image counts) or averaged over the OOD sets."""
+    """One score's metrics in % on one OOD set (with both sets' image counts) or averaged over the OOD sets; with a
+    bootstrap, each metric's 95 % percentile interval in % (`ci95`: metric -> (lo, hi))."""
 
     convention: str
     auroc: float
@@ -42,18 +44,22 @@ class Metrics:
     aupr_out: float
     id_count: int | None = None
     ood_count: int | None = None
+    ci95: Mapping[str, tuple[float, float]] | None = None
 
     @classmethod
     def of(cls, convention: str, values: Mapping[str, float], id_count: int | None = None,
-           ood_count: int | None = None) -> Metrics:
+           ood_count: int | None = None, ci95: Mapping[str, tuple[float, float]] | None = None) -> Metrics:
         """The metrics named by METRIC_KEYS in `values`."""
         return cls(convention, values["auroc"], values["fpr95"], values["aupr_in"], values["aupr_out"], id_count,
-                   ood_count)
+                   ood_count, ci95)
 
     def to_dict(self) -> dict[str, Any]:
         counts = {"id_count": self.id_count, "ood_count": self.ood_count}
-        return {"convention": self.convention, **{k: getattr(self, k) for k in METRIC_KEYS},
-                **{k: v for k, v in counts.items() if v is not None}}
+        found = {"convention": self.convention, **{k: getattr(self, k) for k in METRIC_KEYS},
+                 **{k: v for k, v in counts.items() if v is not None}}
+        if self.ci95 is not None:  # only when a bootstrap ran: the JSON without one is unchanged
+            found["ci95"] = {k: list(self.ci95[k]) for k in METRIC_KEYS}
+        return found
 
 
 @dataclass
@@ -67,7 +73,8 @@ class ScoredSet:
 
     @property
     def count(self) -> int:
-        return len(self.paths)
+        """Images scored; a set read from a score file without paths counts its scores."""
+        return len(self.paths) or len(next(iter(self.scores.values()), ()))
 
     def to_dict(self) -> dict[str, Any]:
         return {"folder": self.folder, "count": self.count, "skipped": len(self.skipped)}
@@ -97,6 +104,7 @@ class Evaluation:
     suite: str = ""
     checkpoint: dict | None = None  # the tuned detector's run and combination, when a trained scorer ran
     run: str | None = None  # the evaluate run that recorded it
+    bootstrap: dict | None = None  # {"resamples", "seed"} when the metrics carry bootstrap intervals
 
     @property
     def ood(self) -> dict[str, ScoredSet]:
@@ -112,6 +120,8 @@ class Evaluation:
             "suite": self.suite, "unit": "percent", "conventions": {c: CONVENTIONS[c] for c in self.conventions},
             "id": self.sets[self.id_set].to_dict(), "ood": {name: s.to_dict() for name, s in self.ood.items()},
             "methods": {name: m.to_dict() for name, m in self.methods.items()}}
+        if self.bootstrap is not None:
+            found["bootstrap"] = self.bootstrap
         if self.checkpoint is not None:
             found["checkpoint"] = self.checkpoint
         if self.run is not None:
@@ -160,10 +170,11 @@ def set_inputs(name: str, paths: Sequence[str | Path], needs: set[Need], encoder
 def evaluate(sets: Mapping[str, Sequence[str | Path]], scorers: Mapping[str, Scorer], encoder: Any,
              classifier: Any | None, texts: ScoreInputs, conventions: Sequence[str] = ("mos",), id_set: str = "ID",
              folders: Mapping[str, str] | None = None, reference: Sequence[str | Path] = (),
-             progress: StageProgress | None = None) -> Evaluation:
+             progress: StageProgress | None = None, bootstrap: int = 0, seed: int = 0) -> Evaluation:
     """Score every set (`sets[id_set]` the ID one) with every scorer, then each scorer's metrics per OOD set and
     their average under each convention. `texts` holds the unit text features and NegLabel settings; scorers fit
-    on the `reference` images first (Scorer.setup); `folders` names each set's folder in the result."""
+    on the `reference` images first (Scorer.setup); `folders` names each set's folder in the result; `bootstrap`
+    resamples (seeded by `seed`) add a 95 % interval to every metric."""
     if id_set not in sets or len(sets) < 2:
         raise ValueError(f"evaluate needs the ID set {id_set!r} and at least one OOD set, got {', '.join(sets)}")
     needs: set[Need] = set().union(*(s.needs for s in scorers.values()))
@@ -178,26 +189,47 @@ def evaluate(sets: Mapping[str, Sequence[str | Path]], scorers: Mapping[str, Sco
         kept, skipped, inputs = set_inputs(name, paths, needs, encoder, classifier, texts, progress)
         scored[name] = ScoredSet((folders or {}).get(name, ""), kept, skipped,
                                  {key: scorer.score(inputs) for key, scorer in scorers.items()})
-    # 3. Metrics per OOD set and convention, with both sets' counts.
+    # 3. and 4. Metrics per OOD set and their average.
+    titles = {key: scorer.title for key, scorer in scorers.items()}
+    return Evaluation(id_set, scored, methods_of(scored, titles, conventions, id_set, bootstrap, seed),
+                      list(conventions), bootstrap={"resamples": bootstrap, "seed": seed} if bootstrap else None)
+
+
+def methods_of(scored: Mapping[str, ScoredSet], titles: Mapping[str, str], conventions: Sequence[str],
+               id_set: str = "ID", bootstrap: int = 0, seed: int = 0) -> dict[str, MethodResult]:
+    """Each score's (`titles`: key -> title) metrics per OOD set and convention, and their average over the OOD
+    sets, from per-image scores. With `bootstrap` resamples, every metric gains its 95 % percentile interval: ID
+    and each OOD set are resampled separately, the average's interval comes from the per-resample averages."""
     id_scored = scored[id_set]
     methods: dict[str, MethodResult] = {}
-    for key, scorer in scorers.items():
+    for key, title in titles.items():
         per_set: dict[str, dict[str, Metrics]] = {}
-        for name, ood in scored.items():
-            if name == id_set:
-                continue
-            per_set[name] = {}
-            for convention in conventions:
-                try:
-                    m = metrics_of(id_scored.scores[key], ood.scores[key], convention).as_percent()
-                except MetricError as exc:
-                    raise EvaluationError(f"{scorer.title} on {name}: {exc}") from None
-                per_set[name][convention] = Metrics.of(convention, m, id_scored.count, ood.count)
-        # 4. Their average over the OOD sets.
-        average = {c: Metrics.of(c, {k: sum(getattr(s[c], k) for s in per_set.values()) / len(per_set)
-                                     for k in METRIC_KEYS}) for c in conventions}
-        methods[key] = MethodResult(scorer.title, per_set, average)
-    return Evaluation(id_set, scored, methods, list(conventions))
+        samples: dict[str, dict[str, dict[str, np.ndarray]]] = {}  # set -> convention -> metric -> (resamples,)
+        # 3. Metrics per OOD set and convention, with both sets' counts.
+        for stream, (name, ood) in enumerate((n, s) for n, s in scored.items() if n != id_set):
+            try:
+                points = {c: metrics_of(id_scored.scores[key], ood.scores[key], c).as_percent() for c in conventions}
+                if bootstrap:
+                    samples[name] = bootstrap_samples(id_scored.scores[key], ood.scores[key], conventions, bootstrap,
+                                                      seed, stream)
+            except MetricError as exc:
+                raise EvaluationError(f"{title} on {name}: {exc}") from None
+            per_set[name] = {c: Metrics.of(c, points[c], id_scored.count, ood.count,
+                                           _intervals(samples[name][c]) if bootstrap else None) for c in conventions}
+        # 4. Their average over the OOD sets (and of each resample, for its interval).
+        average = {}
+        for c in conventions:
+            mean = {k: sum(getattr(s[c], k) for s in per_set.values()) / len(per_set) for k in METRIC_KEYS}
+            pooled = {k: np.mean([samples[name][c][k] for name in per_set], axis=0) for k in METRIC_KEYS
+                      } if bootstrap else None
+            average[c] = Metrics.of(c, mean, ci95=_intervals(pooled) if pooled else None)
+        methods[key] = MethodResult(title, per_set, average)
+    return methods
+
+
+def _intervals(samples: Mapping[str, np.ndarray]) -> dict[str, tuple[float, float]]:
+    """Each metric's 95 % percentile interval in % from its bootstrap samples (fractions)."""
+    return {k: percentile_interval(100.0 * samples[k]) for k in METRIC_KEYS}
 
 
 def record(store: RunStore, config: dict, result: Evaluation, context: Mapping[str, Any] | None = None) -> Run:
