@@ -6,6 +6,7 @@ subclass here plus one line in `SCORERS`; the CLI, the detector and the evaluati
 """
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import ClassVar, Literal, Protocol
 
@@ -45,7 +46,7 @@ class ScoreInputs:
         return F.normalize(self.need("features"), dim=-1)
 
 
-class Scorer:
+class Scorer(ABC):
     """One OOD score: its name (CLI, JSON), title (tables), kind, the inputs it needs, and `score`."""
 
     name: ClassVar[str]
@@ -56,9 +57,9 @@ class Scorer:
     def setup(self, reference: ScoreInputs) -> None:
         """Fit on reference in-distribution inputs before scoring; nothing to fit by default."""
 
+    @abstractmethod
     def score(self, inputs: ScoreInputs) -> Tensor:
         """(B,) one value per image, higher = more in-distribution."""
-        raise NotImplementedError
 
 
 def grouped(inputs: ScoreInputs, features: Tensor, negative_text: Tensor) -> tuple[Tensor, Tensor]:
