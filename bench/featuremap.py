@@ -35,14 +35,14 @@ POINTS, DIM, CLUSTERS = 5000, 512, 20
 FIRST_POINTS, PAUSE = 11, 15.0  # the newcomer's first map; seconds to type three folders after opening the tab
 
 
-def clustered(seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """POINTS unit vectors in CLUSTERS clusters of different spreads, overlapping (a 10-NN purity of 0.86 in the
-    512-D space), and their cluster ids."""
+def clustered(seed: int, points: int = POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """`points` unit vectors in CLUSTERS clusters of different spreads, overlapping (a 10-NN purity of 0.86 in the
+    512-D space at 5,000 points), and their cluster ids."""
     rng = np.random.default_rng(seed)
-    labels = rng.integers(0, CLUSTERS, POINTS)
+    labels = rng.integers(0, CLUSTERS, points)
     centres = rng.normal(size=(CLUSTERS, DIM))
     spread = rng.uniform(2.0, 4.0, CLUSTERS)[labels, None]
-    x = centres[labels] + spread * rng.normal(size=(POINTS, DIM))
+    x = centres[labels] + spread * rng.normal(size=(points, DIM))
     return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(np.float32), labels
 
 

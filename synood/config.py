@@ -94,6 +94,24 @@ class NegLabelConfig(Section):
     prune_csp: bool = False
 
 
+@dataclass(frozen=True)
+class CSPSettings:
+    """CSP's pool (NeurIPS 2024, docs/method.md), as its authors' custom_config/clip-ViT-B16.py and class_names.py
+    set it; its percentile and keep ratio are NegLabel's (95, 0.15: NegLabelConfig's values are read)."""
+
+    noun_templates: tuple[str, ...] = (  # ID names and noun candidates: raw features averaged over these
+        "a close-up photo of the nice {}.", "a photo with the nice {}.", "a good photo with the nice {}.",
+        "a photo of the nice {}.", "{}", "the {}", "the good {}", "the nice {}")
+    superclass_templates: tuple[str, ...] = (  # each adjective gets one, drawn by random.Random(seed)
+        "{} environment", "{} space", "{} object", "{} scene", "{} place", "{} item", "{} area", "{} view",
+        "{} thing", "{} pattern", "{} structure", "{} landscape", "{} vista", "{} creature")
+    adjective_templates: tuple[str, ...] = (  # the adjective-superclass phrases: raw features averaged over these
+        "{}", "a nice photo of {}", "a good photo of {}", "a close-up photo of {}")
+    seed: int = 0
+    near_id: float = 0.95  # a candidate with a cosine above this to any ID label ranks as 1.0 (never kept)
+    prune: bool = True  # leave out noun.person, noun.quantity, noun.group and adj.pert (the authors' txt_exclude)
+
+
 @dataclass
 class SynthesisConfig(Section):
     """Stage 1: near-boundary image synthesis (METHOD.md section 3)."""

@@ -1,8 +1,8 @@
 """Device and dtype choice: CUDA when present, else CPU; always overridable."""
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Iterator
+from contextlib import contextmanager, nullcontext
+from typing import ContextManager, Iterator
 
 import torch
 
@@ -39,3 +39,11 @@ def seeded_init(seed: int = RANDOM_INIT_SEED) -> Iterator[None]:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         yield
+
+
+def autocast(device: torch.device | None, enabled: bool) -> ContextManager:
+    """torch.autocast for a model on `device` when `enabled` (float16 on CUDA, bfloat16 elsewhere), else nothing:
+    the forward passes of an evaluation run in mixed precision, and their caches are kept apart from float32's."""
+    if not enabled or device is None:
+        return nullcontext()
+    return torch.autocast(device.type, dtype=torch.float16 if device.type == "cuda" else torch.bfloat16)

@@ -9,8 +9,11 @@ import gradio as gr
 from ui.access import DataRoots
 from synood.config import Config
 from synood.models import Suite
+from synood.records import runs
 
-from . import context_tab, featuremap_tab, finetune_tab, models_tab, neglabel_tab, noise_tab, pairs_tab
+from . import (context_tab, evaluation_tab, featuremap_tab, finetune_tab, models_tab, neglabel_tab, noise_tab,
+               pairs_tab)
+from .reports import RUN_TABS
 
 CSS_PATH = Path(__file__).with_name("style.css")
 
@@ -36,12 +39,42 @@ def build_app(config: Config, suite: Suite | None = None, roots: DataRoots | Non
             gr.HTML(suite_badge(suite), elem_id="suite-badge")
         if suite.notice:
             gr.HTML(f'<div class="notice" role="status">{suite.notice}</div>', elem_id="suite-notice")
-        with gr.Tabs():
-            neglabel_tab.build(suite, config)
+        with gr.Tabs() as tabs:
+            negative_labels = neglabel_tab.build(suite, config)
             context_tab.build(suite, config)
-            noise_tab.build(suite, config)
+            noise = noise_tab.build(suite, config)
             pairs_tab.build(suite, config, roots)
-            finetune_tab.build(suite, config, roots)
-            featuremap_tab.build(suite, config, roots)
+            finetune = finetune_tab.build(suite, config, roots)
+            evaluation = evaluation_tab.build(suite, config, roots, negative_labels.inspector, tabs, noise)
+            featuremap_tab.build(suite, config, roots, negative_labels.inspector, noise, tabs)
             models_tab.build(suite)
+        assert negative_labels.boundary is not None and negative_labels.inspector is not None
+        negative_labels.boundary.click(noise.prefill, inputs=negative_labels.inspector.image,
+                                       outputs=[*noise.target, tabs], api_name="boundary_sample",
+                                       show_progress_on=negative_labels.inspector.status)
+        boxes = {"finetune": finetune.run_box, "evaluation": evaluation.run_box}
+        app.load(opener(runs.store_for(config.paths.home), list(boxes)), outputs=[tabs, *boxes.values()],
+                 api_visibility="private", show_progress="hidden")
     return app
+
+
+def opener(store: runs.RunStore, tab_ids: list[str]):
+    """The page-load handler of a "?run=ID" link: the run's tab selected and its run box set (a warning for an
+    unknown run or a kind no tab shows)."""
+    def opened(request: gr.Request):
+        run_id = (request.query_params.get("run") or "").strip() if request else ""
+        unchanged = [gr.skip()] * (1 + len(tab_ids))
+        if not run_id:
+            return unchanged
+        try:
+            run = store.get(run_id)
+        except runs.RunError as exc:
+            gr.Warning(f"The link's run cannot be opened: {exc}")
+            return unchanged
+        tab = RUN_TABS.get(run.kind)
+        if tab is None:
+            gr.Warning(f"Run {run.id} is a {run.kind} run, which no tab shows; `synood report {run.id}` writes its "
+                       "page.")
+            return unchanged
+        return [gr.Tabs(selected=tab), *(run.id if name == tab else gr.skip() for name in tab_ids)]
+    return opened

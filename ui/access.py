@@ -20,6 +20,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
+
+from synood.data.images import find_images
+from synood.data.manifest import load_manifest
 from synood.errors import UserError
 
 ROOTS_VARIABLE = "SYNOOD_DATA_ROOTS"
@@ -146,3 +149,29 @@ class DataRoots:
                 inside = holds or (resolved is not None and resolved / name in self.roots)
             (kept if inside else outside).append(path)
         return kept, outside
+
+
+def confined_generation(roots: DataRoots, path: str) -> str:
+    """The generation's resolved path; a UserError unless it and every image its manifest names (training reads the
+    synthetic images and their sources) lie under `roots`."""
+    generation = roots.check(path)
+    manifest = load_manifest(generation)
+    named = list(dict.fromkeys(image for pair in manifest.pairs for image in (pair.image, pair.source)))
+    _, outside = roots.split(named)
+    if outside:
+        raise UserError(f"{manifest.path}: {len(outside):,} of the {len(named):,} images it names are outside the "
+                        f"app's data roots ({roots.describe()}), such as {outside[0]}; start the app with --data-root "
+                        "DIR to allow their folder.")
+    return str(generation)
+
+
+def confined_folder(roots: DataRoots, path: str) -> str:
+    """The image folder's resolved path; a UserError unless it and every image file in it lie under `roots`."""
+    folder = roots.check(path)
+    found = find_images(folder)
+    _, outside = roots.split(found)
+    if outside:
+        raise UserError(f"{folder}: {len(outside):,} of its {len(found):,} image files lead outside the app's data "
+                        f"roots ({roots.describe()}), such as {outside[0]}; remove those links or start the app with "
+                        "--data-root DIR to allow their folder.")
+    return str(folder)

@@ -1,6 +1,7 @@
 // Feature map hover panel, run as the panel's js_on_load (Gradio 6 gr.HTML; `element` is the panel).
 // Plotly's hover labels cannot show images, so this listens to plotly_hover (and plotly_click, for touch) on the
-// map and shows the point's thumbnail, label and score. customdata is [group, label, score, thumbnail URL, file, score title].
+// map and shows the point's thumbnail, label and score. customdata is [group, label, score, thumbnail URL, file, score title,
+// index]. A lasso or box selection, or a click, also sends the points' indices to the app (`select`).
 // Gradio may mount the plot after this panel, or swap its div, so each new one is listened to as soon as it appears.
 // Drawing a new map (the Draw button), or the map the shown point came from leaving the page, empties the panel.
 const image = element.querySelector(".featuremap-thumb");
@@ -21,6 +22,8 @@ function reset() {
   shownFrom = null;
 }
 
+image.addEventListener("error", () => { image.hidden = true; });  // a big map's thumbnails: only for selected points
+
 function show(plot, point) {
   if (!point || !Array.isArray(point.customdata)) return;
   const [group, text, score, url, name, scoreTitle] = point.customdata;
@@ -34,6 +37,15 @@ function show(plot, point) {
   shownFrom = plot;
 }
 
+// The selected points' indices (customdata[6]) go to the hidden selection box as JSON; its input event makes the
+// app answer with their images.
+function select(points) {
+  const box = document.querySelector("#featuremap-selection textarea, #featuremap-selection input");
+  if (!box || !Array.isArray(points)) return;
+  box.value = JSON.stringify(points.map((point) => point.customdata && point.customdata[6]).filter(Number.isInteger));
+  box.dispatchEvent(new Event("input", { bubbles: true }));
+}
+
 function listen() {
   if (shownFrom && !shownFrom.isConnected) reset();
   const host = document.getElementById("featuremap-plot");
@@ -44,6 +56,8 @@ function listen() {
     for (const name of ["plotly_hover", "plotly_click"]) {
       plot.on(name, (event) => show(plot, event && event.points && event.points[0]));
     }
+    plot.on("plotly_selected", (event) => select(event && event.points));  // lasso or box
+    plot.on("plotly_click", (event) => select(event && event.points && event.points.slice(0, 1)));
   }
 }
 

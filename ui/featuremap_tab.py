@@ -4,6 +4,7 @@ generation and the detector file must lie under the data roots (detector files a
 in them that lead outside are skipped and named."""
 from __future__ import annotations
 
+import json
 import threading
 import time
 from concurrent import futures
@@ -26,7 +27,10 @@ from . import featuremap_view
 from .detector import DetectorHolder
 from .errors import shows_user_errors
 from .featuremap_view import GROUPS, Point
+from .neglabel_tab import Inspector
+from .noise_tab import NoiseTab
 from .notes import standin_note
+from .opening import CLICK_ACTIONS, Shown, wire
 from .pairs_tab import escape
 from .thumbnails import thumbnail_dir
 from synood.errors import UserError
@@ -43,13 +47,15 @@ INTRO = (
     "encoder's features; after it, a fine-tuned detector's projection should pull the synthetic and OOD points away "
     "from the ID ones. Colour by a **score** (NegLabel's S(x), MCM, or with a detector file the tuned SynOOD "
     "score; every registered score that reads image features) to see which images look ID: higher = more ID. A PCA preview appears at once while UMAP computes (the app's first UMAP also compiles numba code, "
-    "which starts when this tab opens); hover a point to see its image."
+    "which starts when this tab opens); hover a point to see its image, or select points with the lasso or box tool "
+    "above the map (or click one) to see them all below, and click one to inspect it or make a boundary sample of it."
 )
 SPACE_CHOICES = [("encoder features (before the projection)", "before"),
                  ("after the projection (needs a detector file)", "after")]
 SPACE_TITLES = {"before": "encoder features (before the projection)", "after": "features after the projection"}
 DEFAULT_CAP = 2000
 MAX_CAP = 20_000  # per group: a 60k-point UMAP takes minutes on 2 cores
+MAX_SELECTED = 48  # selected points shown in the gallery
 SHOWN_PROBLEMS = 5
 COMPILING = "7-25 s on 2 idle cores, more on busy ones; once per app start"
 STOPPED_ENCODING = "**Stopped** while encoding the images: no map was drawn."
@@ -106,17 +112,42 @@ class MapView:
     points: tuple[Point, ...]
     title: str
     score_titles: dict[str, str]
+    files: tuple[Path, ...] = ()  # each point's image file
+    thumbs: tuple[Path, ...] = ()  # each point's thumbnail file (in the served folder)
 
     def figure(self, colour: str) -> go.Figure:
         return featuremap_view.figure(self.xy, self.points, colour, self.title, self.score_titles)
 
+    def selected(self, text: str) -> tuple[list[tuple[str, str]], list[Shown], str]:
+        """The points a lasso, box or click picked (`text`: their indices as JSON, as the page's script sends them):
+        the gallery (thumbnail, caption), its items and a line saying how many."""
+        try:
+            indices = [int(i) for i in json.loads(text or "[]")]
+        except (ValueError, TypeError):
+            raise UserError("The selection could not be read: select the points again.") from None
+        chosen = [i for i in dict.fromkeys(indices) if 0 <= i < len(self.points)]
+        shown = chosen[:MAX_SELECTED]
+        main = next(iter(self.score_titles), "")
+        items = []
+        for i in shown:
+            featuremap_view.thumbnail(self.files[i], self.thumbs[i])  # made now for a big map (a hit otherwise)
+            point = self.points[i]
+            caption = f"{point.group} · {point.label}" + (f" · {point.scores[main]:.3f}" if main in point.scores
+                                                           else "")
+            items.append((str(self.thumbs[i]), Shown(str(self.files[i]), caption)))
+        more = f" (the first {MAX_SELECTED} shown)" if len(chosen) > MAX_SELECTED else ""
+        note = (f"**{len(chosen):,} points selected**{more}: click one below." if chosen else
+                "No point selected: draw a lasso or a box on the map (the tools above it), or click a point.")
+        return [(thumb, shown.caption) for thumb, shown in items], [shown for _, shown in items], note
+
 
 def colour_choices() -> list[tuple[str, str]]:
     """"group", then every registered score the map can compute from image features alone (a trained one needs a
-    detector file), by title."""
+    detector file) and the NegLabel pool (the map mines no other), by title."""
     from synood.method.scorers import SCORERS
 
-    return [("group", "group"), *((cls.title, name) for name, cls in SCORERS.items() if cls.needs <= {"features"})]
+    return [("group", "group"), *((cls.title, name) for name, cls in SCORERS.items()
+                                  if cls.needs <= {"features"} and cls.pool == "neglabel")]
 
 
 def map_scores(features: torch.Tensor, detector: Detector, tuned: Any, combination: str) -> dict[str, torch.Tensor]:
@@ -125,7 +156,7 @@ def map_scores(features: torch.Tensor, detector: Detector, tuned: Any, combinati
     from synood.method.scorers import SCORERS, build
 
     inputs = detector.inputs(features)
-    names = [name for name, cls in SCORERS.items() if cls.needs <= {"features"}
+    names = [name for name, cls in SCORERS.items() if cls.needs <= {"features"} and cls.pool == "neglabel"
              and (cls.kind != "trained" or tuned is not None)]
     names.sort(key=lambda name: SCORERS[name].kind != "trained")  # stable: the tuned score first, then in order
     return {name: build(name, tuned, combination).score(inputs) for name in names}
@@ -304,8 +335,18 @@ class FeatureMapTab:
                 yield gr.skip(), f"**No map:** {escape(exc)}", gr.skip()
                 return
             points, notes, where = encoded.points, list(encoded.notes), SPACE_TITLES[space]
-            view = MapView(featuremap.pca_2d(encoded.features), points, f"PCA of {where}", encoded.score_titles)
-            thumbnails = background.submit(featuremap_view.thumbnails, encoded.paths, encoded.hashes)
+            files = tuple(encoded.paths)
+            thumbs = tuple(featuremap_view.thumbnail_path(content) for content in encoded.hashes)
+            view = MapView(featuremap.pca_2d(encoded.features), points, f"PCA of {where}", encoded.score_titles,
+                           files, thumbs)
+            eager = len(points) <= featuremap_view.EAGER_THUMBNAILS  # beyond, thumbnails only for what is shown
+            thumbnails = background.submit(featuremap_view.thumbnails, encoded.paths if eager else [],
+                                           encoded.hashes if eager else [])
+            if not eager:
+                notes.append(f"{len(points):,} points: drawn with WebGL, and thumbnails are made only for the points "
+                             "you select (hovering shows a point's label and score)")
+            elif len(points) > featuremap_view.WEBGL_POINTS:
+                notes.append(f"{len(points):,} points: drawn with WebGL")
             if len(points) <= featuremap.NEIGHBOURS:
                 k = featuremap.NEIGHBOURS
                 headline = (f"**PCA** of {len(points)} points ({counts(points)}): UMAP needs more than {k} (with "
@@ -326,7 +367,7 @@ class FeatureMapTab:
                     xy = fitting.result()
                     if drawing.halted.is_set():
                         return
-                view = MapView(xy, points, f"UMAP of {where}", encoded.score_titles)
+                view = MapView(xy, points, f"UMAP of {where}", encoded.score_titles, files, thumbs)
                 headline = (f"**UMAP** of {len(points):,} points ({counts(points)}) in "
                             f"{time.perf_counter() - mapped:.1f} s; {time.perf_counter() - started:.1f} s in all"
                             + ("." if compiled else f", including numba's one-time compile ({COMPILING})."))
@@ -357,6 +398,14 @@ class FeatureMapTab:
 
     @staticmethod
     @shows_user_errors
+    def select(view: MapView | None, text: str):
+        """The gallery of the points selected on the map (the page's script sends their indices)."""
+        if view is None:
+            return [], [], "Draw a map first."
+        return view.selected(text)
+
+    @staticmethod
+    @shows_user_errors
     def recolour(view: MapView | None, colour: str):
         """The drawn map coloured by a group or another score, with nothing computed again."""
         if view is None:
@@ -368,8 +417,10 @@ class FeatureMapTab:
 
 
 
-def build(suite: Suite, config: Config, roots: DataRoots) -> FeatureMapTab:
-    """Lay out the tab and wire its events to a FeatureMapTab's handlers (returned)."""
+def build(suite: Suite, config: Config, roots: DataRoots, inspector: Inspector | None = None,
+          noise: NoiseTab | None = None, tabs: gr.Tabs | None = None) -> FeatureMapTab:
+    """Lay out the tab and wire its events to a FeatureMapTab's handlers (returned); a point selected on the map and
+    clicked in the gallery below opens in `inspector` or `noise`."""
     handlers = FeatureMapTab(DetectorHolder.shared(suite, config), config, roots)
     with gr.Tab("Feature map", id="featuremap") as tab:
         gr.Markdown(INTRO)
@@ -397,6 +448,19 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> FeatureMapTab:
         with gr.Row():
             plot = gr.Plot(label="Feature map", elem_id="featuremap-plot", scale=3)
             gr.HTML(PANEL, js_on_load=HOVER_SCRIPT.read_text(), elem_id="featuremap-hover", scale=1, min_width=200)
+        selection = gr.Textbox(elem_id="featuremap-selection", elem_classes=["offscreen"], label="selected points",
+                               container=False)  # the page's script writes the selected points' indices here
+        selected_note = gr.Markdown("Select points with the lasso or box tool above the map (or click one) to see "
+                                    "their images here.", elem_id="featuremap-selected-note")
+        action = gr.Radio(CLICK_ACTIONS, value="inspect", label="Clicking an image below",
+                          elem_id="featuremap-click-action")
+        items = gr.State([])
+        gallery = gr.Gallery(label="Selected points", columns=8, height="auto", object_fit="contain",
+                             allow_preview=False, elem_id="featuremap-selected")
+        selection.change(handlers.select, inputs=[view, selection], outputs=[gallery, items, selected_note],
+                        api_name="featuremap_select", show_progress="hidden", trigger_mode="always_last")
+        if inspector is not None and noise is not None and tabs is not None:
+            wire(gallery, items, action, inspector, noise, tabs)
         start.click(handlers.draw, inputs=[id_folder, generation, ood_folder, checkpoint_file, space, colour, cap],
                     outputs=[plot, status, view], api_name="featuremap", concurrency_limit=1,
                     concurrency_id="featuremap", trigger_mode="multiple")

@@ -25,6 +25,8 @@ GROUPS = ("ID", "synthetic", "OOD")
 GROUP_COLOURS = {"ID": "#16a34a", "synthetic": "#f59e0b", "OOD": "#dc2626"}
 GROUP_SYMBOLS = {"ID": "circle", "synthetic": "diamond", "OOD": "x"}
 HOVER = "%{customdata[0]} · %{customdata[1]}<br>%{customdata[5]} %{customdata[2]:.3f}<extra></extra>"  # the panel has the image
+WEBGL_POINTS = 3000  # a map of more points is drawn with WebGL (Scattergl): SVG slows down past a few thousand
+EAGER_THUMBNAILS = 5000  # up to this many points every thumbnail is made with the map; beyond, only those shown
 SMALL_GROUP_SHARE = 10  # a group with under 1/10 of the points is drawn with bigger, outlined markers
 THUMBNAIL_SIZE = 160
 _THUMBNAIL_VERSION = "1"  # bump when the thumbnails' look changes
@@ -80,9 +82,10 @@ def figure(xy: np.ndarray, points: Sequence[Point], colour: str = "group", title
            titles: Mapping[str, str] | None = None) -> go.Figure:
     """A scatter of `xy` coloured by group (one legend entry each) or by one of the points' scores, named in `titles`
     (name -> title; one shared colour scale, a symbol per group). Each point's customdata is [group, label, score,
-    thumbnail URL, file name, score title] for the hover panel: the colour's score, else the map's main one.
+    thumbnail URL, file name, score title, its index in `points`] for the hover panel (the colour's score, else the
+    map's main one) and the selection gallery.
     Groups are drawn largest first, so a small group lies on top (the legend keeps GROUPS' order), and a group of
-    less than a tenth of the points gets bigger, outlined markers."""
+    less than a tenth of the points gets bigger, outlined markers. Past WEBGL_POINTS points it draws with WebGL."""
     import plotly.graph_objects as go
 
     titles = dict(titles or {})
@@ -100,10 +103,12 @@ def figure(xy: np.ndarray, points: Sequence[Point], colour: str = "group", title
             marker.update(color=values, coloraxis="coloraxis")
         else:
             marker.update(color=GROUP_COLOURS[group], opacity=0.75)
-        fig.add_scatter(x=xy[chosen, 0], y=xy[chosen, 1], mode="markers", name=f"{group} ({len(chosen):,})",
-                        legendrank=GROUPS.index(group), marker=marker, hovertemplate=HOVER,
-                        customdata=[[p.group, p.label, value, p.thumbnail, p.name, titles.get(shown_score, "score")]
-                                    for p, value in zip(shown, values)])
+        trace = go.Scattergl if len(points) > WEBGL_POINTS else go.Scatter
+        fig.add_trace(trace(x=xy[chosen, 0], y=xy[chosen, 1], mode="markers", name=f"{group} ({len(chosen):,})",
+                            legendrank=GROUPS.index(group), marker=marker, hovertemplate=HOVER,
+                            customdata=[[p.group, p.label, value, p.thumbnail, p.name,
+                                         titles.get(shown_score, "score"), i]
+                                        for p, value, i in zip(shown, values, chosen)]))
     fig.update_layout(title=title, height=560, margin=dict(l=10, r=10, t=50, b=10), hovermode="closest",
                       legend=dict(orientation="h", y=-0.02, itemsizing="constant"),
                       xaxis=dict(showticklabels=False, zeroline=False),

@@ -14,7 +14,7 @@ from plotly.subplots import make_subplots
 from synood.data.manifest import PairsError, load_manifest
 from synood.errors import UserError
 from synood.records import runs
-from ui.access import DataRoots
+from ui.access import DataRoots, confined_folder, confined_generation
 from synood.config import Combination, Config, ConfigError, Embedding, Schedule, labelled
 from synood.data.images import find_images
 from synood.models import ImageTextEncoder, Suite
@@ -23,6 +23,7 @@ from synood.records.runs import Run, RunError
 from .detector import DetectorHolder
 from .errors import shows_user_errors
 from .jobs import JobRunner
+from .reports import download, link
 
 if TYPE_CHECKING:  # torch loads on first use: the app must start in seconds
     from synood.pipelines.detect import Detector
@@ -118,32 +119,6 @@ def stored_config(run: Run, home: str) -> Config:
         raise UserError(f"Run {run.id}: its stored configuration does not fit this version ({exc}).") from None
 
 
-def confined_generation(roots: DataRoots, path: str) -> str:
-    """The generation's resolved path; a UserError unless it and every image its manifest names (training reads the
-    synthetic images and their sources) lie under `roots`."""
-    generation = roots.check(path)
-    manifest = load_manifest(generation)
-    named = list(dict.fromkeys(image for pair in manifest.pairs for image in (pair.image, pair.source)))
-    _, outside = roots.split(named)
-    if outside:
-        raise UserError(f"{manifest.path}: {len(outside):,} of the {len(named):,} images it names are outside the "
-                        f"app's data roots ({roots.describe()}), such as {outside[0]}; start the app with --data-root "
-                        "DIR to allow their folder.")
-    return str(generation)
-
-
-def confined_folder(roots: DataRoots, path: str) -> str:
-    """The image folder's resolved path; a UserError unless it and every image file in it lie under `roots`."""
-    folder = roots.check(path)
-    found = find_images(folder)
-    _, outside = roots.split(found)
-    if outside:
-        raise UserError(f"{folder}: {len(outside):,} of its {len(found):,} image files lead outside the app's data "
-                        f"roots ({roots.describe()}), such as {outside[0]}; remove those links or start the app with "
-                        "--data-root DIR to allow their folder.")
-    return str(folder)
-
-
 def stages(run: Run) -> list[tuple[str, int]]:
     """The stages a run trains and their epochs, from its stored config (empty when that no longer reads)."""
     from synood.pipelines import training
@@ -218,7 +193,7 @@ def describe(run: Run, epochs: list[dict]) -> str:
         line += f" · detector: `{run.artifacts['detector']}`"
     if run.message:
         line += f"\n\n{run.message}"
-    return line
+    return line + f"\n\n{link(run.id)}"
 
 
 def metrics_rows(result: Evaluation) -> list[list]:
@@ -294,6 +269,7 @@ class FinetuneTab:
         self.store = runs.store_for(config.paths.home)
         self.runner = JobRunner(self.store)
         self.holder = DetectorHolder.shared(suite, config)
+        self.run_box: gr.Textbox | None = None  # once laid out: what a "?run=ID" link sets
 
     def tools(self, progress: gr.Progress) -> tuple[Detector, ImageTextEncoder]:
         """The shared detector and the suite's encoder, loaded with their stages named in `progress`."""
@@ -414,6 +390,11 @@ class FinetuneTab:
         return self.show(run.id)
 
     @shows_user_errors
+    def report(self, run_id: str):
+        """The shown run's HTML report, offered for download."""
+        return download(self.store, self.find(run_id).id)
+
+    @shows_user_errors
     def picked(self, event: gr.SelectData):
         """The run of the table row clicked, shown."""
         run_id = event.row_value[0]
@@ -440,7 +421,8 @@ class FinetuneTab:
                                        tuned, id_folder, ood_folder, run_config, self.encoding(progress))
         warn_skipped(result.skipped)
         record = evaluation.record(self.store, training.run_config(run_config), result,
-                                   {"finetune_run": run.id, "detector": run.artifacts["detector"]})
+                                   {"finetune_run": run.id, "detector": run.artifacts["detector"]},
+                                   self.config.paths.home)
         note = (f"{result.sets['ID'].count} ID and {result.sets['OOD'].count} OOD images · the detector of run {run.id}, "
                 f"combination **{run_config.finetune.combination}** · recorded as evaluate run {record.id}")
         overlaps = training_overlap(run, {"ID": id_folder, "OOD": ood_folder})
@@ -514,6 +496,9 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> FinetuneTab:
                 run_box = gr.Textbox(handlers.latest, label="Run shown (pick one in the table, or paste its id and press Enter)",
                                      elem_id="finetune-run")
                 status = gr.Markdown(elem_id="finetune-status")
+                with gr.Row():
+                    report_button = gr.Button("Make an HTML report of this run", size="sm", elem_id="finetune-report")
+                    download = gr.DownloadButton(visible=False, size="sm", elem_id="finetune-download")
                 plot = gr.Plot(curves([]), label="Loss and accuracy", elem_id="finetune-curve")
         with gr.Row():
             gr.Markdown("### Runs (from the run database; click a row to show it)")
@@ -542,9 +527,13 @@ def build(suite: Suite, config: Config, roots: DataRoots) -> FinetuneTab:
         stop_button.click(handlers.stop, inputs=run_box, outputs=[status, plot], api_name="finetune_stop")
         run_box.submit(handlers.show, inputs=run_box, outputs=[status, plot], api_name="finetune_show")
         refresh.click(handlers.run_rows, outputs=table, api_name="finetune_runs")
+        report_button.click(handlers.report, inputs=run_box, outputs=download, api_name="finetune_report")
+        run_box.change(lambda: gr.DownloadButton(visible=False), outputs=download, api_visibility="private",
+                       show_progress="hidden")
         table.select(handlers.picked, outputs=[run_box, status, plot], api_visibility="private")
         timer.tick(handlers.poll, inputs=[run_box, seen_key, seen_rows], outputs=[status, plot, table, seen_key, seen_rows],
                    api_visibility="private")
         evaluate_button.click(handlers.evaluate, inputs=[run_box, id_folder, ood_folder], outputs=[metrics, histogram, note],
                               api_name="finetune_evaluate", concurrency_limit=1, concurrency_id="finetune-features")
+    handlers.run_box = run_box
     return handlers

@@ -1,6 +1,6 @@
-"""Background fine-tuning jobs owned by the app process, not by a Gradio event or a browser page.
+"""Background jobs (fine-tuning, evaluation) owned by the app process, not by a Gradio event or a browser page.
 
-One worker thread runs the queued jobs one at a time: training takes every CPU core it is given, so
+One worker thread per kind runs its queued jobs one at a time: training takes every CPU core it is given, so
 two runs at once would only make both slower (and on a small machine starve the app itself). A job
 keeps running when the page that launched it is closed or reloaded; the run database, not this
 object, is what pages read. If the app process ends, its running and queued runs read as
@@ -17,7 +17,7 @@ from typing import Callable
 from synood.records.runs import RunStore
 
 log = logging.getLogger(__name__)
-Work = Callable[[Callable[[], bool]], object]  # trains one run; it is given the run's stop check
+Work = Callable[[Callable[[], bool]], object]  # does one run's work; it is given the run's stop check
 
 
 @dataclass
@@ -33,12 +33,12 @@ class Job:
 class JobRunner:
     """A queue of jobs and the one daemon thread that runs them in submission order."""
 
-    def __init__(self, store: RunStore):
-        self.store = store
+    def __init__(self, store: RunStore, kind: str = "finetune"):
+        self.store, self.kind = store, kind
         self._queue: queue.Queue[Job] = queue.Queue()
         self._jobs: dict[str, Job] = {}  # queued or running, by run id
         self._lock = threading.Lock()
-        threading.Thread(target=self._loop, name="finetune-jobs", daemon=True).start()
+        threading.Thread(target=self._loop, name=f"{kind}-jobs", daemon=True).start()
 
     def submit(self, run_id: str, work: Work) -> str:
         """Queue `work` for `run_id` (which this process now owns, status "queued") and return at once."""
@@ -48,7 +48,7 @@ class JobRunner:
                 raise ValueError(f"run {run_id} is already queued or running in this app")
             waiting = len(self._jobs)
             self.store.update(run_id, status="queued", claim=True,
-                              message=f"waiting for {waiting} run(s) before it: this app trains one run at a time"
+                              message=f"waiting for {waiting} run(s) before it: this app runs one {self.kind} run at a time"
                               if waiting else "")
             self._jobs[run_id] = job
         self._queue.put(job)
@@ -81,7 +81,7 @@ class JobRunner:
             try:
                 job.work(job.stop.is_set)
             except Exception as exc:  # the run is marked failed with the reason; the worker goes on
-                log.exception("fine-tuning run %s failed", job.run_id)
+                log.exception("%s run %s failed", self.kind, job.run_id)
                 try:
                     self.store.update(job.run_id, status="failed", message=f"{type(exc).__name__}: {exc}")
                 except Exception:

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import html
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import gradio as gr
 import plotly.graph_objects as go
@@ -13,6 +13,8 @@ import plotly.graph_objects as go
 from synood.config import Config, NegLabelConfig
 from synood.errors import UserError
 from synood.models import Suite
+from synood.records import runs
+from synood.records.runs import RunStore
 
 from .detector import DetectorHolder
 from .errors import shows_user_errors
@@ -44,6 +46,54 @@ class Analysis:
     negative_similarity: torch.Tensor  # (M,)
     baselines: dict[str, float]  # every standard registered score but NegLabel's (the card's main value), by name
     name: str  # the image's file name, so a card left on screen says which image it is for
+    scores: dict[str, float] = field(default_factory=dict)  # every standard score at the default settings
+    reference: Reference | None = None  # the thresholds of the latest evaluation of this suite, if any
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Each score's threshold keeping 95 % of the ID images (MOS rule) in one saved evaluation run."""
+
+    run: str
+    thresholds: dict[str, float]
+
+
+def reference_of(store: RunStore, suite: str, seen: dict[str, Reference | None]) -> Reference | None:
+    """The thresholds of the newest completed evaluation of `suite` whose per-image scores were saved (each run's
+    read once into `seen`); None when there is none."""
+    from synood.method.metrics import MetricError, id_threshold
+    from synood.pipelines.evaluation import EvaluationError, reopen
+    from synood.pipelines.hardest import id_set_of
+
+    for run in store.list(kind="evaluate", limit=50):
+        if run.status != "completed" or run.inputs.get("suite") != suite or not run.artifacts.get("evaluation"):
+            continue
+        if run.id not in seen:
+            try:
+                saved = reopen(run.artifacts["evaluation"])
+                ids = saved.sets[id_set_of(saved)]
+                seen[run.id] = Reference(run.id, {name: id_threshold(values.double().numpy(), 0.95, "mos")
+                                                  for name, values in ids.scores.items()})
+            except (EvaluationError, MetricError):
+                seen[run.id] = None
+        if seen[run.id] is not None:
+            return seen[run.id]
+    return None
+
+
+def against(analysis: Analysis) -> str:
+    """The card's line comparing each score of the image with the reference evaluation's 95 %-ID threshold."""
+    from synood.method.scorers import SCORERS
+
+    found = analysis.reference
+    if found is None:
+        return ("No evaluation of this suite to compare with yet: run one in the Evaluation tab and each score is "
+                "shown against its 95 %-ID threshold here.")
+    parts = [f"{SCORERS[name].title} {value:.4g} {'≥' if value >= found.thresholds[name] else '<'} "
+             f"{found.thresholds[name]:.4g} ({'ID' if value >= found.thresholds[name] else 'OOD'})"
+             for name, value in analysis.scores.items() if name in found.thresholds and name in SCORERS]
+    return (f"Against the 95 %-ID thresholds of evaluation run {found.run} (default settings): " + " · ".join(parts)
+            if parts else f"Evaluation run {found.run} has none of these scores.")
 
 
 def bars(names: list[str], values: list[float], title: str, color: str) -> go.Figure:
@@ -104,14 +154,31 @@ def summary(score: float, analysis: Analysis, ngroups: int, temperature: float, 
             f'<div class="score-value" id="neglabel-score">S(x) = {score:.4f}</div>'
             f"<div>{verdict} · {ngroups} groups · temperature {temperature:g} · "
             f"{len(detector.negatives):,} negative labels</div>"
-            f'<div class="score-others">Baselines: {html.escape(others)}</div></div>')
+            f'<div class="score-others">Baselines: {html.escape(others)}</div>'
+            f'<div class="score-others" id="neglabel-thresholds">{html.escape(against(analysis))}</div></div>')
+
+
+@dataclass
+class Inspector:
+    """The tab's image input, what scoring it reads and shows, and where its progress shows: another tab opens an
+    image here (a path under the served folder) and chains `analyse` on these."""
+
+    image: gr.Image
+    inputs: list
+    outputs: list
+    status: gr.Markdown
+    analyse: Callable
 
 
 class NegLabelTab:
-    """The tab's handlers, callable without a page: the shared detector and the NegLabel defaults they read."""
+    """The tab's handlers, callable without a page: the shared detector and the NegLabel defaults they read;
+    `inspector` once the tab is laid out."""
 
-    def __init__(self, holder: DetectorHolder, defaults: NegLabelConfig):
-        self.holder, self.defaults = holder, defaults
+    def __init__(self, holder: DetectorHolder, defaults: NegLabelConfig, store: RunStore | None = None):
+        self.holder, self.defaults, self.store = holder, defaults, store
+        self.references: dict[str, Reference | None] = {}  # by evaluation run id
+        self.inspector: Inspector | None = None
+        self.boundary: gr.Button | None = None  # once laid out: sends the image to Noise optimisation
 
     @shows_user_errors
     def rescore(self, analysis: Analysis | None, ngroups: float, temperature: float, progress=gr.Progress()):
@@ -145,7 +212,8 @@ class NegLabelTab:
         analysis = Analysis((features @ detector.id_features.double().T)[0],
                             (features @ detector.negative_features.double().T)[0],
                             {name: float(found[name][0]) for name in standard() if name != "neglabel"},
-                            Path(path).name)
+                            Path(path).name, {name: float(found[name][0]) for name in standard()},
+                            reference_of(self.store, self.holder.suite.name, self.references) if self.store else None)
         top_id = analysis.id_similarity.topk(TOP_K)
         top_negative = analysis.negative_similarity.topk(TOP_K)
         id_names = display_names(detector.id_names)
@@ -175,7 +243,7 @@ class NegLabelTab:
 
 def build(suite: Suite, config: Config) -> NegLabelTab:
     """Lay out the tab and wire its events to a NegLabelTab's handlers (returned)."""
-    handlers = NegLabelTab(DetectorHolder.shared(suite, config), config.neglabel)
+    handlers = NegLabelTab(DetectorHolder.shared(suite, config), config.neglabel, runs.store_for(config.paths.home))
     defaults = config.neglabel
     with gr.Tab("Negative labels", id="neglabel"):
         gr.Markdown(INTRO)
@@ -188,6 +256,8 @@ def build(suite: Suite, config: Config) -> NegLabelTab:
                 temperature = gr.Slider(0.001, 0.1, value=defaults.temperature, step=0.001,
                                         label="Temperature (logits = cosine / temperature)", elem_id="neglabel-temperature")
                 run = gr.Button("Score", variant="primary", elem_id="neglabel-run")
+                handlers.boundary = gr.Button("Make a boundary sample of this image (Noise optimisation)", size="sm",
+                                              elem_id="neglabel-boundary")
             with gr.Column(scale=2):
                 status = gr.Markdown(elem_id="neglabel-status", elem_classes=["status-line"])
                 gr.Markdown(standin_note(suite, "encoder", "classifier"), elem_id="neglabel-standin",
@@ -205,7 +275,9 @@ def build(suite: Suite, config: Config) -> NegLabelTab:
             found = gr.Markdown(elem_id="neglabel-found")
             table = gr.Dataframe(headers=["word", "part of speech", "lexname", "95th-percentile similarity"],
                                  interactive=False, elem_id="neglabel-table")
-        run.click(handlers.analyse, inputs=[image, ngroups, temperature], outputs=[state, card, id_plot, negative_plot, spread],
+        handlers.inspector = Inspector(image, [image, ngroups, temperature],
+                                       [state, card, id_plot, negative_plot, spread], status, handlers.analyse)
+        run.click(handlers.analyse, inputs=handlers.inspector.inputs, outputs=handlers.inspector.outputs,
                   api_name="neglabel_score", show_progress_on=status)
         for slider in (ngroups, temperature):
             slider.change(handlers.rescore, inputs=[state, ngroups, temperature], outputs=[card, spread],

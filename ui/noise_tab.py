@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import gradio as gr
@@ -158,6 +159,18 @@ class NoiseTab:
     def __init__(self, suite: Suite, defaults: SynthesisConfig):
         self.suite, self.defaults = suite, defaults
         self.watches: dict[str | None, Watch] = {}  # by session hash
+        self.target: list = []  # once laid out: the image input and the labels box another tab prefills
+
+    @shows_user_errors
+    def prefill(self, path: str, progress=gr.Progress()) -> tuple[str, str, gr.Tabs]:
+        """An image sent from another tab (a file the app serves), its context labels listed by the labeller, and
+        this tab selected: "make a boundary sample of this"."""
+        from ui.thumbnails import served_copy
+
+        image = uploaded_image(path)
+        progress(0.1, desc="Listing the context labels")
+        labels = self.suite.get("labeller").context(image)
+        return str(served_copy(Path(path))), "\n".join(labels), gr.Tabs(selected="noise")
 
     @shows_user_errors
     def run(self, path: str | None, labels_text: str, iterations: float, step_size: float | None, loss: Loss,
@@ -283,6 +296,7 @@ def build(suite: Suite, config: Config) -> NoiseTab:
             current = gr.Image(type="pil", format="png", label="Image at this iteration (download: the button)",
                                interactive=False, height=360, buttons=["download", "fullscreen"],
                                elem_id="noise-frame")
+        handlers.target = [image, labels]
         made = gr.Number(0, visible=False, elem_id="noise-made")  # iterations the page has received: Stop sends it
         start.click(lambda: 0, outputs=made, api_visibility="private", queue=False, show_progress="hidden").then(
             handlers.run, inputs=[image, labels, iterations, step_size, loss, gradient, seed, m_out, step_rule],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
@@ -118,3 +119,14 @@ def thumbnails(pairs: Sequence[Pair], height: int = THUMBNAIL_HEIGHT, inside: In
         with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
             list(pool.map(lambda pair: thumbnail(pair, height, inside), missing))
     return paths
+
+
+def served_copy(path: Path) -> Path:
+    """A copy of the image file `path` (checked by the caller against the data roots) in the folder the app serves,
+    under its own file name: what one tab hands another to open (Gradio serves only its allowed folders)."""
+    key = hashlib.sha256(_stamp(path.absolute()).encode()).hexdigest()
+    copy = thumbnail_dir() / "opened" / key[:16] / path.name
+    if not copy.is_file():
+        with atomic_path(copy) as tmp:
+            shutil.copyfile(path, tmp)
+    return copy

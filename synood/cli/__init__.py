@@ -7,12 +7,12 @@ import sys
 from typing import Sequence
 
 from synood import __version__
-from synood.cli import data, evaluate, metrics, models, neglabel, synthesis, training
+from synood.cli import data, evaluate, metrics, models, neglabel, report, synthesis, training
 from synood.cli.common import add_config_args, config_from_args
 from synood.errors import UserError
 
 __all__ = ["add_config_args", "build_parser", "config_from_args", "main"]
-COMMAND_GROUPS = (models, data, neglabel, evaluate, metrics, synthesis, training)
+COMMAND_GROUPS = (models, data, neglabel, evaluate, metrics, synthesis, training, report)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -16,6 +16,8 @@ from synood.cli.common import (CommandError, StageBars, add_config_args, check_o
 if TYPE_CHECKING:  # the engine imports torch: the parser stays torch-free
     from synood.data.benchmarks import Benchmark
     from synood.pipelines.evaluation import Evaluation
+    from synood.pipelines.shards import Shards
+    from synood.data.textcache import StageProgress
 
 METRIC_KEYS = ("auroc", "fpr95", "aupr_in", "aupr_out")  # evaluation.METRIC_KEYS, kept torch-free here
 TABLE_NOTE = "All values in %. AUROC is the same under every convention; --convention all shows each one."
@@ -68,14 +70,17 @@ def conventions_of(choice: str) -> list[str]:
 
 
 def _cmd_evaluate(args: argparse.Namespace, config: Config) -> int:
-    from synood.method.scorers import SCORERS, build, standard  # torch: after the parser, which stays torch-free
+    from synood.method.scorers import SCORERS, build, choices, standard  # torch: after the parser (torch-free)
 
     conventions = conventions_of(args.convention)
     check_bootstrap(args)
-    names = [*standard(), *(n for n in SCORERS if n not in standard())] if args.checkpoint else standard()
-    methods = [m.strip() for m in (args.scores or ",".join(names)).split(",") if m.strip()]
+    if args.workers is not None and args.workers < 0:
+        raise CommandError(f"--workers {args.workers}: give 0 (decode in this process) or more worker processes")
+    names = choices(trained=bool(args.checkpoint))
+    default = [*standard(), *(n for n in names if SCORERS[n].kind == "trained")]
+    methods = [m.strip() for m in args.scores.split(",") if m.strip()] if args.scores else default
     if not methods or any(m not in names for m in methods):
-        trained = ",".join(n for n in SCORERS if n not in standard())
+        trained = ",".join(n for n in choices(trained=True) if n not in choices())
         raise CommandError(f"--scores {args.scores!r}: choose from {','.join(names)}"
                            + ("" if args.checkpoint else f" ({trained} needs --checkpoint)"))
     from synood.pipelines import evaluation
@@ -86,7 +91,9 @@ def _cmd_evaluate(args: argparse.Namespace, config: Config) -> int:
     id_set, found, folders, protocol = image_sets(args)  # every set is checked before any model loads
     if args.export_scores:
         _check_export(args.export_scores, list(found))
-    suite, detector = make_detector(config)
+    shards = _shards(config)
+    with shards.main_first():  # the first process mines and caches the negatives, the others read them
+        suite, detector = make_detector(config)
     if tuned is not None:
         try:
             tuned.check(detector.encoder.identity, [label.word for label in detector.negatives])
@@ -95,36 +102,70 @@ def _cmd_evaluate(args: argparse.Namespace, config: Config) -> int:
     scorers = {m: build(m, tuned, config.finetune.combination) for m in methods}
     context = {"suite": suite.name, "checkpoint": str(checkpoint_path) if checkpoint_path else None,
                **({"bootstrap": {"resamples": args.bootstrap, "seed": args.seed}} if args.bootstrap else {}),
-               **(protocol_context(protocol, found, args.data_root) if protocol else {})}
+               **(protocol_context(protocol, found, args.data_root) if protocol else {}),
+               **({"processes": shards.count} if shards.count > 1 else {}),
+               **({"autocast": True} if args.autocast else {})}
+    if not shards.is_main:  # another process of `accelerate launch`: its part of the scores, then done
+        _evaluate(args, found, scorers, detector, conventions, id_set, folders, protocol, shards, None)
+        return 0
     store = run_store(config)
     run = store.create("evaluate", config.to_dict("models", "neglabel", "finetune"),
                        EvaluateRecord(folders, id_set, methods, conventions, context).inputs())
+    def work(progress: StageProgress) -> Evaluation:
+        result = _evaluate(args, found, scorers, detector, conventions, id_set, folders, protocol, shards, progress)
+        result.suite = suite.name
+        if tuned is not None:
+            result.checkpoint = {"run": tuned.meta.get("run"), "combination": config.finetune.combination}
+        if protocol:
+            result.benchmark = {"name": protocol.name, "title": protocol.title, "data_root": args.data_root,
+                                "lists_digest": context["lists_digest"]}
+        return result
+
     bars = StageBars(unit="image")
-    with store.recording(run.id):
-        try:
-            result = evaluation.evaluate(found, scorers, detector.encoder, detector.classifier, detector.inputs(),
-                                         conventions, id_set=id_set, folders=folders, progress=bars,
-                                         bootstrap=args.bootstrap, seed=args.seed)
-        finally:
-            bars.close()
+    try:
+        result = evaluation.execute(store, run.id, config.paths.home, work, progress=bars)
+    finally:
+        bars.close()
+    assert result is not None  # no stop check: only the app stops an evaluation
     for message in result.skipped:
         say(f"skipped {message}")
-    result.suite, result.run = suite.name, run.id
-    if tuned is not None:
-        result.checkpoint = {"run": tuned.meta.get("run"), "combination": config.finetune.combination}
     if args.export_scores:
-        _export(args.export_scores, result)
+        written = evaluation.write_scores(result, args.export_scores)
+        say(f"wrote {len(written) - 1} score files and {written[-1]}")
     artifacts = {"csv": args.csv, "scores": args.export_scores}
-    store.update(run.id, status="completed", summary=result.record(context).summary(),
-                 artifacts={k: v for k, v in artifacts.items() if v})
-    report = result.to_dict()
-    if protocol:
-        report["benchmark"] = {"name": protocol.name, "title": protocol.title, "data_root": args.data_root,
-                               "lists_digest": context["lists_digest"]}
-        add_group_averages(report, {group: [s.name for s in protocol.sets if s.group == group]
-                                    for group in protocol.groups})
-    show(report, args)
+    store.update(run.id, artifacts={k: v for k, v in artifacts.items() if v})
+    show(result.to_dict(), args)
     return 0
+
+
+def _evaluate(args: argparse.Namespace, found: dict[str, list[Path]], scorers: dict, detector, conventions: list[str],
+              id_set: str, folders: dict[str, str], protocol: Benchmark | None, shards: Shards,
+              bars: StageProgress | None) -> Evaluation:
+    """The engine's evaluation of the sets with the scorers' negative pools (mined first, in process order)."""
+    from synood.pipelines import evaluation
+
+    with shards.main_first():
+        pools = {s.pool: detector.pool(s.pool, bars) for s in scorers.values()}
+    return evaluation.evaluate(found, scorers, detector.encoder, detector.classifier, detector.inputs(), conventions,
+                               id_set=id_set, folders=folders, progress=bars, bootstrap=args.bootstrap,
+                               seed=args.seed, pools=pools, groups=protocol.grouped() if protocol else None,
+                               shards=shards, workers=args.workers, autocast=args.autocast)
+
+
+def _shards(config: Config) -> Shards:
+    """Under `accelerate launch` with several processes, the engine's shards (each process scores a contiguous
+    part of every set, on its own device), else one process."""
+    import torch
+    from accelerate import PartialState
+
+    from synood.pipelines.shards import Accelerated, Single
+
+    state = PartialState(cpu=config.models.device == "cpu" or not torch.cuda.is_available())
+    if state.num_processes == 1:
+        return Single()
+    if config.models.device == "auto" and state.device.type != "cpu":
+        config.models.device = str(state.device)
+    return Accelerated(state)
 
 
 def image_sets(args: argparse.Namespace) -> tuple[str, dict[str, list[Path]], dict[str, str], Benchmark | None]:
@@ -134,8 +175,8 @@ def image_sets(args: argparse.Namespace) -> tuple[str, dict[str, list[Path]], di
     from synood.pipelines import evaluation
 
     if args.benchmark:
-        if args.id or args.ood:
-            raise CommandError("--benchmark names its own sets: give it without --id and --ood")
+        if args.id or args.ood or args.generation:
+            raise CommandError("--benchmark names its own sets: give it without --id, --ood and --generation")
         if not args.data_root:
             raise CommandError(f"--benchmark {args.benchmark} needs --data-root DIR, the folder holding its sets")
         protocol = benchmarks.benchmark(args.benchmark)
@@ -145,8 +186,15 @@ def image_sets(args: argparse.Namespace) -> tuple[str, dict[str, list[Path]], di
                 say(f"{name}: {len(item.absent):,} files its list names do not exist (`synood data check`)")
         return (protocol.id_set.name, {name: item.paths for name, item in located.items()},
                 {name: str(item.where) for name, item in located.items()}, protocol)
+    if args.generation:
+        if args.id or args.ood:
+            raise CommandError("--generation names its own sets (its sources as ID, its synthetic images as OOD): "
+                               "give it without --id and --ood")
+        found = evaluation.generation_sets(args.generation)
+        return "sources", found, {name: str(args.generation) for name in found}, None
     if not args.id or not args.ood:
-        raise CommandError("give --id DIR and at least one --ood NAME=DIR, or --benchmark NAME --data-root DIR")
+        raise CommandError("give --id DIR and at least one --ood NAME=DIR, --benchmark NAME --data-root DIR, or "
+                           "--generation DIR")
     ood = _ood_sets(args.ood)
     found = {"ID": evaluation.folder_images("ID", args.id),
              **{name: evaluation.folder_images(f"OOD {name}", folder) for name, folder in ood.items()}}
@@ -162,16 +210,6 @@ def protocol_context(protocol: Benchmark, found: dict[str, list[Path]], root: st
             "sets": {name: len(paths) for name, paths in found.items()}}
 
 
-def add_group_averages(report: dict, groups: dict[str, list[str]]) -> None:
-    """Each method's average over each group of OOD sets ("near", "far"), per convention, as OpenOOD reports them:
-    report["groups"] names the sets, each method's "groups" holds the averages."""
-    report["groups"] = groups
-    for r in report["methods"].values():
-        r["groups"] = {group: {c: {"convention": c, **{k: sum(r["sets"][n][c][k] for n in names) / len(names)
-                                                      for k in METRIC_KEYS}}
-                               for c in report["conventions"]} for group, names in groups.items()}
-
-
 def _check_export(folder: str, names: Sequence[str]) -> None:
     """Fail before any model loads when --export-scores cannot be a folder or a set name cannot name a file."""
     from synood.data.scorefiles import check_name
@@ -180,17 +218,6 @@ def _check_export(folder: str, names: Sequence[str]) -> None:
         raise CommandError(f"--export-scores {folder}: a file, not a folder")
     for name in names:
         check_name(name)
-
-
-def _export(folder: str, result: Evaluation) -> None:
-    """Every image's scores in OpenOOD's form (synood.data.scorefiles), one .npz per score and set, plus CSV."""
-    from synood.data import scorefiles
-
-    scores = {key: {name: s.scores[key].detach().cpu().numpy() for name, s in result.sets.items()}
-              for key in result.methods}
-    written = scorefiles.write(folder, scores, result.id_set,
-                               {name: [str(p) for p in s.paths] for name, s in result.sets.items()})
-    say(f"wrote {len(written) - 1} score files and {written[-1]}")
 
 
 def check_bootstrap(args: argparse.Namespace) -> None:
@@ -222,19 +249,18 @@ def metrics_csv(result: dict) -> str:
 
 def _cell(entry: dict, key: str) -> str:
     """One value of the table, `v±h` (h = half the interval's width) when it has a bootstrap interval."""
-    if "ci95" not in entry:
-        return f"{entry[key]:6.2f}"
-    lo, hi = entry["ci95"][key]
-    return f"{entry[key]:6.2f}±{(hi - lo) / 2:<5.2f}"
+    from synood.pipelines.report import half_width
+
+    half = half_width(entry, key)
+    return f"{entry[key]:6.2f}" if half is None else f"{entry[key]:6.2f}±{half:<5.2f}"
 
 
 def metrics_table(result: dict) -> str:
     """The paper's layout, once per convention under its name: one row per method, AUROC and FPR95 per OOD set,
     then their average."""
-    from synood.method.scorers import SCORERS
+    from synood.pipelines.report import table_columns, table_rows
 
-    groups = list(result.get("groups", {}))
-    names = [*result["ood"], "Average", *(f"Average {group}" for group in groups)]
+    names = table_columns(result)
     value = 12 if "bootstrap" in result else 6  # the width of one value
     width = max(2 * value + 1, *(len(n) for n in names))
     lines = [f"ID: {result['id']['folder']} ({result['id']['count']} images); OOD: "
@@ -243,10 +269,7 @@ def metrics_table(result: dict) -> str:
         lines += ["", f"Convention {convention}: {description}",
                   " " * 12 + "".join(f"  {n:^{width}}" for n in names),
                   f"{'Method':<12}" + (f"  {'AUROC':>6} " + " " * (value - 6) + f"{'FPR95':>6}").ljust(width + 2) * len(names)]
-        for method, r in result["methods"].items():
-            cells = [*(s[convention] for s in r["sets"].values()), r["average"][convention],
-                     *(r["groups"][group][convention] for group in groups)]
-            title = SCORERS[method].title if method in SCORERS else method
+        for title, cells in table_rows(result, convention):
             lines.append(f"{title:<12}" + "".join(
                 f"  {_cell(c, 'auroc')} {_cell(c, 'fpr95')}".ljust(width + 2) for c in cells))
     notes = [TABLE_NOTE, *([BOOTSTRAP_NOTE.format(**result["bootstrap"])] if "bootstrap" in result else [])]
@@ -278,13 +301,24 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                         "openood-v1.5 (Table 2, from OpenOOD's imglists; near and far averages); "
                         "`synood data check` first")
     p.add_argument("--data-root", metavar="DIR", help="the folder holding --benchmark's sets")
+    p.add_argument("--generation", metavar="DIR",
+                   help="instead of --id/--ood, a generation (folder or manifest.jsonl from `synood generate`): its "
+                        "source images as the ID set, its synthetic images as the OOD set: how near the boundary "
+                        "the synthetic images sit for each score")
     p.add_argument("--scores", metavar="LIST",
                    help="comma-separated scores of the registry (synood.method.scorers); default: every one that "
-                        "needs no detector file, plus the trained ones (synood) with --checkpoint")
+                        "needs no detector file and no pool of its own, plus the trained ones (synood) with "
+                        "--checkpoint; csp mines its own negative pool on first use")
     p.add_argument("--checkpoint", metavar="FILE|RUN",
                    help="a fine-tuned detector file, or a fine-tuning run's id: adds the synood score "
                         "(finetune.combination picks the tuned parts it uses: both, projection, negatives, none)")
     add_output_args(p)
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="processes that decode and preprocess the images beside the model (default: 0 on a machine "
+                        "of 2 cores or fewer, where they did not pay, else one less than the cores, at most 8)")
+    p.add_argument("--autocast", action="store_true",
+                   help="run the encoder and classifier under torch.autocast (float16 on CUDA, bfloat16 on CPU): "
+                        "faster on a GPU; its features and logits are cached apart from float32's")
     p.add_argument("--export-scores", metavar="DIR",
                    help="also write every image's scores in OpenOOD's form: DIR/<score>/scores/<set>.npz (pred, "
                         "conf, label; label -1 = OOD) and DIR/scores.csv; `synood metrics --scores DIR` reads them")

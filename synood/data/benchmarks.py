@@ -52,6 +52,15 @@ class Benchmark:
     def id_set(self) -> ImageSet:
         return next(s for s in self.sets if s.role == "id")
 
+    def grouped(self) -> dict[str, list[str]]:
+        """Each group's OOD sets by name, in protocol order ({} when it reports no group averages)."""
+        return {group: [s.name for s in self.sets if s.group == group] for group in self.groups}
+
+
+def matching(names: Sequence[str]) -> Benchmark | None:
+    """The protocol whose sets are exactly `names` (in any order), e.g. a score folder it exported; None if none."""
+    return next((b for b in BENCHMARKS.values() if sorted(s.name for s in b.sets) == sorted(names)), None)
+
 
 MOS_OBTAIN = "the MOS release (github.com/deeplearning-wisc/large_scale_ood, 'Out-of-distribution dataset'): unpack"
 OPENOOD_OBTAIN = ("OpenOOD's download script (github.com/Jingkang50/OpenOOD, scripts/download/download.py "

@@ -8,6 +8,7 @@ normalisation): the authors' projection reads the raw embedding, and its norm is
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import uuid
 from dataclasses import dataclass, field
@@ -20,12 +21,14 @@ from PIL import Image
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from synood.data import images
+from synood import runtime
+from synood.data import loading
 from synood.config import cache_home
 from synood.data.storage import save_tensors
 
 Progress = Callable[[int, int], None]
 CHUNK_ROWS = 2048  # features written per chunk: a crash loses at most this much encoding
+AUTOCAST = ":autocast"  # joins a model's identity in its cache keys when its passes ran under runtime.autocast
 FORMAT = "raw/2"  # part of the folder key: folders of unit-norm features (format 1) are never read as raw
 
 
@@ -82,11 +85,14 @@ def write_chunk(folder: Path, hashes: Sequence[str], rows: torch.Tensor, identit
                  {"identity": identity})
 
 
-def cached_rows(folder: Path, identity: str, key: str, paths: Sequence[str | Path],
-                compute: Callable[[list[Image.Image]], torch.Tensor], batch_size: int = 32,
-                progress: Progress | None = None) -> tuple[list[tuple[Path, str]], dict[str, torch.Tensor], list[str]]:
-    """((path, content hash) of each readable image in order, rows by hash, problems): `compute` runs only on
-    images the cache in `folder` lacks, each distinct content once, and its rows are written back in chunks."""
+def cached_rows(folder: Path, identity: str, key: str, paths: Sequence[str | Path], prepare: loading.Prepare,
+                compute: Callable[[list[torch.Tensor]], torch.Tensor], batch_size: int = 32,
+                progress: Progress | None = None, workers: int | None = None,
+                pin: bool = False) -> tuple[list[tuple[Path, str]], dict[str, torch.Tensor], list[str]]:
+    """((path, content hash) of each readable image in order, rows by hash, problems): only images the cache in
+    `folder` lacks are decoded and `prepare`d (in `workers` processes, loading.batches) and `compute`d (on the
+    batch's tensors stacked by shape, rows returned group after group), each distinct content once; new rows are
+    written back in chunks."""
     cached = read_cache(folder, key)
     kept: list[tuple[Path, str]] = []
     problems: list[str] = []
@@ -102,41 +108,48 @@ def cached_rows(folder: Path, identity: str, key: str, paths: Sequence[str | Pat
     done = len(kept) - len(missing)
     if progress:
         progress(done, len(kept))
-    for start in range(0, len(missing), batch_size):
-        batch_hashes, pictures = [], []
-        for h in missing[start:start + batch_size]:
-            try:
-                pictures.append(images.load_image(first_path[h]))
-                batch_hashes.append(h)
-            except images.ImageError as exc:
-                problems.append(str(exc))
-        if pictures:
-            rows = compute(pictures)
-            cached.update(zip(batch_hashes, rows))
-            pending_hashes += batch_hashes
-            pending.append(rows)
-        if len(pending_hashes) >= CHUNK_ROWS:
-            write_chunk(folder, pending_hashes, torch.cat(pending), identity, key)
-            pending_hashes, pending = [], []
-        done += len(missing[start:start + batch_size])
-        if progress:
-            progress(done, len(kept))
+    loaded = loading.batches([first_path[h] for h in missing], prepare, batch_size, workers, pin)
+    with contextlib.closing(loaded):
+        for start, batch in zip(range(0, len(missing), batch_size), loaded):
+            batch_hashes = missing[start:start + batch_size]
+            problems += [batch.errors[position] for position in sorted(batch.errors)]
+            if batch.groups:
+                rows = compute(batch.groups)
+                computed = [batch_hashes[position] for position in batch.order]
+                cached.update(zip(computed, rows))
+                pending_hashes += computed
+                pending.append(rows)
+            if len(pending_hashes) >= CHUNK_ROWS:
+                write_chunk(folder, pending_hashes, torch.cat(pending), identity, key)
+                pending_hashes, pending = [], []
+            done += len(batch_hashes)
+            if progress:
+                progress(done, len(kept))
     if pending_hashes:
         write_chunk(folder, pending_hashes, torch.cat(pending), identity, key)
     return [(p, h) for p, h in kept if h in cached], cached, problems
 
 
 def image_features(encoder, paths: Sequence[str | Path], batch_size: int = 32, progress: Progress | None = None,
-                   root: Path | None = None) -> FeatureSet:
-    """(N, D) raw features of `paths` under `encoder`, encoding only images the cache lacks.
+                   root: Path | None = None, workers: int | None = None, autocast: bool = False) -> FeatureSet:
+    """(N, D) raw features of `paths` under `encoder`, encoding only images the cache lacks; `workers` processes
+    decode and preprocess them (None: loading.default_workers(); 0: this process); `autocast` encodes in mixed
+    precision (runtime.autocast), cached apart from the float32 features.
 
     Unreadable files are skipped and named in `problems`; equal bytes are encoded once.
     """
-    def encode(pictures: list[Image.Image]) -> torch.Tensor:
-        return encoder.encode_image(encoder.preprocess(pictures), normalize=False).float().cpu()
+    def prepare(picture: Image.Image) -> torch.Tensor:
+        return encoder.preprocess([picture])[0]
 
-    kept, cached, problems = cached_rows(cache_folder(encoder.identity, root), encoder.identity, "features", paths,
-                                         encode, batch_size, progress)
+    device = getattr(encoder, "device", None)
+
+    def encode(groups: list[torch.Tensor]) -> torch.Tensor:
+        with runtime.autocast(device, autocast):
+            return torch.cat([encoder.encode_image(pixels, normalize=False).float().cpu() for pixels in groups])
+
+    identity = encoder.identity + (AUTOCAST if autocast else "")
+    kept, cached, problems = cached_rows(cache_folder(identity, root), identity, "features", paths, prepare, encode,
+                                         batch_size, progress, workers, loading.pinning(device))
     dim = next(iter(cached.values())).shape[0] if cached else encoder.embed_dim
     features = torch.stack([cached[h] for _, h in kept]) if kept else torch.empty(0, dim)
     return FeatureSet([p for p, _ in kept], features, problems, [h for _, h in kept])

@@ -130,6 +130,20 @@ def _listed(folder: Path) -> tuple[list[str], list[str]]:
         return header[2:], list(dict.fromkeys(row[0] for row in rows if row))
 
 
+def paths(folder: str | Path) -> dict[str, list[str]]:
+    """Each set's image paths in score order, from synood's scores.csv in `folder` ({} without one, as in
+    OpenOOD's folders, which name no image)."""
+    table = Path(folder) / TABLE
+    if not table.is_file():
+        return {}
+    found: dict[str, list[str]] = {}
+    with open(table, newline="") as f:
+        for row in list(csv.reader(f))[1:]:
+            if row:
+                found.setdefault(row[0], []).append(row[1])
+    return found
+
+
 def _ordered(names: list[str], listed: list[str]) -> list[str]:
     """`names` in the order of `listed` (scores.csv's), the unlisted after them in their own order."""
     return [n for n in listed if n in names] + [n for n in names if n not in listed]

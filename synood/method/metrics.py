@@ -123,10 +123,7 @@ def fpr_at_tpr(
     id_array, ood_array = scores[labels == 1], scores[labels == 0]
 
     if convention == "mos":
-        # Keep the k highest ID scores, k = ceil(tpr * n); rounding absorbs float noise (0.95 * 20).
-        keep = math.ceil(round(tpr * id_array.size, 6))
-        threshold = np.sort(id_array)[-keep]
-        return float(np.mean(ood_array >= threshold))
+        return float(np.mean(ood_array >= id_threshold(id_array, tpr, "mos")))
 
     if convention == "neglabel":
         candidates = np.unique(scores[scores >= id_array.min()])  # ascending: argmin's first = the lowest
@@ -136,6 +133,27 @@ def fpr_at_tpr(
 
     fpr, tpr_curve, _ = roc_curve(1 - labels, -scores)
     return float(fpr[np.argmax(tpr_curve >= tpr)])
+
+
+def id_threshold(id_scores: Scores, tpr: float = 0.95, convention: str = "mos") -> float:
+    """The score threshold that keeps `tpr` of the ID images (at or above it), as `fpr_at_tpr` sets it: the share
+    of OOD scores at or above it is that FPR. "mos": the largest value with at least `tpr` of ID scores >= it.
+    "neglabel": the level of ID recall nearest `tpr` (the highest recall among equals, recall 0 excluded), placed
+    just above the next lower ID score, where NegLabel's lowest candidate of that level lies. "openood" sets its
+    threshold on the OOD scores (95 % of OOD caught), so it has no ID threshold: MetricError."""
+    if not 0.0 < tpr <= 1.0:
+        raise MetricError(f"tpr must be in (0, 1], got {tpr}")
+    _check_convention(convention)
+    if convention == "openood":
+        raise MetricError("the openood convention sets its threshold on the OOD scores: it has no ID threshold")
+    id_array = np.sort(_as_array(id_scores, "ID"))
+    if convention == "mos":
+        # Keep the k highest ID scores, k = ceil(tpr * n); rounding absorbs float noise (0.95 * 20).
+        return float(id_array[-math.ceil(round(tpr * id_array.size, 6))])
+    levels = np.unique(id_array)  # ascending: argmin's first = the lowest, as in fpr_at_tpr
+    recall = (id_array.size - np.searchsorted(id_array, levels)) / id_array.size
+    nearest = int(np.argmin(np.abs(recall - tpr)))
+    return float(levels[0] if nearest == 0 else np.nextafter(levels[nearest - 1], np.inf))
 
 
 @dataclass(frozen=True)

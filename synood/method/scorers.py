@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import ClassVar, Literal, Protocol
+from typing import ClassVar, Literal, NamedTuple, Protocol
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +21,13 @@ from synood.method.finetune import Projection
 Need = Literal["features", "logits"]
 Kind = Literal["post-hoc", "trained", "test-time"]
 COMBINATIONS = CHOICES["finetune.combination"]  # the tuned parts a SynOOD scorer may use ("none" = NegLabel)
+
+
+class Texts(NamedTuple):
+    """The unit-norm text features a negative-label pool gives its scorers."""
+
+    id_text: Tensor  # (C, D) the ID labels
+    negative_text: Tensor  # (M, D) the negatives
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,7 @@ class Scorer(ABC):
     title: ClassVar[str]
     kind: ClassVar[Kind]
     needs: ClassVar[frozenset[Need]]
+    pool: ClassVar[str] = "neglabel"  # the pool (mining.POOLS) whose ID and negative texts its inputs hold
 
     def setup(self, reference: ScoreInputs) -> None:
         """Fit on reference in-distribution inputs before scoring; nothing to fit by default."""
@@ -74,6 +82,14 @@ class NegLabel(Scorer):
 
     def score(self, inputs: ScoreInputs) -> Tensor:
         return grouped(inputs, inputs.unit, inputs.negative_text)[0]
+
+
+class CSP(NegLabel):
+    """CSP (NeurIPS 2024): NegLabel's grouped score over the conjugated semantic pool (mining.POOLS["csp"]); its
+    authors' code scores exactly as NegLabel's does (logits 100 * cosine, 100 seeded groups)."""
+
+    name, title = "csp", "CSP"
+    pool = "csp"
 
 
 class MCM(Scorer):
@@ -140,12 +156,20 @@ class SynOOD(Scorer):
         return grouped(inputs, features, negatives)[0]
 
 
-SCORERS: dict[str, type[Scorer]] = {cls.name: cls for cls in (NegLabel, MCM, MSP, Energy, SynOOD)}
+SCORERS: dict[str, type[Scorer]] = {cls.name: cls for cls in (NegLabel, MCM, MSP, Energy, CSP, SynOOD)}
 
 
 def standard() -> list[str]:
-    """The registered scores that need no trained detector file, in registry order: what every image gets."""
-    return [name for name, cls in SCORERS.items() if cls.kind != "trained"]
+    """The registered scores that need no trained detector file and read the NegLabel pool (no other pool to mine),
+    in registry order: what every image gets."""
+    return [name for name, cls in SCORERS.items() if cls.kind != "trained" and cls.pool == "neglabel"]
+
+
+def choices(trained: bool = False) -> list[str]:
+    """The scores one may ask for: the standard ones, then those reading another pool, then (with a tuned detector,
+    `trained`) the trained ones; in registry order within each."""
+    rest = [name for name, cls in SCORERS.items() if name not in standard() and cls.kind != "trained"]
+    return [*standard(), *rest, *(name for name, cls in SCORERS.items() if trained and cls.kind == "trained")]
 
 
 def build(name: str, tuned: Tuned | None = None, combination: str = "both") -> Scorer:

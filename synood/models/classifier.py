@@ -35,6 +35,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 WRAPPER_KEYS = ("state_dict", "model")
 RESIZES = CHOICES["models.classifier_resize"]  # antialias (default) | plain
 PLAIN_SUFFIX = " [resize without antialiasing]"
+CPU_PASS = 4  # views per network pass on CPU: more overflow the caches and cost more per image (bench/decode.py)
 
 
 @dataclass(frozen=True)
@@ -111,11 +112,23 @@ class ImageNetClassifier:
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) RGB in [0, 1] -> (B, C) pooled features, the input of the linear head."""
-        return self.maps(images).mean(dim=(-2, -1))
+        return self.pooled(self.view_pixels(images))
+
+    def pooled(self, views: torch.Tensor) -> torch.Tensor:
+        """(B, 3, crop, crop) network inputs (view_pixels' output) -> (B, C) their pooled last feature maps."""
+        return self.trunk(views).mean(dim=(-2, -1))
 
     def logits(self, images: torch.Tensor) -> torch.Tensor:
         """(B, 3, H, W) RGB in [0, 1] -> (B, 1000) logits, differentiable in the pixels."""
         return self.head(self.features(images))
+
+    def batch_logits(self, groups: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Stacks of images of one size each -> (B, 1000) logits, rows group after group: each group is viewed at
+        its own aspect ratio (every view is crop x crop), then the views pass through the network together (on CPU
+        CPU_PASS at a time)."""
+        views = torch.cat([self.view_pixels(group) for group in groups])
+        size = CPU_PASS if self.device.type == "cpu" else len(views)
+        return torch.cat([self.head(self.pooled(chunk)) for chunk in views.split(size)])
 
     def cam(self, images: torch.Tensor, classes: torch.Tensor) -> torch.Tensor:
         """(B, h, w) class activation maps in [0, 1] for one class per image, over the crop box.

@@ -17,7 +17,7 @@ from synood.pipelines import mining
 from synood.method import scorers
 from synood.config import NegLabelConfig
 from synood.data import logits as logit_cache
-from synood.data.textcache import StageProgress, staged
+from synood.data.textcache import StageProgress
 
 
 class Detector:
@@ -31,11 +31,22 @@ class Detector:
                  progress: StageProgress | None = None, id_names: Sequence[str] = IMAGENET_CLASSNAMES):
         self.encoder, self.classifier, self.config = encoder, classifier, config
         self.id_names = list(id_names)
-        self.id_features = encoder.text_features(mining.prompts(self.id_names, config.id_template),
-                                                 progress=staged(progress, mining.ENCODING_ID))
+        self.id_features = mining.id_label_features(encoder.text_features, self.id_names, config, progress)
         self.negatives, self.negative_raw = mining.negatives(encoder.identity, encoder.text_features, self.id_names,
                                                              config, progress, id_features=self.id_features)
         self.negative_features = F.normalize(self.negative_raw, dim=-1)  # what cosine scores read
+        self.pools = {"neglabel": scorers.Texts(self.id_features, self.negative_features)}
+
+    def pool(self, name: str, progress: StageProgress | None = None) -> scorers.Texts:
+        """The unit-norm ID label and negative text features of the pool `name` (mining.POOLS), made on first use
+        through their caches (`progress` hears their stages)."""
+        if name not in self.pools:
+            pool, encode = mining.POOLS[name], self.encoder.text_features
+            id_features = pool.id_features(encode, self.id_names, self.config, progress)
+            raw = pool.negatives(self.encoder.identity, encode, self.id_names, self.config, progress,
+                                 id_features=id_features)[1]
+            self.pools[name] = scorers.Texts(id_features, F.normalize(raw, dim=-1))
+        return self.pools[name]
 
     def image_features(self, images: Sequence[Image.Image], batch_size: int = 32, normalize: bool = True) -> torch.Tensor:
         """(B, D) encoder features, unit-norm or raw (before L2 normalisation)."""
@@ -44,7 +55,7 @@ class Detector:
                           for i in range(0, len(images), batch_size)])
 
     def logits(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        """(B, 1000) classifier logits, one image at a time (each keeps its own aspect ratio)."""
+        """(B, 1000) classifier logits, images of one size batched together (each keeps its own aspect ratio)."""
         return logit_cache.forward(self.classifier, images)
 
     def inputs(self, features: torch.Tensor | None = None, logits: torch.Tensor | None = None) -> scorers.ScoreInputs:

@@ -1,7 +1,8 @@
 """2-D maps of image features: PCA (instant) and UMAP (seconds). The app draws them (ui/featuremap_view.py).
 
 UMAP gets its k-nearest-neighbour graph from scikit-learn instead of building one with pynndescent, whose
-numba JIT is most of a cold fit; numba's own cache lives in $NUMBA_CACHE_DIR (default $SYNOOD_HOME/numba). The
+numba JIT is most of a cold fit (up to EXACT_KNN_POINTS points: beyond, the exact graph's N^2 distances cost more
+and UMAP builds its own approximate one; bench/featuremap_scale.py); numba's own cache lives in $NUMBA_CACHE_DIR (default $SYNOOD_HOME/numba). The
 first fit in a process still compiles UMAP's own numba code: warm_up() does that ahead, on a tiny problem.
 Embeddings are kept in memory keyed by the features' bytes and the parameters, so redrawing a map is instant.
 Torch-free: features may be NumPy arrays or CPU tensors. Figures: bench/featuremap.py.
@@ -20,6 +21,7 @@ from synood.config import cache_home
 
 MIN_UMAP_POINTS = 4  # below this a neighbour graph says nothing: PCA only
 NEIGHBOURS = 15  # UMAP's n_neighbors; up to this many points, each point's neighbours are all the others
+EXACT_KNN_POINTS = 20_000  # up to this many points the kNN graph is scikit-learn's exact one, beyond UMAP's own
 _CACHE_SIZE = 16
 
 _embeddings: OrderedDict[tuple, np.ndarray] = OrderedDict()
@@ -75,11 +77,14 @@ def _fit(x: np.ndarray, n_neighbors: int, min_dist: float, seed: int, n_epochs: 
     umap = _umap()
     k = min(n_neighbors, len(x) - 1)
     x = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)  # euclidean on unit vectors ~ cosine
-    distances, indices = NearestNeighbors(n_neighbors=k).fit(x).kneighbors(x)  # each point is its own 1st neighbour
+    graph = {}
+    if len(x) <= EXACT_KNN_POINTS:  # beyond, the exact graph's N^2 distances cost more than pynndescent's compile
+        distances, indices = NearestNeighbors(n_neighbors=k).fit(x).kneighbors(x)  # each point its own 1st neighbour
+        graph = {"precomputed_knn": (indices, distances.astype(np.float32))}
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*(n_jobs value|knn_search_index).*")
         reducer = umap.UMAP(n_neighbors=k, min_dist=min_dist, random_state=seed, n_jobs=1, n_epochs=n_epochs,
-                            precomputed_knn=(indices, distances.astype(np.float32)))
+                            **graph)
         return reducer.fit_transform(x).astype(np.float64)
 
 

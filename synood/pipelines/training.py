@@ -22,7 +22,7 @@ from synood.data.features import Progress, image_features
 from synood.data.manifest import PairsError, load_manifest
 from synood.method.scorers import SCORERS, ScoreInputs, build, standard
 from synood.pipelines import evaluation
-from synood.records.runs import Run, RunError, RunStore, config_of
+from synood.records.runs import Run, RunError, RunStore, config_of, run_folder
 from synood.runtime import pick_device
 from synood.errors import UserError
 
@@ -185,11 +185,6 @@ def resume_config(run: Run, home: str) -> Config:
     return config_of(run, home)
 
 
-def run_folder(config: Config, run_id: str) -> Path:
-    """Where a run's states and detector file live."""
-    return Path(config.paths.home).expanduser() / "runs" / run_id
-
-
 def start(store: RunStore, config: Config, generation: str | Path, data: TrainingData, suite: str,
           status: str = "running") -> Run:
     """A new fine-tuning run in the database, with everything needed to resume or audit it."""
@@ -212,7 +207,7 @@ def execute(store: RunStore, run: Run, data: TrainingData, config: Config, stop:
             on_epoch: EpochCallback | None = None) -> Run:
     """Train `run` to its end (or until `stop`), recording epochs, status and the detector file."""
     check_data(run, data)
-    folder = run_folder(config, run.id)
+    folder = run_folder(config.paths.home, run.id)
     store.update(run.id, status="running", claim=True, message="")
 
     def record(result: finetune.Epoch) -> None:

@@ -246,6 +246,12 @@ def config_of(run: Run, home: str) -> Config:
     return config
 
 
+def run_folder(home: str | Path, run_id: str) -> Path:
+    """Where a run's files live under `home` (config.paths.home): a fine-tuning run's states and detector file, an
+    evaluation's report and per-image scores."""
+    return Path(home).expanduser() / "runs" / run_id
+
+
 def store_for(home: str | Path) -> RunStore:
     """The run database of a SynOOD home folder (config.paths.home)."""
     return RunStore(Path(home).expanduser() / "runs.sqlite")

@@ -37,9 +37,13 @@ def test_figure_colours_by_group_or_score_and_carries_hover_data():
     figure = featuremap_view.figure(xy, points, "group", "map", {"neglabel": "NegLabel"})
     by_group = json.loads(figure.to_json())
     assert [trace["name"] for trace in by_group["data"]] == ["ID (2)", "synthetic (1)", "OOD (1)"]
-    assert by_group["data"][0]["customdata"] == [
-        ["ID", "tabby cat", 0.9, "gradio_api/file=/t/1.jpg", "cat.png", "NegLabel"],
-        ["ID", "espresso", 0.8, "gradio_api/file=/t/3.jpg", "coffee.png", "NegLabel"]]
+    assert by_group["data"][0]["customdata"] == [  # the last item: the point's index (the selection gallery's key)
+        ["ID", "tabby cat", 0.9, "gradio_api/file=/t/1.jpg", "cat.png", "NegLabel", 0],
+        ["ID", "espresso", 0.8, "gradio_api/file=/t/3.jpg", "coffee.png", "NegLabel", 2]]
+    assert {trace["type"] for trace in by_group["data"]} == {"scatter"}  # SVG for a small map, WebGL for a big one
+    big = featuremap_view.figure(np.zeros((featuremap_view.WEBGL_POINTS + 1, 2)),
+                                 [points[0]] * (featuremap_view.WEBGL_POINTS + 1), "group", "map")
+    assert [trace.type for trace in big.data] == ["scattergl"]
     assert figure.data[0].x.tolist() == [0.0, 4.0] and "coloraxis" not in by_group["layout"]
     by_score = json.loads(featuremap_view.figure(xy, points, "neglabel", "map", {"neglabel": "NegLabel"}).to_json())
     assert by_score["data"][0]["marker"]["color"] == [0.9, 0.8]

@@ -140,7 +140,7 @@ def test_runner_runs_one_job_at_a_time_and_stops_and_records_failures(tmp_path):
         assert runner.submit(run_id, work) == run_id
     wait_for(lambda: started == [first], "the first job to start", 30)
     assert [db.get(r).status for r in (waiting, failing, last)] == ["queued"] * 3  # one at a time
-    assert db.get(last).message == "waiting for 3 run(s) before it: this app trains one run at a time"
+    assert db.get(last).message == "waiting for 3 run(s) before it: this app runs one finetune run at a time"
     with pytest.raises(ValueError, match="already queued or running"):
         runner.submit(first, finish)
     assert runner.stop(waiting) and not runner.active(waiting)

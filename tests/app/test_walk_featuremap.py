@@ -9,6 +9,8 @@ import pytest
 from PIL import Image
 
 from synood.data import photos
+from tests.helpers.browser import SCREENSHOTS
+from ui.featuremap_view import GROUPS
 
 SLOW = 600_000  # ms: the first offline mining, when this file runs alone
 STATUS = "#featuremap-status"
@@ -98,6 +100,24 @@ def test_walk_the_feature_map(offline_app, folders, offline_generation, browser,
     page.locator(STATUS).get_by_text(umap).wait_for(timeout=SLOW)
     assert plotted(page) == every and "PCA of 3 points" not in status_line(page)
     hover_first_point(page)
+    page.locator("#featuremap-plot [data-title='Box Select']").first.click()  # a box over the whole map
+    area = page.locator("#featuremap-plot .nsewdrag").first.bounding_box()
+    page.mouse.move(area["x"] + 2, area["y"] + 2)
+    page.mouse.down()
+    page.mouse.move(area["x"] + area["width"] - 2, area["y"] + area["height"] - 2, steps=8)
+    page.mouse.up()
+    page.locator("#featuremap-selected-note").get_by_text(f"{every} points selected").wait_for(timeout=60_000)
+    assert page.locator("#featuremap-selected .thumbnail-item").count() == min(every, 48)
+    page.wait_for_function("() => [...document.querySelectorAll('#featuremap-selected img')].every("
+                           "i => i.complete && i.naturalWidth > 0)", timeout=60_000)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "feature-map-selection.png"), full_page=True)
+    first = page.locator("#featuremap-selected .thumbnail-item").first
+    group = first.inner_text().split(" · ")[0]
+    first.click()  # opened and scored in the Negative labels tab
+    page.locator("#neglabel-card").get_by_text("S(x)").wait_for(timeout=SLOW)
+    assert group in GROUPS
+    page.get_by_role("tab", name="Feature map").click()
 
     slow = str(noise(tmp_path / "noise", 600))  # Stop while the images encode: said at once, no map left
     draw(page, slow, "", "")

@@ -8,6 +8,7 @@ import pytest
 
 from synood.records import runs
 from synood.config import cache_home
+from tests.helpers.browser import new_run
 
 SLOW = 300_000  # ms
 RUN_BOX = "#finetune-run textarea, #finetune-run input"
@@ -68,11 +69,7 @@ def open_tab(page, url: str) -> None:
 
 
 def launch(page) -> str:
-    """Press Launch and return the new run's id, once the run box shows it."""
-    before = page.locator(RUN_BOX).first.input_value()
-    page.locator("#finetune-launch").click()
-    page.wait_for_function(f"() => document.querySelector({RUN_BOX!r}).value !== {before!r}", timeout=SLOW)
-    return page.locator(RUN_BOX).first.input_value()
+    return new_run(page, "#finetune-launch", RUN_BOX)
 
 
 @pytest.mark.browser

@@ -5,18 +5,10 @@ import dataclasses
 import json
 
 import pytest
-from PIL import Image
-
 from synood.cli import main
 from synood.data import benchmarks
+from tests.helpers.benchmarks import OPENOOD_LISTS, jpegs, openood_layout
 from tests.helpers.cli import ok, synood
-
-
-def jpegs(folder, count, prefix="img"):
-    folder.mkdir(parents=True, exist_ok=True)
-    for i in range(count):
-        Image.new("RGB", (16, 12), (40 * i % 255, 90, 160)).save(folder / f"{prefix}_{i}.jpg", "JPEG")
-    return [folder / f"{prefix}_{i}.jpg" for i in range(count)]
 
 
 @pytest.fixture
@@ -35,19 +27,9 @@ def mos_root(tmp_path):
 def openood_root(tmp_path):
     """OpenOOD's data/ folder: imglists naming images under images_largescale/ and images_classic/; one NINCO file
     listed but absent, OpenImage-O's list missing."""
-    lists = tmp_path / "benchmark_imglist" / "imagenet"
-    lists.mkdir(parents=True)
-    sets = {"test_imagenet": ("images_largescale", "imagenet_1k/val/n01440764", 3, 0),
-            "test_ssb_hard": ("images_largescale", "ssb_hard/n00000001", 2, -1),
-            "test_ninco": ("images_largescale", "ninco/amphiuma", 2, -1),
-            "test_inaturalist": ("images_largescale", "inaturalist/images", 2, -1),
-            "test_textures": ("images_classic", "texture/banded", 2, -1)}
-    for name, (data_dir, folder, count, label) in sets.items():
-        made = jpegs(tmp_path / data_dir / folder, count, name)
-        lines = [f"{path.relative_to(tmp_path / data_dir)} {label}" for path in made]
-        if name == "test_ninco":
-            lines.append(f"{folder}/gone.jpg -1")
-        (lists / f"{name}.txt").write_text("\n".join(lines) + "\n")
+    openood_layout(tmp_path, tuple(name for name in OPENOOD_LISTS if name != "test_openimage_o"))
+    with (tmp_path / "benchmark_imglist" / "imagenet" / "test_ninco.txt").open("a") as f:
+        f.write("ninco/amphiuma/gone.jpg -1\n")
     return tmp_path
 
 
@@ -107,9 +89,7 @@ def test_bad_input_is_one_line(args, message):
 
 
 def test_evaluate_a_benchmark_reports_its_sets_and_near_and_far_averages(openood_root, capsys):
-    jpegs(openood_root / "images_largescale" / "openimage_o", 2, "oi")
-    (openood_root / "benchmark_imglist" / "imagenet" / "test_openimage_o.txt").write_text(
-        "openimage_o/oi_0.jpg -1\nopenimage_o/oi_1.jpg -1\n")
+    openood_layout(openood_root, ("test_openimage_o",))
     args = ["evaluate", "--suite", "tiny", "--benchmark", "openood-v1.5", "--data-root", str(openood_root),
             "--scores", "mcm,msp", "--convention", "all", "--json"]
     assert main(args) == 0
@@ -135,9 +115,11 @@ def test_evaluate_a_benchmark_reports_its_sets_and_near_and_far_averages(openood
 
 @pytest.mark.parametrize("args, message", [
     (("--benchmark", "mos"), "--benchmark mos needs --data-root DIR"),
-    (("--benchmark", "mos", "--data-root", "ROOT", "--id", "x"), "--benchmark names its own sets"),
+    (("--benchmark", "mos", "--data-root", "ROOT", "--id", "x"), "--benchmark names its own sets: give it without"),
     (("--benchmark", "mos", "--data-root", "ROOT"), "mos under ROOT: no images for Places; `synood data check"),
-    ((), "give --id DIR and at least one --ood NAME=DIR, or --benchmark NAME --data-root DIR"),
+    ((), "give --id DIR and at least one --ood NAME=DIR, --benchmark NAME --data-root DIR, or --generation DIR"),
+    (("--generation", "ROOT", "--id", "x"), "--generation names its own sets"),
+    (("--generation", "ROOT"), "ROOT: no manifest.jsonl in this folder"),
 ])
 def test_evaluate_refuses_a_bad_benchmark_call_before_loading_a_model(mos_root, args, message):
     args = [str(mos_root) if a == "ROOT" else a for a in args]

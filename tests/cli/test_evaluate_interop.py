@@ -1,30 +1,21 @@
 """`synood evaluate --bootstrap` and `--export-scores`, and `synood metrics --scores` on an exported folder and on a
 hand-made OpenOOD one. In process on the tiny suite (random weights: only the structure and the agreement between
 the commands mean something); its mined negatives come from the test cache like every tiny-suite test's."""
-import contextlib
 import csv
-import io
 import json
 import math
-import os
 
 import numpy as np
 import pytest
+from PIL import Image
 from sklearn import metrics as skm
 
-from synood.cli import main
+from tests.helpers.cli import in_process as run, photo_sets
 from synood.data import photos
+from tests.helpers.caches import model_caches
+from tests.helpers.reports import flat
 
 SETS = {"textures": ("brick", "grass", "gravel"), "docs": ("page", "text", "notes")}
-
-
-def run(*args):
-    """(exit status, stdout, stderr) of `synood *args` in this process."""
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        code = main(list(args))
-    assert "Traceback" not in err.getvalue()
-    return code, out.getvalue(), err.getvalue()
 
 
 @pytest.fixture(scope="module")
@@ -32,12 +23,7 @@ def evaluated(tmp_path_factory):
     """evaluate on an ID folder and two OOD folders: the plain table, --json --convention all with
     --export-scores, and the same with --bootstrap 200 --seed 3 (JSON, table and CSV)."""
     root = tmp_path_factory.mktemp("interop")
-    chosen = {"id": photos.photos("id")[:6], **{n: [photos.by_name(p) for p in names] for n, names in SETS.items()}}
-    for name, items in chosen.items():
-        (root / name).mkdir()
-        for photo in items:
-            if photo.path.is_file():
-                os.symlink(photo.path, root / name / f"{photo.name}{photo.path.suffix}")
+    photo_sets(root, SETS)
     args = ["evaluate", "--suite", "tiny", "--id", str(root / "id"),
             *(a for n in SETS for a in ("--ood", f"{n}={root / n}"))]
     boot = ["--bootstrap", "200", "--seed", "3"]
@@ -109,6 +95,19 @@ def test_exported_scores_are_openood_files_and_a_csv(evaluated):
             assert sorted(data.files) == ["conf", "label", "pred"]
             assert (data["label"] == (0 if name == "ID" else -1)).all() and (data["pred"] == -1).all()
             assert data["conf"].tolist() == [float(r["neglabel"]) for r in rows if r["set"] == name]
+
+
+def test_every_evaluation_is_saved_in_its_run_folder_and_reopens(evaluated):
+    from synood.pipelines.evaluation import reopen
+
+    plain = json.loads(evaluated["plain"][1])
+    code, out, _ = run("runs", "--json", plain["run"])
+    saved = reopen(json.loads(out)["artifacts"]["evaluation"])
+    assert code == 0 and saved.report == plain
+    assert list(saved.sets) == ["ID", *SETS] and [p.name for p in saved.sets["docs"].paths] == [
+        f"{name}{photos.by_name(name).path.suffix}" for name in sorted(SETS["docs"])]
+    with np.load(evaluated["root"] / "exported" / "mcm" / "scores" / "docs.npz") as data:
+        assert saved.sets["docs"].scores["mcm"].tolist() == data["conf"].tolist()
 
 
 def test_metrics_on_the_exported_scores_reproduce_evaluate(evaluated):
@@ -192,3 +191,27 @@ def test_a_folder_without_score_files_is_one_message(tmp_path):
     assert code == 2 and "no .npz score files" in err
     code, _, err = run("metrics", "--scores", str(tmp_path / "missing"))
     assert code == 2 and "no such folder" in err
+
+
+def test_worker_processes_decode_to_the_same_scores(tmp_path):
+    rng = np.random.default_rng()
+    for name, count in (("id", 5), ("ood", 3)):
+        (tmp_path / name).mkdir()
+        for i in range(count):  # new content each run: nothing comes from the cache
+            Image.fromarray(rng.integers(0, 255, (40 + 8 * i, 56, 3), dtype=np.uint8)).save(tmp_path / name / f"{i}.png")
+    args = ["evaluate", "--suite", "tiny", "--id", str(tmp_path / "id"), "--ood", f"noise={tmp_path / 'ood'}",
+            "--convention", "all", "--json"]
+    before = model_caches()
+    code, out, err = run(*args, "--workers", "2")
+    assert code == 0, err
+    for path in model_caches() - before:  # decoded again, in this process
+        path.unlink()
+    code, again, err = run(*args, "--workers", "0")
+    assert code == 0, err
+    assert flat(json.loads(again)["methods"]) == pytest.approx(flat(json.loads(out)["methods"]), abs=1e-6)
+    code, mixed, err = run(*args, "--autocast", "--workers", "0")  # bfloat16 on this CPU, its own cache
+    assert code == 0 and set(json.loads(mixed)["methods"]) == set(json.loads(out)["methods"]), err
+    code, runs_out, _ = run("runs", "--json", json.loads(mixed)["run"])
+    assert json.loads(runs_out)["inputs"]["autocast"] is True
+    code, _, err = run(*args, "--workers", "-1")
+    assert code == 2 and "--workers -1: give 0 (decode in this process) or more worker processes" in err

@@ -11,7 +11,9 @@ from safetensors.torch import load_file
 
 from synood.data import photos
 from synood.config import cache_home
+from tests.helpers.benchmarks import openood_layout
 from tests.helpers.cli import ok, synood
+from tests.helpers.reports import flat
 from tests.helpers.generation import generate, train_folder
 
 EPOCHS = ("--set", "projection.epochs=4", "--set", "negtune.epochs=3")
@@ -89,6 +91,35 @@ def test_evaluate_with_the_checkpoint_adds_the_tuned_score(uninterrupted, folder
                       "--checkpoint", done["detector"], "--scores", "neglabel,synood",
                       "--set", "finetune.combination=projection")).stdout
     assert "NegLabel" in table and "SynOOD" in table and "MCM" not in table
+
+
+def test_a_benchmark_with_the_checkpoint_records_the_protocol_and_its_scores_reproduce(uninterrupted, tmp_path):
+    done, _ = uninterrupted
+    root = openood_layout(tmp_path / "openood")
+    report = json.loads(ok(synood("evaluate", "--suite", "tiny", "--benchmark", "openood-v1.5", "--data-root",
+                                  str(root), "--checkpoint", done["run"], "--bootstrap", "40", "--export-scores",
+                                  str(tmp_path / "scores"), "--json")).stdout)
+    assert list(report["methods"]) == ["neglabel", "mcm", "msp", "energy", "synood"]
+    assert report["groups"] == {"near": ["SSB-hard", "NINCO"], "far": ["iNaturalist", "Textures", "OpenImage-O"]}
+    near = report["methods"]["synood"]["groups"]["near"]["mos"]
+    assert near["ci95"]["auroc"][0] <= near["auroc"] <= near["ci95"]["auroc"][1]
+    run = runs(report["run"])
+    assert run["inputs"]["benchmark"] == "openood-v1.5" and run["inputs"]["conventions"] == ["mos"]
+    assert run["inputs"]["lists_digest"] == report["benchmark"]["lists_digest"]
+    assert run["inputs"]["checkpoint"] == done["detector"] and run["inputs"]["methods"] == list(report["methods"])
+    again = json.loads(ok(synood("metrics", "--scores", str(tmp_path / "scores"), "--bootstrap", "40",
+                                 "--json")).stdout)
+    assert again["groups"] == report["groups"]  # the protocol is recognised from the set names
+    for method, r in report["methods"].items():
+        assert flat(again["methods"][method]) == pytest.approx(flat(r))
+
+
+def test_evaluate_a_generation_scores_its_sources_against_its_synthetic_images(folders):
+    report = json.loads(ok(synood("evaluate", "--suite", "tiny", "--generation", str(folders / "gen"), "--scores",
+                                  "neglabel,mcm", "--json")).stdout)
+    assert report["id"]["count"] == 4 and report["ood"] == {
+        "synthetic": {"folder": str(folders / "gen"), "count": 4, "skipped": 0}}
+    assert list(report["methods"]) == ["neglabel", "mcm"]
 
 
 def with_fault(fault: str, state: str, folders) -> subprocess.CompletedProcess:

@@ -5,13 +5,10 @@ from pathlib import Path
 
 from PIL import Image
 
+from bench.common.browser import CHROMIUM, CHROMIUM_ARGS  # noqa: F401 (the tests' browser, from here)
 from bench.common.serve import ROOT
 
 SCREENSHOTS = ROOT / "assets" / "screenshots"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run"]
 
 
 def examples_beside(page, image_id: str, split: str = "id"):
@@ -59,3 +56,12 @@ def too_many_pixels(folder: Path) -> Path:
     if not path.exists():
         Image.new("L", (9000, 9000)).save(path, optimize=False, compress_level=1)
     return path
+
+
+def new_run(page, button: str, run_box: str, timeout: float = 300_000) -> str:
+    """Press `button` (a selector) and return the new run's id, once the run box (`run_box`, a selector of its
+    textarea or input) shows another one."""
+    before = page.locator(run_box).first.input_value()
+    page.locator(button).click()
+    page.wait_for_function(f"() => document.querySelector({run_box!r}).value !== {before!r}", timeout=timeout)
+    return page.locator(run_box).first.input_value()

@@ -6,11 +6,9 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from bench.common.serve import free_port
 from synood.data import photos
-from tests.helpers.cli import SYNOOD
+from tests.helpers.cli import SYNOOD, launched
 
-ACCELERATE = str(Path(SYNOOD).with_name("accelerate"))
 SLOW = 580
 TRAIN_CLASSES = ["n02123045", "n02123045", "coffee_mug", "coffee_mug"]  # a WNID and a class name, 2 photos each
 
@@ -30,9 +28,7 @@ def generate(*args, processes=1, timeout=SLOW) -> subprocess.CompletedProcess:
     if processes == 1:
         command = [SYNOOD, "generate", "--suite", "tiny", *args]
     else:
-        command = [ACCELERATE, "launch", "--multi_gpu", "--num_processes", str(processes), "--num_machines", "1",
-                   "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_ip", "127.0.0.1",
-                   "--main_process_port", str(free_port()), SYNOOD, "generate", "--suite", "tiny", *args]
+        command = launched(processes, "generate", "--suite", "tiny", *args)
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=timeout)
 
 

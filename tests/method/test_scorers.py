@@ -21,7 +21,7 @@ def inputs() -> ScoreInputs:
 
 
 def test_every_entry_is_named_by_its_key_and_declares_what_it_reads():
-    assert list(SCORERS) == ["neglabel", "mcm", "msp", "energy", "synood"]
+    assert list(SCORERS) == ["neglabel", "mcm", "msp", "energy", "csp", "synood"]
     assert standard() == ["neglabel", "mcm", "msp", "energy"]
     for name, cls in SCORERS.items():
         assert issubclass(cls, Scorer) and cls.name == name and cls.title

@@ -44,7 +44,7 @@ class CountingEncoder:
 
 
 class CountingClassifier:
-    """Five-class logits from an image's mean colour, counting its forward passes."""
+    """Five-class logits from an image's mean colour, counting the images it classifies (`passes`)."""
 
     class_names = [f"class {i}" for i in range(5)]
     dtype = torch.float32
@@ -58,7 +58,7 @@ class CountingClassifier:
         return torch.tensor(np.asarray(image.convert("RGB"), dtype=np.float32)).permute(2, 0, 1)
 
     def logits(self, images):
-        self.passes += 1
+        self.passes += len(images)
         mean = images.mean(dim=(2, 3)) / 255
         return torch.cat([mean, mean.sum(dim=1, keepdim=True), -mean[:, :1]], dim=1) * 4
 
@@ -221,7 +221,7 @@ def test_a_scorer_added_to_the_registry_appears_in_synood_evaluate(monkeypatch, 
     assert list(report["methods"]) == ["neglabel", "mcm", "msp", "energy", "maxlogit"]
     assert 0 <= report["methods"]["maxlogit"]["average"]["mos"]["auroc"] <= 100
     assert main([*args, "--scores", "bogus"]) == 2
-    assert "choose from neglabel,mcm,msp,energy,maxlogit (synood needs --checkpoint)" in capsys.readouterr().err
+    assert "choose from neglabel,mcm,msp,energy,maxlogit,csp (synood needs --checkpoint)" in capsys.readouterr().err
 
 
 class MeanFeature(Scorer):
@@ -249,3 +249,87 @@ def test_a_scorer_added_to_the_registry_appears_in_the_before_after_and_the_map_
     assert ["Mean feature (before)", "MOS (paper)"] in [row[:2] for row in metrics_rows(result)]
     assert ("Mean feature", "meanfeature") in colour_choices()  # the map computes image features only:
     assert "maxlogit" not in dict(colour_choices()).values()  # a score of classifier logits is not offered
+
+
+class NearestOwnNegative(Scorer):
+    """A toy score reading a pool of its own: the image's highest cosine to that pool's ID labels minus the highest to
+    its negatives."""
+
+    name, title, kind, needs, pool = "ownpool", "Own pool", "post-hoc", frozenset({"features"}), "toy"
+
+    def score(self, inputs):
+        return (inputs.unit @ inputs.id_text.T).max(dim=-1).values - (inputs.unit @ inputs.negative_text.T).max(
+            dim=-1).values
+
+
+def test_a_scorer_reading_its_own_pool_gets_that_pool_and_only_when_asked(monkeypatch, sets, tmp_path, capsys):
+    from synood.method.scorers import Texts, choices
+    from synood.pipelines import mining
+
+    monkeypatch.setitem(SCORERS, NearestOwnNegative.name, NearestOwnNegative)
+    assert "ownpool" not in standard() and choices()[-1] == "ownpool"  # never mined unless asked for
+    g = torch.Generator().manual_seed(5)
+    toy = Texts(F.normalize(torch.randn(3, 8, generator=g), dim=-1), F.normalize(torch.randn(7, 8, generator=g), dim=-1))
+    encoder, scorers = CountingEncoder(), {"ownpool": NearestOwnNegative(), "neglabel": build("neglabel")}
+    with pytest.raises(ValueError, match="needs the negative-label pools toy"):
+        evaluation.evaluate(sets, scorers, encoder, None, texts())
+    result = evaluation.evaluate(sets, scorers, encoder, None, texts(), pools={"toy": toy})
+    unit = F.normalize(evaluation.set_inputs("ID", sets["ID"], {"features"}, encoder, None, texts())[2].features, dim=-1)
+    torch.testing.assert_close(result.sets["ID"].scores["ownpool"], (unit @ toy.id_text.T).max(dim=-1).values
+                               - (unit @ toy.negative_text.T).max(dim=-1).values)
+    plain = evaluation.evaluate(sets, {"neglabel": build("neglabel")}, encoder, None, texts())
+    torch.testing.assert_close(result.sets["ID"].scores["neglabel"], plain.sets["ID"].scores["neglabel"])
+
+    mined = []
+
+    def mine_toy(identity, text_features, id_names, config, progress=None, **kwargs):
+        mined.append(identity)
+        return [], torch.randn(7, text_features(["a"]).shape[-1], generator=torch.Generator().manual_seed(5))
+
+    monkeypatch.setitem(mining.POOLS, "toy", mining.Pool(mining.id_label_features, mine_toy))
+    (tmp_path / "id").mkdir()
+    for photo in photos.photos("id")[:3]:
+        os.symlink(photo.path, tmp_path / "id" / f"{photo.name}{photo.path.suffix}")
+    args = ["evaluate", "--suite", "tiny", "--id", str(tmp_path / "id"), "--ood", f"t={sets['textures'][0].parent}",
+            "--json"]
+    assert main(args) == 0 and "ownpool" not in json.loads(capsys.readouterr().out)["methods"] and not mined
+    assert main([*args, "--scores", "ownpool,mcm"]) == 0 and len(mined) == 1
+    assert list(json.loads(capsys.readouterr().out)["methods"]) == ["ownpool", "mcm"]
+
+
+def test_execute_saves_the_evaluation_and_stops_when_asked(sets, tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite")
+    scorers = {"neglabel": build("neglabel"), "mcm": build("mcm")}
+
+    def work(progress):
+        return evaluation.evaluate(sets, scorers, CountingEncoder(), None, texts(), progress=progress)
+
+    heard = []
+    run = store.create("evaluate", {}, {})
+    result = evaluation.execute(store, run.id, tmp_path, work, progress=lambda *step: heard.append(step))
+    done = store.get(run.id)
+    assert done.status == "completed" and done.message == "" and result.run == run.id
+    assert evaluation.reopen(done.artifacts["evaluation"]).report == result.to_dict()
+    assert heard[-1] == ("features of textures", 7, 7)  # the broken file counts as done too
+    stopped = store.create("evaluate", {}, {})
+    assert evaluation.execute(store, stopped.id, tmp_path, work, stop=lambda: True) is None
+    assert store.get(stopped.id).status == "stopped"
+    assert store.get(stopped.id).message.startswith("stopped by the user during features of ID")
+    failing = store.create("evaluate", {}, {})
+    with pytest.raises(evaluation.EvaluationError):
+        evaluation.execute(store, failing.id, tmp_path, lambda progress: evaluation.evaluate(
+            {"ID": sets["ID"], "bad": [tmp_path / "runs.sqlite"]}, scorers, CountingEncoder(), None, texts()))
+    assert store.get(failing.id).status == "failed" and "bad: none of its 1 image files" in store.get(failing.id).message
+
+
+def test_autocast_runs_the_models_in_mixed_precision_and_caches_apart(sets):
+    encoder, classifier = CountingEncoder(), CountingClassifier()
+    encoder.device = classifier.device = torch.device("cpu")
+    scorers = {"mcm": build("mcm"), "msp": build("msp")}
+    plain = evaluation.evaluate(sets, scorers, encoder, classifier, texts())
+    mixed = evaluation.evaluate(sets, scorers, encoder, classifier, texts(), autocast=True)
+    assert (encoder.encoded, classifier.passes) == (24, 24)  # its own cache: every image ran again
+    evaluation.evaluate(sets, scorers, encoder, classifier, texts(), autocast=True)
+    assert (encoder.encoded, classifier.passes) == (24, 24)
+    a, b = plain.sets["ID"].scores["mcm"], mixed.sets["ID"].scores["mcm"]
+    assert not torch.equal(a, b) and torch.allclose(a, b, rtol=0.05)  # bfloat16 on CPU: close, not equal

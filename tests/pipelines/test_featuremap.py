@@ -84,3 +84,21 @@ def test_warm_up_in_background_starts_one_thread_per_process():
     for thread in warming:
         thread.join()
     assert featuremap.umap_compiled()
+
+
+def test_past_the_exact_graph_limit_umap_builds_its_own_graph(monkeypatch):
+    umap = featuremap._umap()
+    seen = []
+    real = umap.UMAP
+
+    def spy(**kwargs):
+        seen.append("precomputed_knn" in kwargs)
+        return real(**kwargs)
+
+    monkeypatch.setattr(umap, "UMAP", spy)
+    x = np.random.default_rng(3).normal(size=(60, 16)).astype(np.float32)
+    monkeypatch.setattr(featuremap, "EXACT_KNN_POINTS", 59)
+    assert featuremap.umap_2d(x, n_epochs=20).shape == (60, 2)
+    monkeypatch.setattr(featuremap, "EXACT_KNN_POINTS", 60)
+    assert featuremap.umap_2d(x[::-1].copy(), n_epochs=20).shape == (60, 2)
+    assert seen == [False, True]  # 60 points: past a limit of 59 its own graph, at a limit of 60 the exact one
