@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from synood.data import photos
-from tests.helpers.browser import SCREENSHOTS
+from tests.helpers.browser import SCREENSHOTS, close_toasts
 from ui.featuremap_view import GROUPS
 
 SLOW = 600_000  # ms: the first offline mining, when this file runs alone
@@ -110,6 +110,7 @@ def test_walk_the_feature_map(offline_app, folders, offline_generation, browser,
     assert page.locator("#featuremap-selected .thumbnail-item").count() == min(every, 48)
     page.wait_for_function("() => [...document.querySelectorAll('#featuremap-selected img')].every("
                            "i => i.complete && i.naturalWidth > 0)", timeout=60_000)
+    close_toasts(page)  # the earlier steps' warnings
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "feature-map-selection.png"), full_page=True)
     first = page.locator("#featuremap-selected .thumbnail-item").first
