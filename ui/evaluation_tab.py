@@ -277,13 +277,13 @@ class EvaluationTab:
                 gr.update(choices=scores, value=second))
 
     @shows_user_errors
-    def view(self, run_id: str, count: float):
+    def view(self, run_id: str, count: float, progress=gr.Progress()):
         """The whole view of the shown run in one answer (so that a slow answer for a run shown before can never
         land after this one): `show`, then the histogram, the hardest cases and the side by side of its first
         scores."""
         shown = self.show(run_id)
         scorer, x, y = (update.get("value") for update in (shown[2], shown[4], shown[5]))
-        return (*shown, self.histogram(run_id, scorer), *self.hardest(run_id, scorer, "", count),
+        return (*shown, self.histogram(run_id, scorer), *self.hardest(run_id, scorer, "", count, progress),
                 *self.side_by_side(run_id, x, y))
 
     @shows_user_errors
@@ -327,7 +327,7 @@ class EvaluationTab:
         return image, Shown(str(path), caption)
 
     @shows_user_errors
-    def hardest(self, run_id: str, scorer: str | None, only: str | None, count: float):
+    def hardest(self, run_id: str, scorer: str | None, only: str | None, count: float, progress=gr.Progress()):
         """The gallery of the hardest cases of one score (OOD scored most ID, then ID scored least) and its items."""
         from synood.pipelines.hardest import hardest
 
@@ -335,9 +335,28 @@ class EvaluationTab:
         if saved is None or not scorer:
             return [], []
         found = hardest(saved, scorer, int(count), [only] if only else None)
-        items = [self.shown(case.path, f"{set_title(case.set, ood)} · score {case.score:.6g}")
-                 for ood, cases in ((True, found.ood), (False, found.id)) for case in cases if case.path]
+        cases = [(ood, case) for ood, group in ((True, found.ood), (False, found.id)) for case in group if case.path]
+        labels = self.nearest_labels([case.path for _, case in cases if case.path], progress)
+        items = [self.shown(case.path, f"{set_title(case.set, ood)} · score {case.score:.6g}"
+                            + labels.get(case.path, "")) for ood, case in cases if case.path]
         return [(image, shown.caption) for image, shown in items], [shown for _, shown in items]
+
+    def nearest_labels(self, paths: list[Path], progress: gr.Progress) -> dict[Path, str]:
+        """" · ID: <top ID label> · negative: <top negative label>" for each readable image under the data roots,
+        from its cached features (what the detector sees in it)."""
+        from synood.data.classnames import display_names
+        from synood.data.features import image_features
+
+        detector = self.holder.get(progress)
+        found = image_features(detector.encoder, [p for p in paths if self.roots.contains(p)])
+        if not found.paths:
+            return {}
+        unit = found.unit.to(detector.id_features.dtype)
+        top_id = (unit @ detector.id_features.T).argmax(dim=-1).tolist()
+        top_negative = (unit @ detector.negative_features.T).argmax(dim=-1).tolist()
+        names = display_names(detector.id_names)
+        return {path: f" · ID: {names[i]} · negative: {detector.negatives[j].word}"
+                for path, i, j in zip(found.paths, top_id, top_negative)}
 
     @shows_user_errors
     def side_by_side(self, run_id: str, x: str | None, y: str | None):

@@ -132,7 +132,8 @@ def test_walk_the_evaluation_tab(offline_app, browser, tmp_path):
     card = page.locator("#neglabel-card")
     card.get_by_text("S(x)").wait_for(timeout=SLOW)
     shown = re.search(r"S\(x\) = ([0-9.]+)", card.inner_text()).group(1)
-    assert float(shown) == pytest.approx(float(caption.split("score ")[1]), abs=1e-3)
+    assert float(shown) == pytest.approx(float(re.search(r"score ([0-9.e-]+)", caption).group(1)), abs=1e-3)
+    assert " · ID: " in caption and " · negative: " in caption  # the labels the detector sees in it
     assert caption.split(" · ")[0] in ("textures (OOD)", "docs (OOD)")
     thresholds = page.locator("#neglabel-thresholds").inner_text()  # every score against this run's thresholds
     assert thresholds.startswith(f"Against the 95 %-ID thresholds of evaluation run {run_id}")
