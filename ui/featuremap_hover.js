@@ -1,7 +1,7 @@
 // Feature map hover panel, run as the panel's js_on_load (Gradio 6 gr.HTML; `element` is the panel).
 // Plotly's hover labels cannot show images, so this listens to plotly_hover (and plotly_click, for touch) on the
 // map and shows the point's thumbnail, label and score. customdata is [group, label, score, thumbnail URL, file, score title,
-// index]. A lasso or box selection, or a click, also sends the points' indices to the app (`select`).
+// index]. A lasso or box selection, or a click, also sends the points' indices to the app (`select`); a click opens it.
 // Gradio may mount the plot after this panel, or swap its div, so each new one is listened to as soon as it appears.
 // Drawing a new map (the Draw button), or the map the shown point came from leaving the page, empties the panel.
 const image = element.querySelector(".featuremap-thumb");
@@ -38,11 +38,13 @@ function show(plot, point) {
 }
 
 // The selected points' indices (customdata[6]) go to the hidden selection box as JSON; its input event makes the
-// app answer with their images.
-function select(points) {
+// app answer with their images. A click sends {points: [index], click: time} (the time makes a second click on the
+// same point a change too), and the app opens that point's image.
+function select(points, click) {
   const box = document.querySelector("#featuremap-selection textarea, #featuremap-selection input");
   if (!box || !Array.isArray(points)) return;
-  box.value = JSON.stringify(points.map((point) => point.customdata && point.customdata[6]).filter(Number.isInteger));
+  const indices = points.map((point) => point.customdata && point.customdata[6]).filter(Number.isInteger);
+  box.value = JSON.stringify(click ? { points: indices, click: Date.now() } : indices);
   box.dispatchEvent(new Event("input", { bubbles: true }));
 }
 
@@ -57,7 +59,7 @@ function listen() {
       plot.on(name, (event) => show(plot, event && event.points && event.points[0]));
     }
     plot.on("plotly_selected", (event) => select(event && event.points));  // lasso or box
-    plot.on("plotly_click", (event) => select(event && event.points && event.points.slice(0, 1)));
+    plot.on("plotly_click", (event) => select(event && event.points && event.points.slice(0, 1), true));
   }
 }
 

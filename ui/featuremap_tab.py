@@ -30,7 +30,7 @@ from .featuremap_view import GROUPS, Point
 from .neglabel_tab import Inspector
 from .noise_tab import NoiseTab
 from .notes import standin_note
-from .opening import CLICK_ACTIONS, Shown, wire
+from .opening import CLICK_ACTIONS, Shown, point_opened, then_open, wire
 from .pairs_tab import escape
 from .thumbnails import thumbnail_dir
 from synood.errors import UserError
@@ -47,8 +47,9 @@ INTRO = (
     "encoder's features; after it, a fine-tuned detector's projection should pull the synthetic and OOD points away "
     "from the ID ones. Colour by a **score** (NegLabel's S(x), MCM, or with a detector file the tuned SynOOD "
     "score; every registered score that reads image features) to see which images look ID: higher = more ID. A PCA preview appears at once while UMAP computes (the app's first UMAP also compiles numba code, "
-    "which starts when this tab opens); hover a point to see its image, or select points with the lasso or box tool "
-    "above the map (or click one) to see them all below, and click one to inspect it or make a boundary sample of it."
+    "which starts when this tab opens); hover a point to see its image and click it to inspect it (or make a boundary "
+    "sample of it, as chosen below the map); select points with the lasso or box tool above the map to see them all "
+    "below, and click one there (double-click the map to clear a selection before clicking a point inside it)."
 )
 SPACE_CHOICES = [("encoder features (before the projection)", "before"),
                  ("after the projection (needs a detector file)", "after")]
@@ -118,12 +119,15 @@ class MapView:
     def figure(self, colour: str) -> go.Figure:
         return featuremap_view.figure(self.xy, self.points, colour, self.title, self.score_titles)
 
-    def selected(self, text: str) -> tuple[list[tuple[str, str]], list[Shown], str]:
-        """The points a lasso, box or click picked (`text`: their indices as JSON, as the page's script sends them):
-        the gallery (thumbnail, caption), its items and a line saying how many."""
+    def selected(self, text: str) -> tuple[list[tuple[str, str]], list[Shown], str, Shown | None]:
+        """The points a lasso, box or click picked (`text`, as the page's script sends them: their indices as a JSON
+        list, or {"points": [index], "click": stamp} for a click): the gallery (thumbnail, caption), its items, a
+        line saying how many, and the clicked point (None for a lasso or box), which opens at once."""
         try:
-            indices = [int(i) for i in json.loads(text or "[]")]
-        except (ValueError, TypeError):
+            sent = json.loads(text or "[]")
+            click = isinstance(sent, dict) and bool(sent.get("click"))
+            indices = [int(i) for i in (sent.get("points", []) if isinstance(sent, dict) else sent)]
+        except (ValueError, TypeError, AttributeError):
             raise UserError("The selection could not be read: select the points again.") from None
         chosen = [i for i in dict.fromkeys(indices) if 0 <= i < len(self.points)]
         shown = chosen[:MAX_SELECTED]
@@ -138,7 +142,8 @@ class MapView:
         more = f" (the first {MAX_SELECTED} shown)" if len(chosen) > MAX_SELECTED else ""
         note = (f"**{len(chosen):,} points selected**{more}: click one below." if chosen else
                 "No point selected: draw a lasso or a box on the map (the tools above it), or click a point.")
-        return [(thumb, shown.caption) for thumb, shown in items], [shown for _, shown in items], note
+        clicked = items[0][1] if click and items else None
+        return [(thumb, shown.caption) for thumb, shown in items], [shown for _, shown in items], note, clicked
 
 
 def colour_choices() -> list[tuple[str, str]]:
@@ -401,7 +406,7 @@ class FeatureMapTab:
     def select(view: MapView | None, text: str):
         """The gallery of the points selected on the map (the page's script sends their indices)."""
         if view is None:
-            return [], [], "Draw a map first."
+            return [], [], "Draw a map first.", None
         return view.selected(text)
 
     @staticmethod
@@ -452,15 +457,20 @@ def build(suite: Suite, config: Config, roots: DataRoots, inspector: Inspector |
                                container=False)  # the page's script writes the selected points' indices here
         selected_note = gr.Markdown("Select points with the lasso or box tool above the map (or click one) to see "
                                     "their images here.", elem_id="featuremap-selected-note")
-        action = gr.Radio(CLICK_ACTIONS, value="inspect", label="Clicking an image below",
+        action = gr.Radio(CLICK_ACTIONS, value="inspect", label="Clicking a point on the map, or an image below,",
                           elem_id="featuremap-click-action")
         items = gr.State([])
         gallery = gr.Gallery(label="Selected points", columns=8, height="auto", object_fit="contain",
                              allow_preview=False, elem_id="featuremap-selected")
-        selection.change(handlers.select, inputs=[view, selection], outputs=[gallery, items, selected_note],
-                        api_name="featuremap_select", show_progress="hidden", trigger_mode="always_last")
+        point = gr.State(None)  # the point clicked on the map, if the selection was a click
+        selecting = selection.change(handlers.select, inputs=[view, selection],
+                                     outputs=[gallery, items, selected_note, point], api_name="featuremap_select",
+                                     show_progress="hidden", trigger_mode="always_last")
         if inspector is not None and noise is not None and tabs is not None:
             wire(gallery, items, action, inspector, noise, tabs)
+            picked = gr.State(None)
+            then_open(selecting.then(point_opened, inputs=[point, action], outputs=[inspector.image, tabs, picked],
+                                     api_visibility="private"), picked, inspector, noise, tabs)
         start.click(handlers.draw, inputs=[id_folder, generation, ood_folder, checkpoint_file, space, colour, cap],
                     outputs=[plot, status, view], api_name="featuremap", concurrency_limit=1,
                     concurrency_id="featuremap", trigger_mode="multiple")

@@ -44,18 +44,22 @@ class Analysis:
 
     id_similarity: torch.Tensor  # (1000,)
     negative_similarity: torch.Tensor  # (M,)
-    baselines: dict[str, float]  # every standard registered score but NegLabel's (the card's main value), by name
+    baselines: dict[str, float]  # every registered score shown but NegLabel's (the card's main value), by name
     name: str  # the image's file name, so a card left on screen says which image it is for
-    scores: dict[str, float] = field(default_factory=dict)  # every standard score at the default settings
+    scores: dict[str, float] = field(default_factory=dict)  # every score shown, at the default settings
     reference: Reference | None = None  # the thresholds of the latest evaluation of this suite, if any
+    missing: dict[str, str] = field(default_factory=dict)  # each registered score not shown: why
 
 
 @dataclass(frozen=True)
 class Reference:
-    """Each score's threshold keeping 95 % of the ID images (MOS rule) in one saved evaluation run."""
+    """Each score's threshold keeping 95 % of the ID images (MOS rule) in one saved evaluation run, and the
+    fine-tuned detector file (and the tuned parts used) its trained scores read ("" when none ran)."""
 
     run: str
     thresholds: dict[str, float]
+    checkpoint: str = ""
+    combination: str = "both"
 
 
 def reference_of(store: RunStore, suite: str, seen: dict[str, Reference | None]) -> Reference | None:
@@ -73,7 +77,9 @@ def reference_of(store: RunStore, suite: str, seen: dict[str, Reference | None])
                 saved = reopen(run.artifacts["evaluation"])
                 ids = saved.sets[id_set_of(saved)]
                 seen[run.id] = Reference(run.id, {name: id_threshold(values.double().numpy(), 0.95, "mos")
-                                                  for name, values in ids.scores.items()})
+                                                  for name, values in ids.scores.items()},
+                                         run.inputs.get("checkpoint") or "",
+                                         (saved.report.get("checkpoint") or {}).get("combination", "both"))
             except (EvaluationError, MetricError):
                 seen[run.id] = None
         if seen[run.id] is not None:
@@ -94,6 +100,13 @@ def against(analysis: Analysis) -> str:
              for name, value in analysis.scores.items() if name in found.thresholds and name in SCORERS]
     return (f"Against the 95 %-ID thresholds of evaluation run {found.run} (default settings): " + " · ".join(parts)
             if parts else f"Evaluation run {found.run} has none of these scores.")
+
+
+def unavailable(analysis: Analysis) -> str:
+    """The card's line naming each registered score it does not show, and why."""
+    from synood.method.scorers import SCORERS
+
+    return " · ".join(f"{SCORERS[name].title}: {why}" for name, why in analysis.missing.items())
 
 
 def bars(names: list[str], values: list[float], title: str, color: str) -> go.Figure:
@@ -155,7 +168,9 @@ def summary(score: float, analysis: Analysis, ngroups: int, temperature: float, 
             f"<div>{verdict} · {ngroups} groups · temperature {temperature:g} · "
             f"{len(detector.negatives):,} negative labels</div>"
             f'<div class="score-others">Baselines: {html.escape(others)}</div>'
-            f'<div class="score-others" id="neglabel-thresholds">{html.escape(against(analysis))}</div></div>')
+            f'<div class="score-others" id="neglabel-thresholds">{html.escape(against(analysis))}</div>'
+            + (f'<div class="score-others" id="neglabel-unavailable">Not shown: {html.escape(unavailable(analysis))}'
+               "</div>" if analysis.missing else "") + "</div>")
 
 
 @dataclass
@@ -208,12 +223,14 @@ class NegLabelTab:
         detector = self.holder.get(progress)
         progress(0.95, desc="Scoring the image")
         found = detector.score([image])  # every standard registered score, in one pass
+        reference = reference_of(self.store, self.holder.suite.name, self.references) if self.store else None
+        others, missing = self.others(detector, found, reference)
+        scores = {**{name: float(found[name][0]) for name in standard()}, **others}
         features = found["features"].double()  # float64, as the scorers: S(x) near 1 keeps its digits
         analysis = Analysis((features @ detector.id_features.double().T)[0],
                             (features @ detector.negative_features.double().T)[0],
-                            {name: float(found[name][0]) for name in standard() if name != "neglabel"},
-                            Path(path).name, {name: float(found[name][0]) for name in standard()},
-                            reference_of(self.store, self.holder.suite.name, self.references) if self.store else None)
+                            {name: value for name, value in scores.items() if name != "neglabel"},
+                            Path(path).name, scores, reference, missing)
         top_id = analysis.id_similarity.topk(TOP_K)
         top_negative = analysis.negative_similarity.topk(TOP_K)
         id_names = display_names(detector.id_names)
@@ -223,6 +240,40 @@ class NegLabelTab:
                              top_negative.values.tolist(), f"Top {TOP_K} negative labels", "#dc2626")
         card, spread = self.rescore(analysis, ngroups, temperature)
         return analysis, card, id_plot, negative_plot, spread
+
+    @staticmethod
+    def others(detector: Detector, found: dict[str, torch.Tensor],
+               reference: Reference | None) -> tuple[dict[str, float], dict[str, str]]:
+        """The registered scores beyond the standard ones that can be had at once, and why each other cannot: a
+        score with its own pool when that pool is made or `reference` evaluated it (so it is cached), a trained
+        score with the detector file `reference` evaluated."""
+        from synood.method.scorers import SCORERS, standard
+        from synood.records.checkpoint import CheckpointError, load_detector
+
+        evaluated = reference.thresholds if reference is not None else {}
+        values, missing = {}, {}
+        for name, cls in SCORERS.items():
+            if name in standard():
+                continue
+            tuned = None
+            if cls.kind == "trained":
+                if reference is None or not reference.checkpoint or name not in evaluated:
+                    missing[name] = "needs a fine-tuned detector: evaluate with one in the Evaluation tab"
+                    continue
+                try:
+                    tuned = load_detector(reference.checkpoint)
+                    tuned.check(detector.encoder.identity, [label.word for label in detector.negatives])
+                except CheckpointError as exc:
+                    missing[name] = f"the detector of evaluation run {reference.run} cannot be used: {exc}"
+                    continue
+            elif cls.pool not in detector.pools and name not in evaluated:
+                missing[name] = ("mines its own pool on first use (minutes): evaluate with it once in the Evaluation "
+                                 "tab")
+                continue
+            scored = detector.scored([name], found["raw"], found["logits"], tuned,
+                                     reference.combination if reference is not None else "both")
+            values[name] = float(scored[name][0])
+        return values, missing
 
     @shows_user_errors
     def search(self, query: str, progress=gr.Progress()):

@@ -64,10 +64,22 @@ class Detector:
 
     def score(self, images: Sequence[Image.Image]) -> dict[str, torch.Tensor]:
         """Every standard registered score of every image (scorers.standard()), plus NegLabel's per-group scores
-        ("groups", (B, ngroups)), the unit-norm image features ("features", (B, D)) for nearest-label look-ups and
-        the raw ones ("raw", what a tuned detector reads)."""
-        raw = self.image_features(images, normalize=False)
-        inputs = self.inputs(raw, self.logits(images))
-        found = {name: scorers.build(name).score(inputs) for name in scorers.standard()}
+        ("groups", (B, ngroups)), the unit-norm image features ("features", (B, D)) for nearest-label look-ups, the
+        raw ones ("raw", what a tuned detector reads) and the classifier's logits ("logits")."""
+        raw, logits = self.image_features(images, normalize=False), self.logits(images)
+        found = self.scored(scorers.standard(), raw, logits)
+        inputs = self.inputs(raw, logits)
         _, groups = scorers.grouped(inputs, inputs.unit, self.negative_features)
-        return {**found, "groups": groups, "features": inputs.unit, "raw": raw}
+        return {**found, "groups": groups, "features": inputs.unit, "raw": raw, "logits": logits}
+
+    def scored(self, names: Sequence[str], raw: torch.Tensor, logits: torch.Tensor | None = None,
+               tuned: scorers.Tuned | None = None, combination: str = "both",
+               progress: StageProgress | None = None) -> dict[str, torch.Tensor]:
+        """The registered scores `names` of images with `raw` features (and `logits`), each against its own pool
+        (made through its caches on first use); a trained score reads `tuned`."""
+        found = {}
+        for name in names:
+            texts = self.pool(scorers.SCORERS[name].pool, progress)
+            inputs = scorers.ScoreInputs(texts.id_text, texts.negative_text, self.config, raw, logits)
+            found[name] = scorers.build(name, tuned, combination).score(inputs)
+        return found

@@ -2,9 +2,12 @@
 import json
 
 import numpy as np
+import pytest
 from PIL import Image
 
+from synood.errors import UserError
 from ui import featuremap_view
+from ui.featuremap_tab import MapView
 from ui.featuremap_view import Point
 from ui.thumbnails import thumbnail_dir
 
@@ -66,3 +69,19 @@ def test_figure_draws_small_groups_on_top_and_bigger():
     assert [trace["marker"]["size"] for trace in few] == [7, 7]  # 26 OOD, then 4 ID: over a tenth of the 30
     few = json.loads(featuremap_view.figure(rng.normal(size=(30, 2)), points[:2] + points[8:36]).to_json())["data"]
     assert [trace["marker"]["size"] for trace in few] == [7, 11]  # 28 OOD, then 2 ID: under a tenth
+
+
+def test_a_selection_fills_the_gallery_and_a_click_opens_its_point(tmp_path):
+    files = [tmp_path / f"{i}.png" for i in range(3)]
+    for i, file in enumerate(files):
+        Image.new("RGB", (32, 32), (80 * i, 0, 0)).save(file)
+    points = tuple(Point("ID", f"label {i}", {"neglabel": i / 4}, file.name, "") for i, file in enumerate(files))
+    view = MapView(np.zeros((3, 2)), points, "map", {"neglabel": "NegLabel"}, tuple(files),
+                   tuple(tmp_path / "thumbs" / f"{i}.jpg" for i in range(3)))
+    gallery, items, note, clicked = view.selected("[2, 0, 2, 7]")  # a lasso: repeats and unknown indices dropped
+    assert [item.path for item in items] == [str(files[2]), str(files[0])] and clicked is None
+    assert gallery[0][1] == "ID · label 2 · 0.500" and "2 points selected" in note
+    gallery, items, note, clicked = view.selected('{"points": [1], "click": 1796220505774}')  # a click: opened
+    assert clicked == items[0] and clicked.path == str(files[1])
+    with pytest.raises(UserError, match="The selection could not be read"):
+        view.selected('{"points": "x"}')

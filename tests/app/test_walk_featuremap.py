@@ -66,6 +66,12 @@ def hover_first_point(page) -> None:
                            " return i && !i.hidden && i.complete && i.naturalWidth > 0; }", timeout=120_000)
 
 
+def click_point(page, index: int) -> None:
+    """A mouse click on the map's point `index` (as a person clicks: plotly picks the point under the pointer)."""
+    box = page.locator("#featuremap-plot .scatterlayer .point").nth(index).bounding_box()
+    page.mouse.click(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+
+
 @pytest.mark.browser
 @pytest.mark.timeout(1200)
 def test_walk_the_feature_map(offline_app, folders, offline_generation, browser, tmp_path):
@@ -118,6 +124,16 @@ def test_walk_the_feature_map(offline_app, folders, offline_generation, browser,
     first.click()  # opened and scored in the Negative labels tab
     page.locator("#neglabel-card").get_by_text("S(x)").wait_for(timeout=SLOW)
     assert group in GROUPS
+    before = page.locator("#neglabel-image img").first.get_attribute("src")
+    card = page.locator("#neglabel-card").inner_text()
+    page.get_by_role("tab", name="Feature map").click()
+    page.mouse.dblclick(area["x"] + 5, area["y"] + 5)  # clears the box, which covers the points it holds
+    click_point(page, every - 1)  # a click on a point (the last: an OOD image) opens it in the inspector at once
+    page.get_by_role("tab", name="Negative labels", selected=True).wait_for(timeout=60_000)
+    page.wait_for_function("(old) => { const i = document.querySelector('#neglabel-image img');"
+                           " return i && i.getAttribute('src') !== old; }", arg=before, timeout=60_000)
+    page.wait_for_function("(old) => document.querySelector('#neglabel-card').innerText !== old", arg=card,
+                           timeout=SLOW)  # the clicked image scored
     page.get_by_role("tab", name="Feature map").click()
 
     slow = str(noise(tmp_path / "noise", 600))  # Stop while the images encode: said at once, no map left
