@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -51,6 +52,24 @@ class Range:
         return " and ".join(bound for bound in bounds if bound)
 
 
+@dataclass(frozen=True)
+class ByteSize:
+    """Marks a text field holding an amount of memory: a number of bytes with an optional unit ("8GB", "512MB")."""
+
+
+BYTE_UNITS = {"": 1, "B": 1, "KB": 2**10, "KIB": 2**10, "MB": 2**20, "MIB": 2**20, "GB": 2**30, "GIB": 2**30,
+              "TB": 2**40, "TIB": 2**40}
+_SIZE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]*)\s*")
+
+
+def parse_bytes(text: str) -> int:
+    """'8GB', '512 MB', '1.5GiB' or '1000000' -> bytes; KB, MB, GB and TB are powers of 1024 (as images' MB)."""
+    found = _SIZE.fullmatch(str(text))
+    if not found or found[2].upper() not in BYTE_UNITS:
+        raise ValueError(f"{text!r} is not an amount of memory; write a number with a unit, e.g. 8GB or 512MB")
+    return int(float(found[1]) * BYTE_UNITS[found[2].upper()])
+
+
 class Section:
     """Base of the config sections: every value set on one (defaults, a file, an override, a flag,
     dataclasses.replace, a stored run) is checked against its field's choices and range here."""
@@ -77,6 +96,9 @@ class ModelsConfig(Section):
     dtype: Literal["auto", "float32", "float16", "bfloat16"] = "auto"
     # antialias (torchvision >= 0.17 IMAGENET1K_V2 transforms) | plain (bilinear)
     classifier_resize: Literal["antialias", "plain"] = "antialias"
+    # caps the free memory a component must fit in before it loads ("8GB", "512MB"; None: what is free)
+    memory_limit: Annotated[str | None, ByteSize()] = None
+    offload: bool = False  # on CUDA: generator and labeller weights stay in CPU RAM, moved to the GPU as used
 
 
 @dataclass
@@ -218,6 +240,7 @@ class Rule:
     choices: tuple[str, ...] | None = None
     bounds: Range | None = None
     optional: bool = False
+    size: bool = False  # an amount of memory (ByteSize)
 
     def check(self, value: Any) -> None:
         """Raise ConfigError with one line naming the key, the value and what is allowed, unless it is allowed."""
@@ -225,6 +248,11 @@ class Rule:
             return
         if self.choices is not None and value not in self.choices:
             raise ConfigError(f"{self.key}: {value!r} is not allowed; choose one of {', '.join(self.choices)}")
+        if self.size:
+            try:
+                parse_bytes(value)
+            except ValueError as exc:
+                raise ConfigError(f"{self.key}: {exc}") from None
         if self.bounds is not None and not self.bounds.allows(value):
             raise ConfigError(f"{self.key}: {value!r} is out of range; must be {self.bounds.describe()}"
                               + (" or none" if self.optional else ""))
@@ -232,17 +260,19 @@ class Rule:
 
 def _rule(key: str, annotation: Any) -> Rule | None:
     """The rule an annotation declares: Literal[...] choices, or a Range in Annotated[...]; None when neither."""
-    ranges = [m for m in getattr(annotation, "__metadata__", ()) if isinstance(m, Range)]
-    if ranges:
+    metadata = getattr(annotation, "__metadata__", ())
+    ranges = [m for m in metadata if isinstance(m, Range)]
+    size = any(isinstance(m, ByteSize) for m in metadata)
+    if metadata:
         annotation = typing.get_args(annotation)[0]
     args = typing.get_args(annotation)
     optional = typing.get_origin(annotation) in (Union, types.UnionType) and type(None) in args
     if optional:
         (annotation,) = [a for a in args if a is not type(None)]
     choices = typing.get_args(annotation) if typing.get_origin(annotation) is Literal else None
-    if not ranges and choices is None:
+    if not ranges and choices is None and not size:
         return None
-    return Rule(key, choices, ranges[0] if ranges else None, optional)
+    return Rule(key, choices, ranges[0] if ranges else None, optional, size)
 
 
 @dataclass

@@ -2,6 +2,8 @@
 folders and files typed into them (Synthetic pairs, Fine-tuning, Feature map) read only under the data roots."""
 from __future__ import annotations
 
+import html
+import re
 from pathlib import Path
 
 import gradio as gr
@@ -9,6 +11,8 @@ import gradio as gr
 from ui.access import DataRoots
 from synood.config import Config
 from synood.models import Suite
+from synood.models.interfaces import ROLE_TITLES, ROLES
+from synood.models.suites import ORIGIN_LABELS, component_origin
 from synood.records import runs
 
 from . import (context_tab, evaluation_tab, featuremap_tab, finetune_tab, models_tab, neglabel_tab, noise_tab,
@@ -19,12 +23,30 @@ CSS_PATH = Path(__file__).with_name("style.css")
 
 
 def suite_badge(suite: Suite) -> str:
-    """One line naming the suite, marked loudly when its weights are random."""
+    """One line naming the suite, marked loudly when its weights are random (in any role); a suite whose roles come
+    from different places ('auto' with only some paper models here) also names each role's origin."""
     random = any(spec.random for spec in suite.spec.components.values())
     kind = "RANDOM weights" if random else "pretrained weights"
     css = "badge badge-random" if random else "badge"
-    return (f'<div class="suite-line">Model suite: <b>{suite.spec.title}</b> '
-            f'<span class="{css}">{kind}</span></div>')
+    origins = {role: component_origin(suite.spec.components[role]) for role in ROLES}
+    mix = ""
+    if len(set(origins.values())) > 1:
+        mix = "<br>" + " · ".join(
+            f'<span class="suite-role" data-role="{role}" data-origin="{origin}">{ROLE_TITLES[role]}: '
+            f'{"<b>" + ORIGIN_LABELS[origin] + "</b>" if origin == "tiny" else ORIGIN_LABELS[origin]}</span>'
+            for role, origin in origins.items())
+    return (f'<div class="suite-line">Model suite: <b>{html.escape(suite.spec.title)}</b> '
+            f'<span class="{css}">{kind}</span>{mix}</div>')
+
+
+def notice_html(notice: str) -> str:
+    """A suite notice as HTML: its first line a paragraph, its "- " lines a list, `commands` as code."""
+    def marked(text: str) -> str:
+        return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+    first, *items = notice.split("\n")
+    listed = "".join(f"<li>{marked(item.removeprefix('- '))}</li>" for item in items)
+    return f"<p>{marked(first)}</p>" + (f"<ul>{listed}</ul>" if listed else "")
 
 
 def build_app(config: Config, suite: Suite | None = None, roots: DataRoots | None = None) -> gr.Blocks:
@@ -38,7 +60,7 @@ def build_app(config: Config, suite: Suite | None = None, roots: DataRoots | Non
                         "detection (SynOOD, ICCV 2025).")
             gr.HTML(suite_badge(suite), elem_id="suite-badge")
         if suite.notice:
-            gr.HTML(f'<div class="notice" role="status">{suite.notice}</div>', elem_id="suite-notice")
+            gr.HTML(f'<div class="notice" role="status">{notice_html(suite.notice)}</div>', elem_id="suite-notice")
         with gr.Tabs() as tabs:
             negative_labels = neglabel_tab.build(suite, config)
             context_tab.build(suite, config)

@@ -3,18 +3,19 @@ recorded; per-set score histograms with the 95 %-ID threshold, the hardest cases
 every past evaluation to reopen. Every image it opens lies under the app's data roots."""
 from __future__ import annotations
 
-import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import gradio as gr
 import plotly.graph_objects as go
 
-from synood.config import Config
+from synood.config import Config, ConfigError
 from synood.errors import UserError
 from synood.models import Suite
+from synood.models.suites import SUITE_CHOICES
 from synood.records import runs
-from synood.records.runs import Run, RunError
+from synood.records.runs import ACTIVE, EvaluateRecord, Run, RunError
 
 from .access import DataRoots, confined_folder, confined_generation
 from .detector import DetectorHolder
@@ -25,9 +26,14 @@ from .noise_tab import NoiseTab
 from .notes import standin_note
 from .opening import CLICK_ACTIONS, Shown, wire
 from .reports import download, link
+from .runs_list import RunsList
 
 if TYPE_CHECKING:  # torch loads on first use: the app must start in seconds
+    from synood.data.features import FeatureSet
+    from synood.method.scorers import Scorer
+    from synood.pipelines.detect import Detector
     from synood.pipelines.evaluation import Saved
+    from synood.records.checkpoint import TunedDetector
 
 INTRO = (
     "The paper's table for your images: pick an **ID** set and **OOD** sets (folders, a benchmark protocol such as "
@@ -36,7 +42,8 @@ INTRO = (
     "keeps it listed below) and is recorded with every image's scores, so that each past run reopens here: the "
     "table, each score's **histograms** with the threshold that keeps 95 % of the ID images, the **hardest cases** "
     "(the OOD images a score found most in-distribution, the ID images it found least) and **two scores side by "
-    "side**. Click an image to inspect it in the Negative labels tab, or to make a boundary sample of it."
+    "side**. Click an image to inspect it in the Negative labels tab, or to make a boundary sample of it. A stopped, "
+    "failed or interrupted run goes on under its own id with **Resume**."
 )
 SOURCES = [("ID and OOD folders", "folders"), ("A benchmark protocol", "benchmark"),
            ("A generation: its sources (ID) against its synthetic images (OOD)", "generation")]
@@ -47,6 +54,25 @@ MAX_BOOTSTRAP = 10_000
 MAX_CASES = 48
 NO_DETECTOR = "none"
 TPR = 0.95
+RESUMED = {"interrupted": "The app stopped while it ran", "stopped": "It was stopped", "failed": "It failed"}
+
+
+@dataclass
+class Plan:
+    """What one evaluation run does, as launched or read back from its record to resume it: the sets (each set's
+    images and folder, the ID one named), the scorers and the tuned detector they read, the conventions, the
+    bootstrap and a protocol's group averages."""
+
+    id_set: str
+    found: dict[str, list[Path]]
+    folders: dict[str, str]
+    scorers: dict[str, Scorer]
+    tuned: TunedDetector | None
+    combination: str
+    conventions: list[str]
+    resamples: int = 0
+    seed: int = 0
+    groups: dict[str, list[str]] | None = None
 
 
 def ood_folders(text: str) -> dict[str, str]:
@@ -68,22 +94,17 @@ def ood_folders(text: str) -> dict[str, str]:
     return found
 
 
-def runs_table(store: runs.RunStore) -> list[list]:
-    """One row per evaluate run, newest first."""
-    from synood.records.runs import EvaluateRecord
-
-    rows = []
-    for run in store.list(kind="evaluate"):
-        try:
-            record = EvaluateRecord.of(run)
-        except (RunError, KeyError, TypeError):
-            continue  # a row this version cannot read: the CLI's `synood runs` still lists it
-        best = max((m.get("mos", next(iter(m.values()), {})).get("auroc", float("nan"))
-                    for m in record.averages.values() if m), default=None)
-        rows.append([run.id, run.status, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.created)),
-                     record.id_set, ", ".join(n for n in record.sets if n != record.id_set), ", ".join(record.methods),
-                     "" if best is None else f"{best:.2f}"])
-    return rows
+def run_columns(run: Run) -> list | None:
+    """An evaluate run's row in the runs table after its id, status and creation time (None for a row this version
+    cannot read)."""
+    try:
+        record = EvaluateRecord.of(run)
+    except (RunError, KeyError, TypeError):
+        return None
+    best = max((m.get("mos", next(iter(m.values()), {})).get("auroc", float("nan"))
+                for m in record.averages.values() if m), default=None)
+    return [record.id_set, ", ".join(n for n in record.sets if n != record.id_set), ", ".join(record.methods),
+            "" if best is None else f"{best:.2f}"]
 
 
 def describe(run: Run) -> str:
@@ -93,8 +114,11 @@ def describe(run: Run) -> str:
         line += f" · {run.message}"
     elif run.message:
         line += f"\n\n{run.message}"
-    if run.status == "interrupted":
-        line += "\n\nThe app stopped while it ran: press **Run** again (the images encoded so far are cached)."
+    if run.status in RESUMED and run.inputs.get("source"):
+        line += (f"\n\n{RESUMED[run.status]}: press **Resume** to finish it as this run (the images encoded so far "
+                 "are cached).")
+    elif run.status in RESUMED:  # recorded by `synood evaluate` or an older version: it cannot be resumed here
+        line += f"\n\n{RESUMED[run.status]}: run it again (press **Run**, or `synood evaluate`)."
     return line
 
 
@@ -116,8 +140,10 @@ class EvaluationTab:
 
     def __init__(self, suite: Suite, config: Config, roots: DataRoots):
         self.suite, self.config, self.roots = suite, config, roots
+        self.detector_roots = roots.with_folder(Path(config.paths.home) / "runs")  # where fine-tuning writes detectors
         self.store = runs.store_for(config.paths.home)
         self.runner = JobRunner(self.store, kind="evaluate")
+        self.runs = RunsList(self.store, "evaluate", run_columns)
         self.holder = DetectorHolder.shared(suite, config)
         self._saved: dict[str, Saved] = {}
         self.run_box: gr.Textbox | None = None  # once laid out: what a "?run=ID" link sets
@@ -126,63 +152,85 @@ class EvaluationTab:
     def sets_of(self, source: str, id_folder: str, ood_text: str, protocol: str, data_root: str,
                 generation: str) -> tuple[str, dict[str, list[Path]], dict[str, str], dict]:
         """(ID set name, each set's images, each set's folder, what the record keeps of the source)."""
-        from synood.data import benchmarks
-        from synood.pipelines import evaluation
-
         if source == "benchmark":
             if not (data_root or "").strip():
                 raise UserError(f"Give the data root holding the {protocol} sets (see `synood data check`).")
-            chosen = benchmarks.benchmark(protocol)
-            root = self.roots.check(data_root)
-            located = benchmarks.usable(chosen, root)
-            found = {}
-            for name, item in located.items():
-                inside, outside = self.roots.split(item.paths)
-                if outside:
-                    gr.Warning(f"{name}: {len(outside):,} listed files lead outside the data roots and are skipped.")
-                found[name] = inside
-            return (chosen.id_set.name, found, {n: str(i.where) for n, i in located.items()},
-                    {"benchmark": chosen.name, "data_root": str(root), "groups": chosen.grouped(),
-                     "lists_digest": benchmarks.lists_digest(found, root)})
+            return self.benchmark_sets(protocol, data_root)
         if source == "generation":
             if not (generation or "").strip():
                 raise UserError("Give a generation folder or its manifest.jsonl first.")
-            path = confined_generation(self.roots, generation)
-            found = evaluation.generation_sets(path)
-            return "sources", found, {name: path for name in found}, {"generation": path}
+            return self.generation_sets(generation)
         if not (id_folder or "").strip():
             raise UserError("Give an ID folder first.")
-        folders = {"ID": confined_folder(self.roots, id_folder),
-                   **{name: confined_folder(self.roots, folder) for name, folder in ood_folders(ood_text).items()}}
-        return "ID", {name: evaluation.folder_images(name, folder) for name, folder in folders.items()}, folders, {}
+        return self.folder_sets({"ID": id_folder, **ood_folders(ood_text)})
 
-    def scorers_of(self, chosen: list[str], detector_run: str):
-        """The registry's scorers picked (plus the tuned one of a fine-tuning run) and that run's detector file."""
-        from synood.method.scorers import build, choices
-        from synood.records.checkpoint import load_detector
+    def benchmark_sets(self, protocol: str, data_root: str) -> tuple[str, dict[str, list[Path]], dict[str, str], dict]:
+        """sets_of a benchmark protocol under `data_root` (listed files outside the data roots skipped, in a warning);
+        the record keeps the protocol, the root, its group averages and its file lists' digest."""
+        from synood.data import benchmarks
+
+        chosen = benchmarks.benchmark(protocol)
+        root = self.roots.check(data_root)
+        located = benchmarks.usable(chosen, root)
+        found = {}
+        for name, item in located.items():
+            inside, outside = self.roots.split(item.paths)
+            if outside:
+                gr.Warning(f"{name}: {len(outside):,} listed files lead outside the data roots and are skipped.")
+            found[name] = inside
+        return (chosen.id_set.name, found, {n: str(i.where) for n, i in located.items()},
+                {"benchmark": chosen.name, "data_root": str(root), "groups": chosen.grouped(),
+                 "lists_digest": benchmarks.lists_digest(found, root)})
+
+    def generation_sets(self, generation: str) -> tuple[str, dict[str, list[Path]], dict[str, str], dict]:
+        """sets_of a generation: its sources (ID) against its synthetic images, every one under the data roots."""
+        from synood.pipelines import evaluation
+
+        path = confined_generation(self.roots, generation)
+        found = evaluation.generation_sets(path)
+        return "sources", found, {name: path for name in found}, {"generation": path}
+
+    def folder_sets(self, folders: dict[str, str]) -> tuple[str, dict[str, list[Path]], dict[str, str], dict]:
+        """sets_of folders (set name -> folder, "ID" the ID one), each and every image in it under the data roots."""
+        from synood.pipelines import evaluation
+
+        confined = {name: confined_folder(self.roots, folder) for name, folder in folders.items()}
+        return "ID", {name: evaluation.folder_images(name, folder) for name, folder in confined.items()}, confined, {}
+
+    def scores_of(self, chosen: list[str], detector_run: str) -> tuple[list[str], str | None]:
+        """The registry's scores picked (plus the tuned one, "synood", with a fine-tuning run) and that run's
+        detector file."""
+        from synood.method.scorers import choices
 
         methods = [name for name in choices() if name in (chosen or [])]
-        tuned, detector_file = None, None
+        detector_file = None
         if detector_run and detector_run != NO_DETECTOR:
             run = self.store.get(detector_run)
             detector_file = run.artifacts.get("detector")
             if run.kind != "finetune" or not detector_file:
                 raise UserError(f"Run {run.id} has no fine-tuned detector: pick a completed fine-tuning run.")
-            tuned = load_detector(detector_file)
             methods.append("synood")
         if not methods:
             raise UserError("Pick at least one score.")
-        return {m: build(m, tuned, self.config.finetune.combination) for m in methods}, tuned, detector_file
+        return methods, detector_file
 
-    # 2. Running one in the background.
+    def scorers_of(self, methods: list[str], detector_file: str | None,
+                   combination: str) -> tuple[dict[str, Scorer], TunedDetector | None]:
+        """The scorers `methods` names, a trained one reading the detector file (which must lie under the data roots
+        or the app's runs folder) under `combination`, and that file's tuned detector."""
+        from synood.method.scorers import build
+        from synood.records.checkpoint import load_detector
+
+        tuned = load_detector(self.detector_roots.check(detector_file)) if detector_file else None
+        return {m: build(m, tuned, combination) for m in methods}, tuned
+
+    # 2. Running one in the background (launched, or resumed under its own id).
     @shows_user_errors
     def launch(self, source: str, id_folder: str, ood_text: str, protocol: str, data_root: str, generation: str,
                chosen: list[str], detector_run: str, convention: str, bootstrap: float | None, seed: float | None,
                progress=gr.Progress()):
-        """Queue an evaluation of the chosen sets and scores: its id, then the shown run and the runs table."""
+        """Queue an evaluation of the chosen sets and scores: its id, then the runs table."""
         from synood.method.metrics import CONVENTIONS
-        from synood.pipelines import evaluation
-        from synood.records.runs import EvaluateRecord
 
         resamples, seed = int(bootstrap or 0), int(seed or 0)
         if not 0 <= resamples <= MAX_BOOTSTRAP:
@@ -190,35 +238,115 @@ class EvaluationTab:
         conventions = list(CONVENTIONS) if convention == "all" else [convention]
         id_set, found, folders, source_context = self.sets_of(source, id_folder, ood_text, protocol, data_root,
                                                               generation)
-        scorers, tuned, detector_file = self.scorers_of(chosen, detector_run)
-        detector = self.holder.get(progress)
-        if tuned is not None:
-            tuned.check(detector.encoder.identity, [label.word for label in detector.negatives])
+        methods, detector_file = self.scores_of(chosen, detector_run)
+        combination = self.config.finetune.combination
+        scorers, tuned = self.scorers_of(methods, detector_file, combination)
         groups = source_context.pop("groups", None)
+        plan = Plan(id_set, found, folders, scorers, tuned, combination, conventions, resamples, seed, groups)
+        detector = self.detector_for(plan, progress)
         context = {"suite": self.suite.name, "checkpoint": detector_file, "source": source, **source_context,
                    **({"bootstrap": {"resamples": resamples, "seed": seed}} if resamples else {})}
         run = self.store.create("evaluate", self.config.to_dict("models", "neglabel", "finetune"),
-                                EvaluateRecord(folders, id_set, list(scorers), conventions, context).inputs(),
+                                EvaluateRecord(folders, id_set, methods, conventions, context).inputs(),
                                 status="queued")
+        self.submit(run.id, plan, detector)
+        return run.id, self.runs.rows()
+
+    @shows_user_errors
+    def resume(self, run_id: str, progress=gr.Progress()):
+        """Queue a stopped, failed or interrupted evaluation again under its own id, on its recorded sets, scores and
+        settings (the images it encoded are cached): the shown run's status and the runs table."""
+        run = self.find(run_id)
+        plan = self.recorded_plan(run)
+        detector = self.detector_for(plan, progress)
+        self.submit(run.id, plan, detector)
+        return describe(self.store.get(run.id)), self.runs.rows()
+
+    def recorded_plan(self, run: Run) -> Plan:
+        """The plan of a run to resume, rebuilt from its record; a UserError when it is completed, active, of
+        another suite or version, or its inputs changed since it started."""
+        from synood.method.scorers import SCORERS
+
+        if self.runner.active(run.id):
+            raise UserError(f"Run {run.id} is already queued or running in this app: wait until it has finished or "
+                            "stopped.")
+        if run.status == "completed":
+            raise UserError(f"Run {run.id} is already completed: press Run for a new evaluation.")
+        if run.status in ACTIVE:
+            raise UserError(f"Run {run.id} is {run.status} in another process ({run.host}, pid {run.pid}).")
+        record = EvaluateRecord.of(run)
+        context = record.context
+        if context.get("source") not in {value for _, value in SOURCES}:
+            raise UserError(f"Run {run.id} was not started in this tab (`synood evaluate` or an older version recorded "
+                            "it): press Run for a new evaluation.")
+        unknown = [m for m in record.methods
+                   if m not in SCORERS or (SCORERS[m].kind == "trained" and not context.get("checkpoint"))]
+        if unknown:
+            raise UserError(f"Run {run.id} cannot resume: this version cannot build its {', '.join(unknown)} score.")
+        if context.get("suite") != self.suite.name:
+            recorded = context.get("suite")
+            how = (f"--suite {recorded}" if recorded in SUITE_CHOICES else
+                   "--suite auto with the same models on this machine")  # a per-role mix of auto
+            raise UserError(f"Run {run.id} was recorded with the {recorded} suite and this app runs the "
+                            f"{self.suite.name} suite: start the app with {how} to resume it.")
+        try:
+            id_set, found, folders, groups = self.recorded_sets(record)
+        except UserError as exc:
+            raise UserError(f"Run {run.id} cannot resume: {exc}") from None
+        try:
+            combination = runs.config_of(run, self.config.paths.home).finetune.combination
+        except ConfigError as exc:
+            raise UserError(f"Run {run.id}: its stored configuration does not fit this version ({exc}).") from None
+        scorers, tuned = self.scorers_of(record.methods, context.get("checkpoint"), combination)
+        bootstrap = context.get("bootstrap", {})
+        return Plan(id_set, found, folders, scorers, tuned, combination, record.conventions,
+                    bootstrap.get("resamples", 0), bootstrap.get("seed", 0), groups)
+
+    def recorded_sets(self, record: EvaluateRecord) -> tuple[str, dict[str, list[Path]], dict[str, str], dict | None]:
+        """(ID set name, each set's images, each set's folder, group averages) of a recorded evaluation, read again;
+        a UserError when they changed (a folder gone, a benchmark's file lists edited)."""
+        context = record.context
+        if context["source"] == "benchmark":
+            id_set, found, folders, now = self.benchmark_sets(context["benchmark"], context["data_root"])
+            if now["lists_digest"] != context.get("lists_digest"):
+                raise UserError(f"the {context['benchmark']} file lists under {context['data_root']} changed since it "
+                                "started; press Run for a new evaluation.")
+            return id_set, found, folders, now["groups"]
+        if context["source"] == "generation":
+            return *self.generation_sets(context["generation"])[:3], None
+        return *self.folder_sets(record.sets)[:3], None
+
+    def detector_for(self, plan: Plan, progress: gr.Progress) -> Detector:
+        """The shared detector, checked to be the one the plan's tuned detector was trained on."""
+        detector = self.holder.get(progress)
+        if plan.tuned is not None:
+            plan.tuned.check(detector.encoder.identity, [label.word for label in detector.negatives])
+        return detector
+
+    def submit(self, run_id: str, plan: Plan, detector: Detector) -> None:
+        """Queue the run's evaluation on the background runner: it evaluates the plan, saves the evaluation in the
+        run's folder and completes the run (or records it stopped or failed)."""
+        from synood.pipelines import evaluation
+
         home, suite = self.config.paths.home, self.suite.name
 
         def work(stop) -> None:
             def evaluate(progress):
-                pools = {s.pool: detector.pool(s.pool, progress) for s in scorers.values()}
-                result = evaluation.evaluate(found, scorers, detector.encoder, detector.classifier, detector.inputs(),
-                                             conventions, id_set, folders, progress=progress, bootstrap=resamples,
-                                             seed=seed, pools=pools, groups=groups)
+                pools = {s.pool: detector.pool(s.pool, progress) for s in plan.scorers.values()}
+                result = evaluation.evaluate(plan.found, plan.scorers, detector.encoder, detector.classifier,
+                                             detector.inputs(), plan.conventions, plan.id_set, plan.folders,
+                                             progress=progress, bootstrap=plan.resamples, seed=plan.seed, pools=pools,
+                                             groups=plan.groups)
                 result.suite = suite
-                if tuned is not None:
-                    result.checkpoint = {"run": tuned.meta.get("run"), "combination": self.config.finetune.combination}
+                if plan.tuned is not None:
+                    result.checkpoint = {"run": plan.tuned.meta.get("run"), "combination": plan.combination}
                 return result
-            evaluation.execute(self.store, run.id, home, evaluate, stop=stop)
+            evaluation.execute(self.store, run_id, home, evaluate, stop=stop)
 
         try:
-            self.runner.submit(run.id, work)
+            self.runner.submit(run_id, work)
         except ValueError as exc:
             raise UserError(str(exc)) from None
-        return run.id, runs_table(self.store)
 
     @shows_user_errors
     def stop(self, run_id: str) -> str:
@@ -284,7 +412,7 @@ class EvaluationTab:
         shown = self.show(run_id)
         scorer, x, y = (update.get("value") for update in (shown[2], shown[4], shown[5]))
         return (*shown, self.histogram(run_id, scorer), *self.hardest(run_id, scorer, "", count, progress),
-                *self.side_by_side(run_id, x, y))
+                *self.side_by_side(run_id, x, y, progress))
 
     @shows_user_errors
     def histogram(self, run_id: str, scorer: str | None) -> go.Figure:
@@ -312,19 +440,32 @@ class EvaluationTab:
             return None
         return self.saved(run) if run.status == "completed" else None
 
-    def shown(self, path: Path, caption: str) -> tuple[Any, Shown]:
-        """A gallery item (a thumbnail, or a placeholder for a file outside the roots or unreadable) and its record."""
-        from synood.data.images import ImageError, load_image
-        from ui.thumbnails import placeholder
+    def features(self, paths: list[Path], progress: gr.Progress) -> FeatureSet:
+        """The cached features and content hashes of the readable images among `paths` that lie under the data
+        roots (what the detector sees in them)."""
+        from synood.data.features import image_features
 
-        if not self.roots.contains(path):
-            return placeholder("outside the data roots", (160, 160)), Shown("", caption)
+        detector = self.holder.get(progress)
+        return image_features(detector.encoder, [p for p in paths if self.roots.contains(p)])
+
+    def gallery(self, items: list[tuple[Path, str]], found: FeatureSet) -> tuple[list[tuple[Any, str]], list[Shown]]:
+        """The gallery of `items` (image, caption) and its records: each image `found` read as its thumbnail file,
+        made once per content (featuremap_view's cache), any other as a placeholder (outside the roots, unreadable)."""
+        from ui.featuremap_view import thumbnails
+        from ui.thumbnails import placeholder, thumbnail_dir
+
         try:
-            image = load_image(path)
-        except ImageError:
-            return placeholder("cannot be read", (160, 160)), Shown("", caption)
-        image.thumbnail((200, 200))
-        return image, Shown(str(path), caption)
+            made = dict(zip(found.paths, thumbnails(found.paths, found.hashes)))
+        except OSError as exc:
+            raise UserError(f"Cannot write thumbnails under {thumbnail_dir()}: {exc.strerror or exc}") from None
+        shown: list[tuple[Any, Shown]] = []
+        for path, caption in items:
+            if path in made:
+                shown.append((str(made[path]), Shown(str(path), caption)))
+            else:
+                why = "cannot be read" if self.roots.contains(path) else "outside the data roots"
+                shown.append((placeholder(why, (160, 160)), Shown("", caption)))
+        return [(image, record.caption) for image, record in shown], [record for _, record in shown]
 
     @shows_user_errors
     def hardest(self, run_id: str, scorer: str | None, only: str | None, count: float, progress=gr.Progress()):
@@ -335,22 +476,21 @@ class EvaluationTab:
         if saved is None or not scorer:
             return [], []
         found = hardest(saved, scorer, int(count), [only] if only else None)
-        cases = [(ood, case) for ood, group in ((True, found.ood), (False, found.id)) for case in group if case.path]
-        labels = self.nearest_labels([case.path for _, case in cases if case.path], progress)
-        items = [self.shown(case.path, f"{set_title(case.set, ood)} · score {case.score:.6g}"
-                            + labels.get(case.path, "")) for ood, case in cases if case.path]
-        return [(image, shown.caption) for image, shown in items], [shown for _, shown in items]
+        cases = [(ood, case.path, case) for ood, group in ((True, found.ood), (False, found.id)) for case in group
+                 if case.path]
+        features = self.features([path for _, path, _ in cases], progress)
+        labels = self.nearest_labels(features, progress)
+        return self.gallery([(path, f"{set_title(case.set, ood)} · score {case.score:.6g}" + labels.get(path, ""))
+                             for ood, path, case in cases], features)
 
-    def nearest_labels(self, paths: list[Path], progress: gr.Progress) -> dict[Path, str]:
-        """" · ID: <top ID label> · negative: <top negative label>" for each readable image under the data roots,
-        from its cached features (what the detector sees in it)."""
+    def nearest_labels(self, found: FeatureSet, progress: gr.Progress) -> dict[Path, str]:
+        """" · ID: <top ID label> · negative: <top negative label>" for each image `found` read, from its cached
+        features (what the detector sees in it)."""
         from synood.data.classnames import display_names
-        from synood.data.features import image_features
 
-        detector = self.holder.get(progress)
-        found = image_features(detector.encoder, [p for p in paths if self.roots.contains(p)])
         if not found.paths:
             return {}
+        detector = self.holder.get(progress)
         unit = found.unit.to(detector.id_features.dtype)
         top_id = (unit @ detector.id_features.T).argmax(dim=-1).tolist()
         top_negative = (unit @ detector.negative_features.T).argmax(dim=-1).tolist()
@@ -359,7 +499,7 @@ class EvaluationTab:
                 for path, i, j in zip(found.paths, top_id, top_negative)}
 
     @shows_user_errors
-    def side_by_side(self, run_id: str, x: str | None, y: str | None):
+    def side_by_side(self, run_id: str, x: str | None, y: str | None, progress=gr.Progress()):
         """Two scores per image (ID green, OOD red), each with its 95 %-ID threshold, and a gallery of the images
         that cross a threshold: what the second score fixed and what it broke."""
         import numpy as np
@@ -379,7 +519,7 @@ class EvaluationTab:
         except MetricError as exc:
             raise UserError(f"No threshold: {exc}") from None
         figure = go.Figure()
-        crossed = []
+        crossed: list[tuple[Path, str]] = []
         for name, scored in saved.sets.items():
             ood = name != id_set
             a, b = values[x][name], values[y][name]
@@ -392,7 +532,7 @@ class EvaluationTab:
             for i in np.flatnonzero(right_a != right_b)[:MAX_CASES].tolist():
                 if i < len(scored.paths):
                     verdict = f"fixed by {title_of(y)}" if right_b[i] else f"broken by {title_of(y)}"
-                    crossed.append(self.shown(scored.paths[i], f"{set_title(name, ood)} · {verdict}"))
+                    crossed.append((scored.paths[i], f"{set_title(name, ood)} · {verdict}"))
         figure.add_vline(x=limits[x], line_dash="dash", line_color="#374151")
         figure.add_hline(y=limits[y], line_dash="dash", line_color="#374151")
         figure.update_layout(template="plotly_white", height=420, margin=dict(l=50, r=20, t=60, b=40),
@@ -400,7 +540,7 @@ class EvaluationTab:
                                    "diamonds changed sides",
                              xaxis_title=f"{title_of(x)} (higher = more ID)",
                              yaxis_title=f"{title_of(y)} (higher = more ID)", legend=dict(orientation="h", y=-0.2))
-        return figure, [(image, shown.caption) for image, shown in crossed], [shown for _, shown in crossed]
+        return (figure, *self.gallery(crossed, self.features([path for path, _ in crossed], progress)))
 
     # 4. Reports, past runs, polling.
     @shows_user_errors
@@ -410,16 +550,18 @@ class EvaluationTab:
 
     @shows_user_errors
     def run_rows(self) -> list[list]:
-        return runs_table(self.store)
+        """The runs table, from the run database."""
+        return self.runs.rows()
 
     @shows_user_errors
     def latest(self) -> str:
-        found = self.store.list(kind="evaluate", limit=1)
-        return found[0].id if found else ""
+        """The newest evaluation's id ("" when there is none)."""
+        return self.runs.latest()
 
     @shows_user_errors
     def picked(self, event: gr.SelectData) -> str:
-        return event.row_value[0]
+        """The run of the table row clicked."""
+        return RunsList.picked(event)
 
     @shows_user_errors
     def poll(self, run_id: str, seen: tuple | None):
@@ -434,7 +576,7 @@ class EvaluationTab:
         if key == seen:
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         redraw = seen is None or seen[0] != run.id or (seen[1] != run.status and run.finished)
-        return describe(run), runs_table(self.store), key, f"{run.id}:{run.status}" if redraw else gr.skip()
+        return describe(run), self.runs.rows(), key, f"{run.id}:{run.status}" if redraw else gr.skip()
 
 
 def build(suite: Suite, config: Config, roots: DataRoots, inspector: Inspector | None, tabs: gr.Tabs,
@@ -480,8 +622,9 @@ def build(suite: Suite, config: Config, roots: DataRoots, inspector: Inspector |
                     seed = gr.Number(0, precision=0, minimum=0, maximum=2**31 - 1, label="Bootstrap seed",
                                      elem_id="evaluation-seed")
                 with gr.Row():
-                    run_button = gr.Button("Run", variant="primary", elem_id="evaluation-run")
-                    stop_button = gr.Button("Stop", variant="stop", elem_id="evaluation-stop")
+                    run_button = gr.Button("Run", variant="primary", elem_id="evaluation-run", min_width=90)
+                    stop_button = gr.Button("Stop", variant="stop", elem_id="evaluation-stop", min_width=90)
+                    resume_button = gr.Button("Resume", elem_id="evaluation-resume", min_width=90)  # three in a row
             with gr.Column(scale=2):
                 run_box = gr.Textbox(handlers.latest, label="Run shown (pick one in the table, or paste its id and "
                                                             "press Enter)", elem_id="evaluation-run-id")
@@ -532,6 +675,8 @@ def build(suite: Suite, config: Config, roots: DataRoots, inspector: Inspector |
                                                   detector_run, convention, bootstrap, seed],
                          outputs=[run_box, table_runs], api_name="evaluation_run", show_progress_on=status,
                          concurrency_limit=1, concurrency_id="evaluation-launch")
+        resume_button.click(handlers.resume, inputs=run_box, outputs=[status, table_runs], api_name="evaluation_resume",
+                            show_progress_on=status, concurrency_limit=1, concurrency_id="evaluation-launch")
         stop_button.click(handlers.stop, inputs=run_box, outputs=status, api_name="evaluation_stop")
         views: dict[str, Any] = dict(concurrency_limit=1, concurrency_id="evaluation-views", show_progress="hidden")
         gr.on([run_box.submit, view_key.change], handlers.view, inputs=[run_box, count],

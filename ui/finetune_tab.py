@@ -3,7 +3,6 @@ The generation (and every image its manifest names) and the before/after folders
 from __future__ import annotations
 
 import dataclasses
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +23,7 @@ from .detector import DetectorHolder
 from .errors import shows_user_errors
 from .jobs import JobRunner
 from .reports import download, link
+from .runs_list import RunsList
 
 if TYPE_CHECKING:  # torch loads on first use: the app must start in seconds
     from synood.pipelines.detect import Detector
@@ -129,16 +129,12 @@ def stages(run: Run) -> list[tuple[str, int]]:
         return []
 
 
-def runs_table(store: runs.RunStore) -> list[list]:
-    """One row per fine-tuning run, newest first, read from the run database."""
-    rows = []
-    for run in store.list(kind="finetune"):
-        loss, accuracy = run.summary.get("loss"), run.summary.get("accuracy")
-        rows.append([run.id, run.status, time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(run.created)),
-                     run.inputs.get("generation", ""), run.inputs.get("synthetic", ""), run.inputs.get("id", ""),
-                     run.inputs.get("negatives_used", ""), "" if loss is None else f"{loss:.4f}",
-                     "" if accuracy is None else f"{100 * accuracy:.1f} %", run.artifacts.get("detector", "")])
-    return rows
+def run_columns(run: Run) -> list:
+    """A fine-tuning run's row in the runs table after its id, status and creation time."""
+    loss, accuracy = run.summary.get("loss"), run.summary.get("accuracy")
+    return [run.inputs.get("generation", ""), run.inputs.get("synthetic", ""), run.inputs.get("id", ""),
+            run.inputs.get("negatives_used", ""), "" if loss is None else f"{loss:.4f}",
+            "" if accuracy is None else f"{100 * accuracy:.1f} %", run.artifacts.get("detector", "")]
 
 
 def curves(epochs: list[dict]) -> go.Figure:
@@ -268,6 +264,7 @@ class FinetuneTab:
         self.suite, self.config, self.roots = suite, config, roots
         self.store = runs.store_for(config.paths.home)
         self.runner = JobRunner(self.store)
+        self.runs = RunsList(self.store, "finetune", run_columns)
         self.holder = DetectorHolder.shared(suite, config)
         self.run_box: gr.Textbox | None = None  # once laid out: what a "?run=ID" link sets
 
@@ -315,13 +312,12 @@ class FinetuneTab:
     @shows_user_errors
     def run_rows(self) -> list[list]:
         """The runs table, from the run database."""
-        return runs_table(self.store)
+        return self.runs.rows()
 
     @shows_user_errors
     def latest(self) -> str:
         """The newest fine-tuning run's id ("" when there is none)."""
-        found = self.store.list(kind="finetune", limit=1)
-        return found[0].id if found else ""
+        return self.runs.latest()
 
     @shows_user_errors
     def show(self, run_id: str) -> tuple[str, go.Figure]:
@@ -348,7 +344,7 @@ class FinetuneTab:
             key = (run.id, run.status, run.updated)
         except RunError:
             key = (run_id, "missing")
-        rows = runs_table(self.store)
+        rows = self.runs.rows()
         view = self.show(run_id) if key != seen_key else (gr.skip(), gr.skip())
         return *view, rows if rows != seen_rows else gr.skip(), key, rows
 
@@ -367,7 +363,7 @@ class FinetuneTab:
         data = self.data_for(generation, run_config, progress)
         run = training.start(self.store, run_config, generation, data, self.suite.name, status="queued")
         self.submit(run.id, data, run_config)
-        return run.id, *self.show(run.id), runs_table(self.store)
+        return run.id, *self.show(run.id), self.runs.rows()
 
     @shows_user_errors
     def resume(self, run_id: str, progress=gr.Progress()):
@@ -397,7 +393,7 @@ class FinetuneTab:
     @shows_user_errors
     def picked(self, event: gr.SelectData):
         """The run of the table row clicked, shown."""
-        run_id = event.row_value[0]
+        run_id = RunsList.picked(event)
         return run_id, *self.show(run_id)
 
     @shows_user_errors

@@ -7,6 +7,7 @@ import gradio as gr
 
 from synood.models import Suite
 from synood.models.interfaces import ROLE_TITLES, ROLES
+from synood.models.memory import MARGIN, OVERHEAD, size
 from synood.models.suites import NO_OWN_WEIGHTS
 
 from .errors import shows_user_errors
@@ -20,24 +21,42 @@ INTRO = (
 
 
 def components_table(suite: Suite) -> str:
-    """An HTML table with each component's identity, weights, state, source and size."""
+    """Two HTML tables: each component's identity, weights, state, source and parameters; then its size (bytes on
+    disk and to download), the memory estimate per dtype and the dtype it loads at on this device
+    (synood.models.memory)."""
     found = suite.availability()
     loaded = suite.loaded()
-    rows = []
+    rows, sizes = [], []
     for role in ROLES:
         spec, info = suite.spec.components[role], loaded[role]
-        weights = ("none of its own (uses the suite's classifier and encoder)" if spec.family in NO_OWN_WEIGHTS
-                   else "random weights" if spec.random else "pretrained")
-        name = info.name if info else spec.describe()
+        weights = ("none of its own (uses the offline EfficientNet-Lite0 and stand-in encoder)"
+                   if spec.family in NO_OWN_WEIGHTS else "random weights" if spec.random else "pretrained")
+        decided = suite.plan(role)
+        counted = decided.footprint
         params = f"{info.parameters:,}" if info else "not loaded yet"
-        source = info.source if info else found[role].where
-        state = "loaded" if info else found[role].state
-        cells = [ROLE_TITLES[role], name, weights, state, source, params]
+        cells = [ROLE_TITLES[role], info.name if info else spec.describe(), weights,
+                 "loaded" if info else found[role].state, info.source if info else found[role].where, params]
         css = ' class="random"' if spec.random else ""
         rows.append(f"<tr{css}>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
+        dtype = suite.dtypes.get(role) or decided.dtype + ("" if decided.fits else
+                                                           " (does not fit: loading it is refused)")
+        cells = [ROLE_TITLES[role], "-", "-", "-", "-", "-", "-", dtype + (f"; {decided.note}" if decided.note else ""),
+                 "-"]
+        if counted is not None:
+            cells[2] = size(counted.disk_bytes) if counted.disk_bytes is not None else "-"
+            cells[3] = f"about {size(counted.download_bytes)}" if counted.download_bytes else "-"
+            if counted.parameters:
+                cells[1], cells[8] = f"{counted.parameters:,}", counted.source
+                cells[4:7] = map(size, counted.estimates().values())
+        sizes.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
     head = "".join(f"<th>{h}</th>" for h in ("Role", "Component", "Weights", "State", "Source", "Parameters"))
+    memory = "".join(f"<th>{h}</th>" for h in ("Role", "Parameters (counted)", "On disk", "Download",
+                                               "Memory est. fp32", "bf16", "fp16", "Dtype here", "Counted from"))
     return (f'<table class="components" data-suite="{html.escape(suite.name)}"><thead><tr>{head}</tr></thead>'
-            f"<tbody>{''.join(rows)}</tbody></table>")
+            f"<tbody>{''.join(rows)}</tbody></table>"
+            f'<div class="components-scroll"><table class="memory"><caption>Size and memory (estimates: parameters '
+            f"x bytes per element x {1 + MARGIN:g} + {size(OVERHEAD)}; a load that does not fit is refused)</caption>"
+            f"<thead><tr>{memory}</tr></thead><tbody>{''.join(sizes)}</tbody></table></div>")
 
 
 class ModelsTab:

@@ -31,8 +31,8 @@ GENERATOR_TEXTS = {
     "diffusers": "The generator repaints the image around its context labels, starting from random noise; that noise "
                  "is then nudged, iteration by iteration, against the gradient of an OOD loss on the energy "
                  "classifier.",
-    "classical": "This suite has no diffusion model. Its stand-in generator erases the classifier's main object "
-                 "and fills the hole with the scene's own surroundings, taking patches preferably from where the "
+    "classical": "This suite has no diffusion model. Its stand-in generator erases the main object (where its own "
+                 "EfficientNet-Lite0 sees the top class) and fills the hole with the scene's own surroundings, taking patches preferably from where the "
                  "context labels are; a smooth noise field modulates that fill, and it is this field that is nudged, "
                  "iteration by iteration, against the gradient of an OOD loss on the energy classifier, as the "
                  "diffusion noise would be.",

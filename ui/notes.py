@@ -9,10 +9,10 @@ STANDINS = {
     "standin": "the **offline stand-in for CLIP** (EfficientNet-Lite0's ImageNet softmax carried into "
                "all-MiniLM-L6-v2 sentence space), not CLIP: the scores show how the method works, not CLIP's numbers",
     "efficientnet": "**EfficientNet-Lite0** (real ImageNet weights) in place of the paper's ResNet-50",
-    "classical": "the **offline stand-in for SD2 inpainting**: no diffusion; it erases the main object and fills the "
-                 "hole from the scene itself",
-    "nearest-labels": "the **offline stand-in for LLaVA**: no language model; the classifier's other labels and "
-                      "the WordNet nouns nearest to the image with its main object erased",
+    "classical": "the **offline stand-in for SD2 inpainting**: no diffusion; it erases the main object (as "
+                 "EfficientNet-Lite0 sees it) and fills the hole from the scene itself",
+    "nearest-labels": "the **offline stand-in for LLaVA**: no language model; EfficientNet-Lite0's other labels "
+                      "and the WordNet nouns nearest to the image with its main object erased",
 }
 
 

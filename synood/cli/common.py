@@ -13,10 +13,10 @@ from tqdm import tqdm
 from synood.config import Config, load_config
 from synood.errors import UserError
 from synood.data import images
-from synood.data.textcache import Progress
 from synood.models import suites
 
-if TYPE_CHECKING:  # the detector module imports open_clip: only the type is needed here
+if TYPE_CHECKING:  # the detector imports open_clip and the text cache torch: only their types are needed here
+    from synood.data.textcache import Progress
     from synood.pipelines.detect import Detector
     from synood.records.runs import RunStore
 
@@ -25,7 +25,9 @@ MODEL_FLAGS = {  # flag -> ModelsConfig field
     "--suite": "suite", "--encoder": "encoder", "--encoder-weights": "encoder_weights",
     "--classifier": "classifier", "--classifier-weights": "classifier_weights",
     "--generator": "generator", "--labeller": "labeller", "--device": "device", "--dtype": "dtype",
+    "--memory-limit": "memory_limit", "--offload": "offload",
 }
+MODEL_SWITCHES = {"--offload"}  # flags that take no value: present means true
 
 FLAG_HELP = {
     "--suite": f"model suite: {', '.join(suites.SUITE_CHOICES)} (default auto)",
@@ -36,7 +38,12 @@ FLAG_HELP = {
     "--generator": "diffusers inpainting hub id or local folder",
     "--labeller": "transformers image-text-to-text hub id or local folder (e.g. a LLaVA-1.5 copy)",
     "--device": "auto (CUDA if present, else CPU), cpu, cuda or cuda:N",
-    "--dtype": "auto, float32, float16 or bfloat16",
+    "--dtype": "auto (float16 for the generator and labeller on CUDA; on CPU float32, or bfloat16 where only that "
+               "fits), float32, float16 or bfloat16",
+    "--memory-limit": "refuse to load a component whose estimated memory exceeds this (e.g. 8GB; default: what is "
+                      "free)",
+    "--offload": "on CUDA, keep the generator's and labeller's weights in CPU RAM and move them to the GPU as used "
+                 "(fits 8-12 GB GPUs; no effect on CPU)",
 }
 
 def add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -45,7 +52,10 @@ def add_config_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", metavar="SECTION.KEY=VALUE", action="append", default=[],
                         help="override one config value; repeatable")
     for flag, key in MODEL_FLAGS.items():
-        parser.add_argument(flag, dest=f"models_{key}", metavar=key.split("_")[-1].upper(), help=FLAG_HELP[flag])
+        if flag in MODEL_SWITCHES:
+            parser.add_argument(flag, dest=f"models_{key}", action="store_const", const=True, help=FLAG_HELP[flag])
+        else:
+            parser.add_argument(flag, dest=f"models_{key}", metavar=key.split("_")[-1].upper(), help=FLAG_HELP[flag])
 
 
 def config_from_args(args: argparse.Namespace) -> Config:

@@ -8,6 +8,7 @@ import sys
 
 from synood.config import Config
 from synood.models import suites
+from synood.models.memory import Plan, size
 from synood.models.interfaces import ROLE_TITLES, ROLES
 from synood.cli.common import (add_config_args)
 
@@ -18,21 +19,52 @@ def _cmd_config(args: argparse.Namespace, config: Config) -> int:
 
 
 def models_report(config: Config) -> dict:
-    """Every suite (or the one asked for) with each component's state and location."""
+    """Every suite (or the one asked for) with each component's state, location and memory (memory_row)."""
     chosen = config.models.suite
     names = [n for n in suites.SUITE_CHOICES if n != "auto"] if chosen == "auto" else [chosen]
     report: dict = {"suites": []}
     for name in names:
         spec = suites.named_suite(name, config.models)
         found = suites.suite_availability(spec)
+        suite = suites.Suite(spec, config.models.device, config.models.dtype, "", config.models.classifier_resize,
+                             config.models.memory_limit, config.models.offload)
         rows = [{"role": role, "component": spec.components[role].describe(), "state": a.state,
-                 "where": a.where, "detail": a.detail} for role, a in found.items()]
+                 "where": a.where, "detail": a.detail, **memory_row(suite.plan(role))} for role, a in found.items()]
         report["suites"].append({"name": name, "title": spec.title, "description": spec.description,
                                  "available": all(a.ready for a in found.values()), "components": rows})
     if chosen == "auto":
         spec, notice = suites.resolve_suite(config.models)
         report["auto"] = {"suite": spec.name, "notice": notice}
     return report
+
+
+def memory_row(decided: Plan) -> dict:
+    """A component's size and memory as plain data: parameters (and where the count comes from), bytes on disk and
+    to download (None: not known or not applicable), the estimate per dtype, and the dtype it would load at here."""
+    found = decided.footprint
+    return {
+        "parameters": found.parameters if found else None, "counted_from": found.source if found else None,
+        "disk_bytes": found.disk_bytes if found else None, "download_bytes": found.download_bytes if found else None,
+        "estimates": found.estimates() if found and found.parameters else {},
+        "dtype": decided.dtype, "fits": decided.fits, "needs": decided.needs, "memory_note": decided.note,
+    }
+
+
+def memory_line(row: dict) -> str:
+    """memory_row in one line of text."""
+    if row["parameters"] is None:
+        return "size unknown (no weight files here, no published config on record)"
+    if not row["parameters"]:
+        return f"{row['counted_from']}"
+    parts = [f"{row['parameters']:,} parameters ({row['counted_from']})"]
+    if row["disk_bytes"] is not None:
+        parts.append(f"on disk {size(row['disk_bytes'])}")
+    if row["download_bytes"] is not None:
+        parts.append(f"download {size(row['download_bytes'])}")
+    parts.append("memory " + ", ".join(f"{dtype} {size(n)}" for dtype, n in row["estimates"].items()))
+    verdict = "" if row["fits"] else ", does NOT fit in free memory"
+    parts.append(f"here: {row['dtype']}{verdict}" + (f" ({row['memory_note']})" if row["memory_note"] else ""))
+    return " | ".join(parts)
 
 
 def _cmd_models(args: argparse.Namespace, config: Config) -> int:
@@ -45,6 +77,7 @@ def _cmd_models(args: argparse.Namespace, config: Config) -> int:
         print(f"suite {suite['name']} ({state}): {suite['description']}")
         for row in suite["components"]:
             print(f"  {ROLE_TITLES[row['role']]:<20} {row['component']:<60} {row['state']:<17} {row['where']}")
+            print(f"  {'':<20} {memory_line(row)}")
         print()
     if "auto" in report:
         print(f"--suite auto resolves to: {report['auto']['suite']}")
@@ -80,7 +113,7 @@ def _cmd_models_load(args: argparse.Namespace, config: Config) -> int:
         component = suite.get(role, progress=lambda msg: print(msg, flush=True))
         info = component.info
         print(f"{role}: {info.name} | {info.architecture} | {info.parameters:,} parameters | "
-              f"{info.weights} | from {info.source}")
+              f"{info.weights} | {suite.dtypes[role]} | from {info.source}")
     return 0
 
 

@@ -167,8 +167,10 @@ class InpaintGenerator:
         )
 
 
-def load(spec: ComponentSpec, device: torch.device, dtype: str) -> InpaintGenerator:
-    """Load the pipeline named by `spec` (hub id, local folder or "tiny") onto `device`."""
+def load(spec: ComponentSpec, device: torch.device, dtype: str, offload: bool = False) -> InpaintGenerator:
+    """Load the pipeline named by `spec` (hub id, local folder or "tiny") onto `device`; with `offload` on CUDA,
+    diffusers' model CPU offload keeps the sub-models in RAM and moves each to the GPU while it runs (the UNet, the
+    largest, decides the GPU memory it needs). On CPU `offload` changes nothing."""
     torch_dtype = pick_dtype(dtype, device, half_ok=True)
     if spec.random:
         pipe, name, source = tiny_pipeline(), "tiny SD2-inpainting", sources.IN_PROCESS
@@ -183,7 +185,10 @@ def load(spec: ComponentSpec, device: torch.device, dtype: str) -> InpaintGenera
         )
         pipe.scheduler = DDIMScheduler.from_config(pipe.scheduler.config)
         name, source = spec.model, f"{sources.LOCAL if is_path else 'Hugging Face hub cache'}: {model}"
-    pipe.to(device)
+    if offload and device.type == "cuda":
+        pipe.enable_model_cpu_offload(device=device)
+    else:
+        pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     info = ComponentInfo(
         role="generator", name=name, architecture=ARCHITECTURE, source=source, pretrained=not spec.random,

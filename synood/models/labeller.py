@@ -125,8 +125,11 @@ def _singular(phrase: str) -> str:
     return f"{head} {word}".strip()
 
 
-def load(spec: ComponentSpec, device: torch.device, dtype: str) -> MLLMLabeller:
-    """Load the labeller named by `spec` (hub id, local folder or "tiny") onto `device`."""
+def load(spec: ComponentSpec, device: torch.device, dtype: str, offload: bool = False) -> MLLMLabeller:
+    """Load the labeller named by `spec` (hub id, local folder or "tiny") onto `device`; with `offload` on CUDA,
+    accelerate places it as device_map="auto" does: the layers that fit on the GPU there, the rest in RAM, moved
+    to the GPU as each runs. On CPU `offload` changes nothing."""
+    offload = offload and device.type == "cuda"
     torch_dtype = pick_dtype(dtype, device, half_ok=True)
     model: PreTrainedModel
     if spec.random:
@@ -137,14 +140,19 @@ def load(spec: ComponentSpec, device: torch.device, dtype: str) -> MLLMLabeller:
         path = os.path.expanduser(spec.model) if is_path else spec.model
         where = dict(local_files_only=True, cache_dir=None if is_path else sources.hf_hub_cache())
         processor = AutoProcessor.from_pretrained(path, **where)
-        model = AutoModelForImageTextToText.from_pretrained(path, dtype=torch_dtype, **where)
+        placement = dict(device_map="auto") if offload else {}
+        model = AutoModelForImageTextToText.from_pretrained(path, dtype=torch_dtype, **where, **placement)
         name, source = spec.model, f"{sources.LOCAL if is_path else 'Hugging Face hub cache'}: {path}"
     if not isinstance(model, GenerationMixin):
         raise ModelUnavailableError(f"{spec.model} is a {type(model).__name__}, which cannot generate text; the "
                                     "labeller needs an image-text-to-text model such as LLaVA-1.5")
     # transformers wraps PreTrainedModel.to with functools.wraps(torch.nn.Module.to), so a type checker sees the
     # unbound method; `to` and `eval` move and switch the model in place
-    model.to(device=device, dtype=torch_dtype).eval()  # type: ignore[call-arg]
+    if offload:
+        offload_in_place(model, torch_dtype)
+    else:
+        model.to(device=device, dtype=torch_dtype)  # type: ignore[call-arg]
+    model.eval()
     info = ComponentInfo(
         role="labeller", name=name, architecture=type(model).__name__, source=source, pretrained=not spec.random,
         parameters=count_parameters(model),
@@ -152,18 +160,24 @@ def load(spec: ComponentSpec, device: torch.device, dtype: str) -> MLLMLabeller:
     return MLLMLabeller(model, processor, info)
 
 
+def offload_in_place(model: PreTrainedModel, dtype: torch.dtype) -> None:
+    """Cast `model` to `dtype` and dispatch it as device_map="auto" places it (GPU memory first, then RAM), unless
+    from_pretrained did already (a dispatched model with parts in RAM refuses `to`)."""
+    if getattr(model, "hf_device_map", None):
+        return
+    from accelerate import dispatch_model, infer_auto_device_map
+
+    model.to(dtype=dtype)  # type: ignore[call-arg]  # transformers' wrapped `to` (see load)
+    dispatch_model(model, device_map=infer_auto_device_map(model, no_split_module_classes=model._no_split_modules
+                                                           or []))
+
+
 def tiny_llava() -> tuple[LlavaForConditionalGeneration, LlavaProcessor]:
     """LLaVA-1.5's architecture and processor at toy sizes, seeded random weights, no files."""
-    tokens = ["<unk>", "<s>", "</s>", *sorted(pre_tokenizers.ByteLevel.alphabet()), "<image>", "<pad>"]
-    vocab = {token: i for i, token in enumerate(tokens)}
-    bpe = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token="<unk>"))
-    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    bpe.decoder = decoders.ByteLevel()
-    bpe.post_processor = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", vocab["<s>"])])
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=bpe, unk_token="<unk>", bos_token="<s>", eos_token="</s>", pad_token="<pad>",
-        extra_special_tokens={"image_token": "<image>"},
-    )
+    tokenizer = byte_tokenizer(["<unk>", "<s>", "</s>"], ["<image>", "<pad>"], prefix="<s>", unk_token="<unk>",
+                               bos_token="<s>", eos_token="</s>", pad_token="<pad>",
+                               extra_special_tokens={"image_token": "<image>"})
+    vocab = tokenizer.get_vocab()
     image_size, patch = 32, 8
     image_processor = CLIPImageProcessor(
         size={"shortest_edge": image_size}, crop_size={"height": image_size, "width": image_size})
@@ -185,6 +199,20 @@ def tiny_llava() -> tuple[LlavaForConditionalGeneration, LlavaProcessor]:
     with seeded_init():
         model = LlavaForConditionalGeneration(config)
     return model.eval(), processor
+
+
+def byte_tokenizer(head: list[str], tail: list[str], prefix: str | None = None, **special: Any
+                   ) -> PreTrainedTokenizerFast:
+    """A tokenizer built without files for tiny twins: `head`, the 256 byte-level symbols and `tail` as its vocabulary
+    (no merges), `prefix` put before every text, `special` (unk_token=..., extra_special_tokens=...) as
+    PreTrainedTokenizerFast takes them."""
+    vocab = {token: i for i, token in enumerate([*head, *sorted(pre_tokenizers.ByteLevel.alphabet()), *tail])}
+    bpe = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=special.get("unk_token")))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    if prefix:
+        bpe.post_processor = processors.TemplateProcessing(single=f"{prefix} $A", special_tokens=[(prefix, vocab[prefix])])
+    return PreTrainedTokenizerFast(tokenizer_object=bpe, **special)
 
 
 def download(spec: ComponentSpec) -> str:

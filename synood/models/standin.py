@@ -119,9 +119,13 @@ def load(spec: ComponentSpec, device: torch.device, dtype: str, carrier: str = "
     return shared(device, pick_dtype(dtype, device), carrier)
 
 
-@functools.lru_cache(maxsize=4)
 def shared(device: torch.device, dtype: torch.dtype, carrier: str = "conse") -> StandInEncoder:
-    """One stand-in per device and carrier; the offline labeller reuses the suite's."""
+    """One stand-in per device, dtype and carrier; the offline labeller and generator reuse the suite's encoder."""
+    return _built(device, dtype, carrier)  # one cache key however the carrier is passed
+
+
+@functools.lru_cache(maxsize=4)
+def _built(device: torch.device, dtype: torch.dtype, carrier: str) -> StandInEncoder:
     classifier = efficientnet.packaged(device, dtype)
     sentences = minilm.shared(minilm.packaged_folder(), device)
     info = ComponentInfo(

@@ -13,15 +13,18 @@ import re
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator, Literal, Sequence, overload
+from typing import TYPE_CHECKING, Callable, Iterator, Literal, Sequence, overload
 
-from synood.config import CHOICES, ModelsConfig, check
+from synood.config import CHOICES, ModelsConfig, check, parse_bytes
 from synood.models import sources
 from synood.models.interfaces import (
     ROLE_TITLES, ROLES, Component, ComponentInfo, ContextLabeller, EnergyClassifier, Generator, ImageTextEncoder,
 )
 from synood.models.sources import Availability
 from synood.errors import UserError
+
+if TYPE_CHECKING:  # memory imports this module: the plan type only
+    from synood.models.memory import Plan
 
 FAMILY_MODULES = {
     "open_clip": "synood.models.clip",
@@ -162,6 +165,10 @@ SUITES: dict[str, SuiteSpec] = {
     ),
 }
 SUITE_CHOICES = CHOICES["models.suite"]
+MIXED = "mixed"  # the name's prefix of what 'auto' resolves to when only some of the paper's models are here
+# Where a resolved component comes from (component_origin), as the app and CLI name it beside its role.
+ORIGIN_LABELS = {"paper": "the paper's", "custom": "your replacement", "offline": "offline stand-in",
+                 "tiny": "tiny twin, RANDOM weights"}
 
 
 def probe(spec: ComponentSpec) -> Availability:
@@ -233,7 +240,7 @@ def unavailable_message(suite: SuiteSpec, role: str, found: Availability) -> str
     return (
         f"{_subject(suite, role)} is not on this machine ({found.state}): {found.detail or found.where}. "
         f"Fix it either way: (1) on a machine with network access run "
-        f"`synood models download --suite {suite.name}`, which fills the standard caches "
+        f"`{_download_command(suite, role)}`, which fills the standard caches "
         f"(Hugging Face hub cache, torch hub cache) that this machine then reads; or (2) point at a local "
         f"copy with `{_fix_flag(role)}` (CLI and app) or models.{_fix_key(role)} in a config file."
     )
@@ -244,13 +251,19 @@ def broken_message(suite: SuiteSpec, role: str, found: Availability, exc: Except
     return (
         f"{_subject(suite, role)} could not be loaded from {found.where}: {type(exc).__name__}: {exc}. "
         f"The copy may be incomplete, corrupted or of another architecture: run "
-        f"`synood models download --suite {suite.name}` again on a machine with network access, "
+        f"`{_download_command(suite, role)}` again on a machine with network access, "
         f"or point at a good copy with `{_fix_flag(role)}`."
     )
 
 
 def _subject(suite: SuiteSpec, role: str) -> str:
-    return f"The {suite.name} suite's {ROLE_TITLES[role].lower()} ({suite.components[role].describe()})"
+    owner = f"The {suite.name} suite's" if suite.name in SUITES else "This mixed suite's"
+    return f"{owner} {ROLE_TITLES[role].lower()} ({suite.components[role].describe()})"
+
+
+def _download_command(suite: SuiteSpec, role: str) -> str:
+    """The command that fetches one role's weights; a mixed suite's downloadable components are the paper's."""
+    return f"synood models download --suite {suite.name if suite.name in SUITES else 'paper'} --role {role}"
 
 
 def _fix_key(role: str) -> str:
@@ -267,28 +280,108 @@ def _fix_flag(role: str) -> str:
 def resolve_suite(models: ModelsConfig) -> tuple[SuiteSpec, str]:
     """The suite a ModelsConfig asks for, with its per-component replacements applied.
 
-    Returns the spec and a notice for the user ('' when there is nothing to say). 'auto' takes
-    the paper suite when all its weights are on this machine, otherwise the offline one (real
-    weights from pip packages), and the tiny one only when even those are not installed.
+    Returns the spec and a notice for the user ('' when there is nothing to say). 'auto' chooses per role: the
+    paper's component when its weights are on this machine, else the offline suite's stand-in (real weights from
+    pip packages), else the tiny random twin (offline packages missing); a role the config replaces keeps its
+    replacement. The paper's everywhere is the paper suite, no paper model the offline (or tiny) suite, and anything
+    between a mixed suite (mixed_suite) that names the mix.
     """
     name = models.suite  # one of SUITE_CHOICES: ModelsConfig checks it when set
     if name != "auto":
         return named_suite(name, models), ""
-    paper = named_suite("paper", models)
-    missing = [ROLE_TITLES[r].lower() for r, a in suite_availability(paper).items() if not a.ready]
-    if not missing:
+    paper, offline = named_suite("paper", models), named_suite("offline", models)
+    replaced = replaced_roles(models)
+    components, fallbacks, lines = dict(paper.components), set(), []
+    for role in ROLES:
+        found = probe(paper.components[role]) if role not in replaced else None
+        if found is None or found.ready:
+            continue
+        standin = probe(offline.components[role])
+        components[role] = (offline if standin.ready else SUITES["tiny"]).components[role]
+        fallbacks.add("offline" if standin.ready else "tiny")
+        lines.append(_fallback_line(role, paper.components[role], found, components[role], standin))
+    kept = [role for role in ROLES if role not in replaced and components[role] == paper.components[role]]
+    if not fallbacks:
         return paper, ""
-    why = (f"the paper suite's {', '.join(missing)} weights are not on this machine. To get the paper suite: "
-           "`synood models download --suite paper` on a machine with network access, or give local copies "
-           "(see `synood models`).")
-    offline = named_suite("offline", models)
-    gaps = [a.detail for a in suite_availability(offline).values() if not a.ready]
-    if not gaps:
-        return offline, ("Running the offline suite (real pretrained weights from pip packages, standing in for "
-                         "the paper's models; the encoder is a stand-in for CLIP, not CLIP) because " + why)
-    return named_suite("tiny", models), (
-        "Running the tiny suite (RANDOM weights: its scores and images mean nothing) because " + why +
-        f" The offline suite is not installed either: {'; '.join(dict.fromkeys(gaps))}.")
+    if not kept and fallbacks == {"offline"}:
+        spec, why = offline, ("Running the offline suite (real pretrained weights from pip packages, standing in for "
+                              "the paper's models; the encoder is a stand-in for CLIP, not CLIP): none of the paper's "
+                              "models is on this machine.")
+    elif not kept and fallbacks == {"tiny"}:
+        spec = _replaced(SUITES["tiny"], components)
+        why = ("Running the tiny suite (RANDOM weights: its scores and images mean nothing): neither the paper's "
+               "models nor the offline suite's packages are on this machine.")
+    else:
+        spec = mixed_suite(components)
+        why = f"Running a mix of models, chosen per role: {_mix_phrase(components)}."
+    how = (" Each role below says how to get the paper's model: download it on a machine with network access (into "
+           "the caches this machine reads), or point at a local copy.")
+    return spec, "\n".join([why + how, *(f"- {line}" for line in lines)])
+
+
+def _fallback_line(role: str, wanted: ComponentSpec, found: Availability, running: ComponentSpec,
+                   standin: Availability) -> str:
+    """One role of an 'auto' notice: what runs instead of the paper's component, why, and how to get the paper's."""
+    if standin.ready:
+        what, also = f"offline stand-in ({running.describe()}{'; not CLIP' if role == 'encoder' else ''})", ""
+    else:
+        what = f"tiny twin with RANDOM weights ({running.describe()})"
+        also = f"; its offline stand-in is missing too ({standin.detail})"
+    return (f"{ROLE_TITLES[role]}: {what}, since the paper's {wanted.describe()} is not on this machine "
+            f"({found.detail or found.state}){also}. Get it: `synood models download --suite paper --role {role}`, "
+            f"or `{_fix_flag(role)}`.")
+
+
+def replaced_roles(models: ModelsConfig) -> set[str]:
+    """The roles whose model or weights `models` replaces."""
+    return {role for role, (model_key, weights_key) in OVERRIDES.items()
+            if getattr(models, model_key) is not None or (weights_key and getattr(models, weights_key) is not None)}
+
+
+def component_origin(spec: ComponentSpec) -> str:
+    """Where a resolved component comes from, a key of ORIGIN_LABELS: the paper, the offline suite, the tiny suite,
+    or a replacement ("custom")."""
+    for name in ("paper", "offline", "tiny"):
+        if SUITES[name].components[spec.role] == spec:
+            return name
+    return "custom"
+
+
+def mixed_suite(components: dict[str, ComponentSpec]) -> SuiteSpec:
+    """A suite whose roles come from different suites ('auto' with only some paper models here). Its name lists which
+    roles come from where, so runs recorded with different mixes never share a suite name."""
+    groups = _groups(components)
+    name = f"{MIXED}:" + ",".join(f"{origin}={'+'.join(roles)}" for origin, roles in groups.items())
+    description = ("Chosen per role by `--suite auto`: the paper's model wherever its weights are on this machine, "
+                   "a stand-in for each of the others. " +
+                   " ".join(f"{ROLE_TITLES[role]}: {components[role].describe()} "
+                            f"({ORIGIN_LABELS[component_origin(components[role])]})." for role in ROLES))
+    return SuiteSpec(name, f"Mixed: {_mix_phrase(components)}", description, {role: components[role] for role in ROLES})
+
+
+def _groups(components: dict[str, ComponentSpec]) -> dict[str, list[str]]:
+    """Origin -> its roles, in ORIGIN_LABELS' and ROLES' order."""
+    origins = {role: component_origin(components[role]) for role in ROLES}
+    return {origin: [r for r in ROLES if origins[r] == origin] for origin in ORIGIN_LABELS
+            if origin in origins.values()}
+
+
+def _mix_phrase(components: dict[str, ComponentSpec]) -> str:
+    """E.g. "the paper's encoder and classifier; offline stand-ins for the labeller and generator"."""
+    def listed(roles: list[str]) -> str:
+        return " and ".join([", ".join(roles[:-1]), roles[-1]] if len(roles) > 1 else roles)
+
+    phrases = {"paper": "the paper's {}", "custom": "your {}", "offline": "offline stand-ins for the {}",
+               "tiny": "tiny twins with RANDOM weights for the {}"}
+    return "; ".join(phrases[origin].format(listed(roles)) for origin, roles in _groups(components).items())
+
+
+def _replaced(suite: SuiteSpec, components: dict[str, ComponentSpec]) -> SuiteSpec:
+    """`suite` with `components`, its description saying so when they differ from its own."""
+    if components == suite.components:
+        return suite
+    return dataclasses.replace(suite, components=dict(components),
+                               description=suite.description + " (with component replacements)")
 
 
 def named_suite(name: str, models: ModelsConfig) -> SuiteSpec:
@@ -305,27 +398,33 @@ def named_suite(name: str, models: ModelsConfig) -> SuiteSpec:
                 spec = SUITES["paper"].components[role]
             comps[role] = dataclasses.replace(spec, model=model or spec.model,
                                               weights=weights if weights is not None else spec.weights)
-    if comps == suite.components:
-        return suite
-    return dataclasses.replace(suite, components=comps,
-                               description=suite.description + " (with component replacements)")
+    return _replaced(suite, comps)
 
 
 class Suite:
     """A resolved suite whose components load lazily, once, on first use (thread-safe)."""
 
     def __init__(self, spec: SuiteSpec, device: str = "auto", dtype: str = "auto", notice: str = "",
-                 classifier_resize: str = "antialias"):
+                 classifier_resize: str = "antialias", memory_limit: str | None = None, offload: bool = False):
         check("models.classifier_resize", classifier_resize)
+        check("models.memory_limit", memory_limit)
         self.spec, self.device_name, self.dtype_name, self.notice = spec, device, dtype, notice
         self.classifier_resize = classifier_resize  # the energy classifier's input resize (models.classifier_resize)
+        self.memory_limit = None if memory_limit is None else parse_bytes(memory_limit)  # caps the free figure
+        self.offload = offload  # models.offload: the generator's and labeller's weights wait in RAM (CUDA)
+        self.dtypes: dict[str, str] = {}  # role -> the dtype it loaded at
+        if device != "auto":  # a device asked for by name must exist: said before anything is shown or loaded
+            from synood.models.memory import device_kind
+
+            device_kind(device)
         self._components: dict[str, Component] = {}
         self._lock = threading.Lock()
 
     @classmethod
     def from_config(cls, models: ModelsConfig) -> "Suite":
         spec, notice = resolve_suite(models)
-        return cls(spec, models.device, models.dtype, notice, models.classifier_resize)
+        return cls(spec, models.device, models.dtype, notice, models.classifier_resize, models.memory_limit,
+                   models.offload)
 
     @property
     def name(self) -> str:
@@ -361,20 +460,36 @@ class Suite:
                 found = probe(spec)
                 if not found.ready:
                     raise ModelUnavailableError(unavailable_message(self.spec, role, found))
+                from synood.models.memory import OFFLOAD_FAMILIES, ModelTooBigError, refusal
+
+                decided = self.plan(role)
+                if not decided.fits:  # refused before any weights are read: an OOM kill would take the whole process
+                    raise ModelTooBigError(refusal(self.spec, role, decided, self.offload))
                 if progress:
-                    progress(f"Loading {ROLE_TITLES[role].lower()}: {spec.describe()} from {found.where}")
+                    progress(f"Loading {ROLE_TITLES[role].lower()}: {spec.describe()} from {found.where} "
+                             f"at {decided.dtype}")
                 from synood.runtime import pick_device
 
                 module = importlib.import_module(FAMILY_MODULES[spec.family])
-                options = {"resize": self.classifier_resize} if role == "classifier" else {}
+                options: dict[str, object] = {"resize": self.classifier_resize} if role == "classifier" else {}
+                if spec.family in OFFLOAD_FAMILIES:
+                    options["offload"] = self.offload
                 try:
-                    self._components[role] = module.load(spec, pick_device(self.device_name), self.dtype_name,
+                    self._components[role] = module.load(spec, pick_device(self.device_name), decided.dtype,
                                                          **options)
+                    self.dtypes[role] = decided.dtype
                 except ModelUnavailableError:
                     raise
                 except Exception as exc:  # the library boundary: an incomplete, corrupted or wrong copy
                     raise ModelUnavailableError(broken_message(self.spec, role, found, exc)) from exc
             return self._components[role]
+
+    def plan(self, role: str) -> Plan:
+        """The dtype `role` loads at on this suite's device and whether it fits in free memory (memory.plan)."""
+        from synood.models.memory import device_kind, plan
+
+        kind, index = device_kind(self.device_name)
+        return plan(self.spec.components[role], kind, index, self.dtype_name, self.memory_limit, self.offload)
 
     def loaded(self) -> dict[str, ComponentInfo | None]:
         """Identity of each component loaded so far (None for those not loaded yet)."""

@@ -1,7 +1,11 @@
 """The app's tab handlers called directly, without a server or a browser: what they return for good input, one toast
-(gr.Error, no traceback) for bad input, and every registered standard score on the Negative labels card."""
+(gr.Error, no traceback) for bad input, every registered standard score on the Negative labels card, an
+evaluation resumed under its own id (or refused, saying why) and the Evaluation galleries' cached thumbnails."""
 from __future__ import annotations
 
+import shutil
+import threading
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -12,15 +16,19 @@ from synood.config import Config
 from synood.data import photos
 from synood.method import scorers
 from synood.models import Suite
+from synood.records.runs import ACTIVE, EvaluateRecord, Run
+from tests.helpers.benchmarks import openood_layout
 from ui.access import DataRoots
 from ui.context_tab import ContextTab
 from ui.detector import DetectorHolder
+from ui.evaluation_tab import EvaluationTab
 from ui.featuremap_tab import FeatureMapTab
 from ui.finetune_tab import FinetuneTab
 from ui.models_tab import ModelsTab
 from ui.neglabel_tab import NegLabelTab
 from ui.noise_tab import NoiseTab
 from ui.pairs_tab import PairsTab
+from ui.thumbnails import thumbnail_dir
 
 
 @pytest.fixture(scope="module")
@@ -117,3 +125,138 @@ def test_the_other_tabs_handlers_answer_without_a_page(suite, config, tmp_path):
     with pytest.warns(UserWarning, match="Give at least one of"):
         (plot, status, view), = list(feature_map.draw("", "", "", "", "before", "group", 10, None))
     assert status.startswith("**No map:** Give at least one of") and plot == view == gr.skip()
+
+
+def photo_folder(folder: Path, names: list[str]) -> Path:
+    """The packaged photos `names` copied into `folder` (the tab reads only under its data roots)."""
+    folder.mkdir(parents=True)
+    for name in names:
+        photo = photos.by_name(name)
+        shutil.copy(photo.path, folder / f"{name}{photo.path.suffix}")
+    return folder
+
+
+def finished(tab: EvaluationTab, run_id: str, timeout: float = 600) -> Run:
+    """The run once its background job has finished."""
+    deadline = time.monotonic() + timeout
+    while (run := tab.store.get(run_id)).status in ACTIVE:
+        assert time.monotonic() < deadline, f"run {run_id} still {run.status}: {run.message}"
+        time.sleep(0.1)
+    return run
+
+
+def evaluation_tab(suite: Suite, home: Path, root: Path) -> EvaluationTab:
+    config = Config()
+    config.models.suite, config.models.device, config.paths.home = "offline", "cpu", str(home)
+    return EvaluationTab(suite, config, DataRoots.of([root]))
+
+
+def evaluated(tab: EvaluationTab, folder: Path) -> Run:
+    """A completed evaluation of `folder`/id against `folder`/textures by MCM and MSP, launched in the tab."""
+    run_id, rows = tab.launch("folders", str(folder / "id"), f"textures={folder / 'textures'}", "mos", "", "",
+                              ["mcm", "msp"], "none", "mos", 0, 0)
+    assert rows[0][0] == run_id and rows[0][3:6] == ["ID", "textures", "mcm, msp"]
+    run = finished(tab, run_id)
+    assert run.status == "completed", run.message
+    return run
+
+
+@pytest.fixture(scope="module")
+def evaluation(suite, tmp_path_factory) -> tuple[EvaluationTab, Run, Path]:
+    """An Evaluation tab (its own home, reading under one folder) and a completed evaluation of packaged photos."""
+    root = tmp_path_factory.mktemp("evaluation")
+    photo_folder(root / "id", [p.name for p in photos.photos("id")[:4]])
+    photo_folder(root / "textures", ["brick", "grass", "gravel"])
+    tab = evaluation_tab(suite, root / "home", root)
+    return tab, evaluated(tab, root), root
+
+
+def interrupted(tab: EvaluationTab, inputs: dict, config: dict | None = None) -> Run:
+    """An evaluate run of `inputs` that was running when the app stopped (as a restarted app reads it)."""
+    run = tab.store.create("evaluate", config or {}, inputs, status="running")
+    tab.store.update(run.id, status="interrupted", message="KeyboardInterrupt: ")
+    return tab.store.get(run.id)
+
+
+def test_an_interrupted_evaluation_resumes_under_its_id_and_ends_as_a_fresh_one(evaluation):
+    tab, fresh, _ = evaluation
+    run = interrupted(tab, fresh.inputs, fresh.config)
+    assert "press **Resume**" in tab.show(run.id)[0]
+    status, rows = tab.resume(run.id)
+    assert status.startswith(f"**Run {run.id}** · ") and run.id in [row[0] for row in rows]
+    done = finished(tab, run.id)
+    assert done.status == "completed" and done.message == "" and done.inputs == fresh.inputs
+    assert done.summary == fresh.summary  # the same metrics from the same (cached) features
+    saved, again = tab.saved(fresh), tab.saved(done)
+    assert saved is not None and again is not None and again.report["run"] == run.id
+    assert {k: v for k, v in again.report.items() if k != "run"} == {k: v for k, v in saved.report.items() if k != "run"}
+    for name, scored in saved.sets.items():
+        assert again.sets[name].paths == scored.paths
+        assert all(torch.equal(again.sets[name].scores[key], values) for key, values in scored.scores.items())
+    assert toast(tab.resume, run.id) == f"Run {run.id} is already completed: press Run for a new evaluation."
+
+
+def test_an_evaluation_that_cannot_resume_is_one_toast_saying_why(evaluation, tmp_path):
+    tab, fresh, root = evaluation
+    unreadable = tab.store.create("evaluate", {}, {"schema": "evaluate/2"}, status="failed")
+    assert tab.latest() == unreadable.id and unreadable.id not in [row[0] for row in tab.run_rows()]
+    assert toast(tab.resume, "") == "Run an evaluation or pick one in the table first."
+    assert toast(tab.resume, fresh.id).endswith("is already completed: press Run for a new evaluation.")
+
+    other = interrupted(tab, {**fresh.inputs, "suite": "tiny"})
+    assert toast(tab.resume, other.id) == (f"Run {other.id} was recorded with the tiny suite and this app runs the "
+                                           "offline suite: start the app with --suite tiny to resume it.")
+    cli = interrupted(tab, {k: v for k, v in fresh.inputs.items() if k != "source"})
+    assert "was not started in this tab" in toast(tab.resume, cli.id)
+
+    gone = photo_folder(root / "gone", ["text"])
+    run = interrupted(tab, {**fresh.inputs, "sets": {**fresh.inputs["sets"], "docs": str(gone)}})
+    shutil.rmtree(gone)
+    assert toast(tab.resume, run.id) == f"Run {run.id} cannot resume: {gone}: no such folder"
+
+    layout = openood_layout(root / "openood")
+    id_set, _, folders, context = tab.benchmark_sets("openood-v1.5", str(layout))
+    context.pop("groups")
+    record = EvaluateRecord(folders, id_set, ["mcm"], ["mos"], {"suite": "offline", "checkpoint": None,
+                                                                "source": "benchmark", **context})
+    run = interrupted(tab, record.inputs())
+    imglist = layout / "benchmark_imglist" / "imagenet" / "test_ninco.txt"
+    imglist.write_text(imglist.read_text().splitlines()[0] + "\n")  # a set lost one of its two images
+    assert toast(tab.resume, run.id) == (f"Run {run.id} cannot resume: the openood-v1.5 file lists under {layout} "
+                                         "changed since it started; press Run for a new evaluation.")
+
+    gate = threading.Event()  # the runner busy: a resumed run waits in its queue
+    busy = tab.store.create("evaluate", {}, {}, status="queued")
+    tab.runner.submit(busy.id, lambda stop: gate.wait(60))
+    try:
+        run = interrupted(tab, fresh.inputs, fresh.config)
+        tab.resume(run.id)
+        assert toast(tab.resume, run.id) == (f"Run {run.id} is already queued or running in this app: wait until it "
+                                             "has finished or stopped.")
+    finally:
+        gate.set()
+    assert finished(tab, run.id).status == "completed"
+
+
+def test_the_evaluation_galleries_show_thumbnails_made_once_per_image(suite, tmp_path):
+    photo_folder(tmp_path / "id", [p.name for p in photos.photos("id")[:3]])
+    photo_folder(tmp_path / "textures", ["brick", "grass"])
+    tab = evaluation_tab(suite, tmp_path / "home", tmp_path)
+    run = evaluated(tab, tmp_path)
+    gallery, items = tab.hardest(run.id, "msp", "", 2)
+    assert [caption.split(" · ")[0] for _, caption in gallery] == ["textures (OOD)"] * 2 + ["ID"] * 2
+    assert all(" · score " in caption and " · negative: " in caption for _, caption in gallery)
+    assert [item.caption for item in items] == [caption for _, caption in gallery]
+    thumbs = [Path(image) for image, _ in gallery]
+    assert all(thumb.is_relative_to(thumbnail_dir()) and thumb.suffix == ".jpg" for thumb in thumbs)
+    assert all(Path(item.path).is_relative_to(tmp_path) for item in items)
+    made = [thumb.stat().st_mtime_ns for thumb in thumbs]
+    again, _ = tab.hardest(run.id, "msp", "", 2)
+    assert [Path(image) for image, _ in again] == thumbs and [t.stat().st_mtime_ns for t in thumbs] == made
+
+    Path(items[0].path).write_bytes(b"no longer a picture")  # unreadable now: a placeholder, not clickable
+    elsewhere = evaluation_tab(suite, tmp_path / "home", tmp_path / "home")  # the images outside its data roots
+    for handlers, shown in ((tab, 1), (elsewhere, 0)):
+        gallery, items = handlers.hardest(run.id, "msp", "", 2)
+        assert [isinstance(image, str) for image, _ in gallery] == [False] + [bool(shown)] * 3
+        assert [bool(item.path) for item in items] == [False] + [bool(shown)] * 3

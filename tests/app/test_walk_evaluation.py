@@ -2,9 +2,9 @@
 one toast each, an evaluation of packaged photos with bootstrap and seed at their maximums under every convention
 (the table with intervals, the histogram with its 95 %-ID threshold, the hardest cases, two scores side by side), a
 hardest case opened and scored in the Negative labels tab and sent (from there, and straight from the gallery) to
-Noise optimisation with its context labels, Stop in the middle of a run, a reload in the middle of
-another (the page finds it again and shows it when it completes), an unreadable file skipped and said so; the same
-through gradio_client."""
+Noise optimisation with its context labels, Stop in the middle of a run and Resume to finish it under its id, a
+reload in the middle of another (the page finds it again and shows it when it completes), an unreadable file skipped
+and said so; the same through gradio_client."""
 import re
 import shutil
 
@@ -37,10 +37,11 @@ def copies(folder, names):
     return folder
 
 
-def noise(folder, count, seed):
-    """`count` distinct random images: nothing cached, so an evaluation of them takes a while."""
+def noise(folder, count):
+    """`count` distinct random images never seen before (even with a reused $SYNOOD_TEST_CACHE): nothing cached, so
+    an evaluation of them takes a while."""
     folder.mkdir(parents=True)
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng()
     for i in range(count):
         Image.fromarray(rng.integers(0, 255, (96, 96, 3), dtype=np.uint8)).save(folder / f"{i}.png")
     return folder
@@ -151,15 +152,20 @@ def test_walk_the_evaluation_tab(offline_app, browser, tmp_path):
     assert page.locator("#noise-image img").count() == 1
     page.get_by_role("tab", name="Evaluation").click()
     page.locator("#evaluation-click-action").get_by_text("inspects it").click()
-    slow = noise(tmp_path / "noise", 160, 1)
+    slow = noise(tmp_path / "noise", 160)
     fill(page, "evaluation-ood", f"noise={slow}")
     number(page, "evaluation-bootstrap", "0")
     stopped = launch(page)
     page.locator("#evaluation-stop").click()
     page.locator(STATUS).get_by_text(f"Run {stopped} · stopped").wait_for(timeout=SLOW)
     assert store().get(stopped).message.startswith("stopped")
+    page.locator(STATUS).get_by_text("press Resume").wait_for(timeout=60_000)
+    page.locator("#evaluation-resume").click()  # the same run goes on under its id (the images encoded are cached)
+    page.locator(STATUS).get_by_text(f"Run {stopped} · completed").wait_for(timeout=SLOW)
+    table.locator("table").first.wait_for(timeout=120_000)
+    assert page.locator(RUN_BOX).first.input_value() == stopped and "noise" in table.inner_text()
 
-    fill(page, "evaluation-ood", f"noise={noise(tmp_path / 'more', 160, 2)}")
+    fill(page, "evaluation-ood", f"noise={noise(tmp_path / 'more', 160)}")
     reloaded = launch(page)
     page.reload()  # mid-run: the run goes on in the app, and the page shows it again
     page.get_by_role("tab", name="Evaluation").click()
@@ -194,3 +200,5 @@ def test_the_evaluation_api_runs_and_refuses_bad_input(offline_app, tmp_path):
         client.predict(run_id, "bogus", "msp", api_name="/evaluation_side_by_side")
     with pytest.raises(Exception, match="no OOD set 'nope'"):
         client.predict(run_id, "msp", "nope", 2, api_name="/evaluation_hardest")
+    with pytest.raises(Exception, match=f"Run {run_id} is already completed"):
+        client.predict(run_id, api_name="/evaluation_resume")

@@ -64,7 +64,7 @@ def test_models_tab_follows_what_other_tabs_loaded(offline_app, browser):
     page.locator("#list-context").click()
     page.locator("#main-object").get_by_text("Main object").wait_for(timeout=300_000)
     page.get_by_role("tab", name="Models").click()  # no Refresh pressed
-    rows = page.locator("#components-table tbody tr")
+    rows = page.locator("#components-table table.components tbody tr")
     rows.filter(has_text="Context labeller").get_by_text("loaded", exact=True).wait_for(timeout=30_000)
     for role in ("Context labeller", "Generator"):  # algorithms over the other models: 0 parameters of their own
         assert "none of its own" in rows.filter(has_text=role).inner_text()

