@@ -50,7 +50,7 @@ def components_table(suite: Suite) -> str:
                 cells[4:7] = map(size, counted.estimates().values())
         sizes.append("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells) + "</tr>")
     head = "".join(f"<th>{h}</th>" for h in ("Role", "Component", "Weights", "State", "Source", "Parameters"))
-    memory = "".join(f"<th>{h}</th>" for h in ("Role", "Parameters (counted)", "On disk", "Download",
+    memory = "".join(f"<th>{h}</th>" for h in ("Role", "Parameters + buffers (counted)", "On disk", "Download",
                                                "Memory est. fp32", "bf16", "fp16", "Dtype here", "Counted from"))
     return (f'<table class="components" data-suite="{html.escape(suite.name)}"><thead><tr>{head}</tr></thead>'
             f"<tbody>{''.join(rows)}</tbody></table>"

@@ -32,7 +32,7 @@ from synood.models import sources
 from synood.models.interfaces import ROLE_TITLES
 from synood.models.suites import (
     DIFFUSERS_FILES, NO_OWN_WEIGHTS, OPEN_CLIP_FILES, OPEN_CLIP_HUB, PACKAGE_FAMILIES, TORCHVISION_URLS,
-    ComponentSpec, ModelUnavailableError, SuiteSpec, probe,
+    ComponentSpec, ModelUnavailableError, SuiteSpec, component_subject, probe,
 )
 
 if TYPE_CHECKING:  # torch is imported only where a GPU or the meta device is asked for
@@ -383,11 +383,10 @@ def refusal(suite: SuiteSpec, role: str, decided: Plan, offload: bool) -> str:
         options.append(f"a lower precision (`--dtype {smaller[0]}`: about {size(lower)})")
     if spec.family in OFFLOAD_FAMILIES and not offload:
         options.append("`--offload` on a CUDA GPU (weights wait in RAM, one part on the GPU at a time)")
-    if role in ("labeller", "generator", "encoder", "classifier"):
-        options.append(f"another {ROLE_TITLES[role].lower()} (`--{role} ...`)")
+    options.append(f"another {ROLE_TITLES[role].lower()} (`--{role} ...`)")
     options.append("the offline suite (`--suite offline`)")
     return (
-        f"The {suite.name} suite's {ROLE_TITLES[role].lower()} ({spec.describe()}) needs about {size(need)} of {where} "
+        f"{component_subject(suite, role)} needs about {size(need)} of {where} "
         f"at {decided.dtype} ({decided.footprint.parameters:,} parameters x {BYTES[decided.dtype]} bytes x "
         f"{1 + MARGIN:g} + {OVERHEAD // 2**20} MB), but {decided.free[kind].describe()}; it was not loaded. "
         f"Options: {'; '.join(options)}."

@@ -238,7 +238,7 @@ def suite_availability(spec: SuiteSpec) -> dict[str, Availability]:
 def unavailable_message(suite: SuiteSpec, role: str, found: Availability) -> str:
     """One clear message: what is missing and the two ways to fix it."""
     return (
-        f"{_subject(suite, role)} is not on this machine ({found.state}): {found.detail or found.where}. "
+        f"{component_subject(suite, role)} is not on this machine ({found.state}): {found.detail or found.where}. "
         f"Fix it either way: (1) on a machine with network access run "
         f"`{_download_command(suite, role)}`, which fills the standard caches "
         f"(Hugging Face hub cache, torch hub cache) that this machine then reads; or (2) point at a local "
@@ -249,14 +249,15 @@ def unavailable_message(suite: SuiteSpec, role: str, found: Availability) -> str
 def broken_message(suite: SuiteSpec, role: str, found: Availability, exc: Exception) -> str:
     """One clear message for weights that are present but do not load."""
     return (
-        f"{_subject(suite, role)} could not be loaded from {found.where}: {type(exc).__name__}: {exc}. "
+        f"{component_subject(suite, role)} could not be loaded from {found.where}: {type(exc).__name__}: {exc}. "
         f"The copy may be incomplete, corrupted or of another architecture: run "
         f"`{_download_command(suite, role)}` again on a machine with network access, "
         f"or point at a good copy with `{_fix_flag(role)}`."
     )
 
 
-def _subject(suite: SuiteSpec, role: str) -> str:
+def component_subject(suite: SuiteSpec, role: str) -> str:
+    """"The <suite> suite's <role> (<component>)", as every message about one component starts."""
     owner = f"The {suite.name} suite's" if suite.name in SUITES else "This mixed suite's"
     return f"{owner} {ROLE_TITLES[role].lower()} ({suite.components[role].describe()})"
 
