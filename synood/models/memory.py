@@ -380,7 +380,10 @@ def refusal(suite: SuiteSpec, role: str, decided: Plan, offload: bool) -> str:
     options = []
     if smaller:
         lower = decided.footprint.estimate(smaller[0])
-        options.append(f"a lower precision (`--dtype {smaller[0]}`: about {size(lower)})")
+        if lower <= decided.free[kind].bytes:
+            options.append(f"a lower precision (`--dtype {smaller[0]}`: about {size(lower)})")
+        else:
+            options.append(f"more free memory (even `--dtype {smaller[0]}` needs about {size(lower)})")
     if spec.family in OFFLOAD_FAMILIES and not offload:
         options.append("`--offload` on a CUDA GPU (weights wait in RAM, one part on the GPU at a time)")
     options.append(f"another {ROLE_TITLES[role].lower()} (`--{role} ...`)")

@@ -152,6 +152,8 @@ def test_the_loader_uses_the_dtype_the_check_chose():
     for words in ("The tiny suite's image/text encoder (open_clip synood-tiny-ViT [random init])", "at float32",
                   "the memory limit allows", "`--dtype bfloat16`", "`--encoder ...`", "`--suite offline`"):
         assert words in message
+    with pytest.raises(ModelTooBigError, match=r"more free memory \(even `--dtype bfloat16` needs about 265 MB\)"):
+        Suite(SUITES["tiny"], device="cpu", memory_limit="200MB").get("encoder")  # no lower dtype fits: not offered
 
 
 def test_offload_needs_the_largest_sub_model_on_the_gpu():
