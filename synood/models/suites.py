@@ -304,11 +304,14 @@ def resolve_suite(models: ModelsConfig) -> tuple[SuiteSpec, str]:
     kept = [role for role in ROLES if role not in replaced and components[role] == paper.components[role]]
     if not fallbacks:
         return paper, ""
-    if not kept and fallbacks == {"offline"}:
-        spec, why = offline, ("Running the offline suite (real pretrained weights from pip packages, standing in for "
-                              "the paper's models; the encoder is a stand-in for CLIP, not CLIP): none of the paper's "
-                              "models is on this machine.")
-    elif not kept and fallbacks == {"tiny"}:
+    if not kept and fallbacks == {"offline"}:  # a newcomer's first start: one short paragraph, no list per role
+        return offline, ("Running the offline suite (real pretrained weights from pip packages, standing in for the "
+                         "paper's models; the encoder is a stand-in for CLIP, not CLIP): none of the paper's models is "
+                         "on this machine. To get them: `synood models download --suite paper` on a machine with "
+                         "network access (into the caches this machine reads), or local copies ("
+                         + ", ".join(f"`{_fix_flag(role)}`" for role in ROLES)
+                         + "); with only some of them here, `auto` uses those.")
+    if not kept and fallbacks == {"tiny"}:
         spec = _replaced(SUITES["tiny"], components)
         why = ("Running the tiny suite (RANDOM weights: its scores and images mean nothing): neither the paper's "
                "models nor the offline suite's packages are on this machine.")

@@ -75,4 +75,4 @@ def test_a_single_suite_shows_no_role_list(tmp_path, monkeypatch):
     suite = Suite.from_config(config.models)
     page = shown(build_app(config, suite))
     assert suite.name == "offline" and "data-origin" not in page["suite-badge"]
-    assert page["suite-notice"].count("<li>") == 4 and "not CLIP" in page["suite-notice"]
+    assert "<li>" not in page["suite-notice"] and "not CLIP" in page["suite-notice"]
