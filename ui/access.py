@@ -23,6 +23,7 @@ from typing import Iterable, Sequence
 
 from synood.data.images import find_images
 from synood.data.manifest import load_manifest
+from synood.records.runs import runs_folder
 from synood.errors import UserError
 
 ROOTS_VARIABLE = "SYNOOD_DATA_ROOTS"
@@ -91,6 +92,11 @@ class DataRoots:
         """These roots and one more folder the app owns (it need not exist yet)."""
         extra = _resolved(_expanded(folder))
         return self if extra in self.roots else DataRoots(self.roots + (extra,))
+
+    def with_runs(self, home: str | Path) -> DataRoots:
+        """These roots and the runs folder of the app's home (config.paths.home), where fine-tuning writes its
+        detector files."""
+        return self.with_folder(runs_folder(home))
 
     def _holds(self, resolved: Path) -> bool:
         return any(resolved.is_relative_to(root) for root in self.roots)

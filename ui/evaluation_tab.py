@@ -140,7 +140,7 @@ class EvaluationTab:
 
     def __init__(self, suite: Suite, config: Config, roots: DataRoots):
         self.suite, self.config, self.roots = suite, config, roots
-        self.detector_roots = roots.with_folder(Path(config.paths.home) / "runs")  # where fine-tuning writes detectors
+        self.detector_roots = roots.with_runs(config.paths.home)
         self.store = runs.store_for(config.paths.home)
         self.runner = JobRunner(self.store, kind="evaluate")
         self.runs = RunsList(self.store, "evaluate", run_columns)

@@ -260,7 +260,7 @@ class FeatureMapTab:
 
     def __init__(self, holder: DetectorHolder, config: Config, roots: DataRoots):
         self.holder, self.config, self.roots = holder, config, roots
-        self.detector_roots = roots.with_folder(Path(config.paths.home) / "runs")  # where fine-tuning writes detectors
+        self.detector_roots = roots.with_runs(config.paths.home)
         self.drawings: dict[str | None, Drawing] = {}  # by session hash
 
     def inputs(self, id_folder: str, generation: str, ood_folder: str, checkpoint_file: str, space: str,

@@ -26,8 +26,7 @@ def models_report(config: Config) -> dict:
     for name in names:
         spec = suites.named_suite(name, config.models)
         found = suites.suite_availability(spec)
-        suite = suites.Suite(spec, config.models.device, config.models.dtype, "", config.models.classifier_resize,
-                             config.models.memory_limit, config.models.offload)
+        suite = suites.Suite.from_config(config.models, spec)
         rows = [{"role": role, "component": spec.components[role].describe(), "state": a.state,
                  "where": a.where, "detail": a.detail, **memory_row(suite.plan(role))} for role, a in found.items()]
         report["suites"].append({"name": name, "title": spec.title, "description": spec.description,

@@ -31,8 +31,8 @@ from typing import TYPE_CHECKING, Callable
 from synood.models import sources
 from synood.models.interfaces import ROLE_TITLES
 from synood.models.suites import (
-    DIFFUSERS_FILES, NO_OWN_WEIGHTS, OPEN_CLIP_FILES, OPEN_CLIP_HUB, PACKAGE_FAMILIES, TORCHVISION_URLS,
-    ComponentSpec, ModelUnavailableError, SuiteSpec, component_subject, probe,
+    DIFFUSERS_FILES, NO_OWN_WEIGHTS, OPEN_CLIP_FILES, PACKAGE_FAMILIES, ComponentSpec, ModelUnavailableError,
+    SuiteSpec, component_subject, open_clip_weights_repo, probe, torchvision_url,
 )
 
 if TYPE_CHECKING:  # torch is imported only where a GPU or the meta device is asked for
@@ -209,7 +209,7 @@ def _weight_files(spec: ComponentSpec) -> dict[str, list[Path]]:
         return parts
     index = root / "model.safetensors.index.json"
     if index.is_file():
-        shards = sorted(set(json.loads(index.read_text()).get("weight_map", {}).values()))
+        shards = sources.index_shards(index)
         return {"model": [root / s for s in shards]} if all((root / s).is_file() for s in shards) else {}
     for name in ("model.safetensors", "pytorch_model.bin"):
         if (root / name).is_file():
@@ -226,11 +226,9 @@ def _checkpoint(spec: ComponentSpec) -> Path | None:
         path = Path(weights).expanduser()
         return path if path.is_file() else None
     if spec.family == "torchvision":
-        url = TORCHVISION_URLS.get((spec.model, weights))
-        cached = sources.torch_hub_dir() / "checkpoints" / Path(url).name if url else None
-        return cached if cached is not None and cached.is_file() else None
-    repo = weights[len("hf-hub:"):] if weights.startswith("hf-hub:") else OPEN_CLIP_HUB.get((spec.model, weights))
-    return _hub_file(repo, OPEN_CLIP_FILES[0]) if repo else None
+        cached = sources.torch_hub_file(torchvision_url(spec.model, weights))
+        return cached if cached.is_file() else None
+    return sources.hub_file(open_clip_weights_repo(spec.model, weights), OPEN_CLIP_FILES[0])
 
 
 def _model_folder(spec: ComponentSpec) -> Path | None:
@@ -238,18 +236,8 @@ def _model_folder(spec: ComponentSpec) -> Path | None:
     if sources.looks_like_path(spec.model):
         path = Path(spec.model).expanduser()
         return path if path.is_dir() else None
-    marker = _hub_file(spec.model, ("model_index.json", "config.json"))
+    marker = sources.hub_file(spec.model, ("model_index.json", "config.json"))
     return marker.parent if marker else None
-
-
-def _hub_file(repo: str, names: tuple[str, ...]) -> Path | None:
-    from huggingface_hub import try_to_load_from_cache
-
-    for name in names:
-        found = try_to_load_from_cache(repo, name, cache_dir=sources.hf_hub_cache())
-        if isinstance(found, str):
-            return Path(found)
-    return None
 
 
 def _package_files(distributions: tuple[str, ...]) -> list[Path]:

@@ -5,6 +5,7 @@ start-up answer in well under a second even on a machine with no network and no 
 """
 from __future__ import annotations
 
+import json
 import os
 from importlib import metadata
 from dataclasses import dataclass
@@ -59,16 +60,26 @@ def probe_path(path: str) -> Availability:
     return Availability(MISSING, str(full), f"no file or folder at {full}")
 
 
-def probe_hub_files(repo_id: str, required: Sequence[Sequence[str]]) -> Availability:
-    """Each inner sequence lists alternatives of which one file must be in the local HF cache."""
+def hub_file(repo_id: str, alternatives: Sequence[str]) -> Path | None:
+    """The first of `alternatives` (file names in the repo) that the local HF cache holds for `repo_id`, or None."""
     from huggingface_hub import try_to_load_from_cache
 
+    for name in alternatives:
+        found = try_to_load_from_cache(repo_id, name, cache_dir=hf_hub_cache())
+        if isinstance(found, str):
+            return Path(found)
+    return None
+
+
+def index_shards(index: Path) -> list[str]:
+    """The shard files a sharded checkpoint's index (model.safetensors.index.json) names, each once, sorted."""
+    return sorted(set(json.loads(index.read_text()).get("weight_map", {}).values()))
+
+
+def probe_hub_files(repo_id: str, required: Sequence[Sequence[str]]) -> Availability:
+    """Each inner sequence lists alternatives of which one file must be in the local HF cache."""
     where = str(hf_hub_cache() / ("models--" + repo_id.replace("/", "--")))
-    missing = []
-    for alternatives in required:
-        if not any(isinstance(try_to_load_from_cache(repo_id, name, cache_dir=hf_hub_cache()), str)
-                   for name in alternatives):
-            missing.append(" or ".join(alternatives))
+    missing = [" or ".join(alternatives) for alternatives in required if hub_file(repo_id, alternatives) is None]
     if len(missing) == len(required):
         return Availability(NEEDS_DOWNLOAD, where, "nothing of it is in the local cache")
     if missing:
@@ -76,9 +87,14 @@ def probe_hub_files(repo_id: str, required: Sequence[Sequence[str]]) -> Availabi
     return Availability(CACHED, where)
 
 
+def torch_hub_file(url: str) -> Path:
+    """Where torch.hub keeps the checkpoint downloaded from `url`: <torch hub dir>/checkpoints/<basename of url>."""
+    return torch_hub_dir() / "checkpoints" / os.path.basename(url)
+
+
 def probe_torch_hub_file(url: str) -> Availability:
-    """A torchvision/torch.hub checkpoint lives at <torch hub dir>/checkpoints/<basename of url>."""
-    path = torch_hub_dir() / "checkpoints" / os.path.basename(url)
+    """A torchvision/torch.hub checkpoint at torch_hub_file(url)."""
+    path = torch_hub_file(url)
     if path.is_file():
         return Availability(CACHED, str(path))
     return Availability(NEEDS_DOWNLOAD, str(path), f"{path.name} is not in the torch hub cache")

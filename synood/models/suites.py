@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-import json
 import pickle
 import re
 import threading
@@ -184,11 +183,8 @@ def probe(spec: ComponentSpec) -> Availability:
         if sources.looks_like_path(weights):
             return sources.probe_path(weights)
         if spec.family == "open_clip":
-            if weights.startswith("hf-hub:"):
-                return sources.probe_hub_files(weights[len("hf-hub:"):], OPEN_CLIP_FILES)
-            return sources.probe_hub_files(open_clip_repo(spec.model, weights), OPEN_CLIP_FILES)
-        url = TORCHVISION_URLS.get((spec.model, weights)) or _torchvision_url(spec.model, weights)
-        return sources.probe_torch_hub_file(url)
+            return sources.probe_hub_files(open_clip_weights_repo(spec.model, weights), OPEN_CLIP_FILES)
+        return sources.probe_torch_hub_file(torchvision_url(spec.model, weights))
     if sources.looks_like_path(spec.model):
         return sources.probe_path(spec.model)
     if spec.family == "diffusers":
@@ -199,14 +195,21 @@ def probe(spec: ComponentSpec) -> Availability:
 
 def _probe_shards(repo_id: str, found: Availability) -> Availability:
     """A sharded transformers checkpoint is only usable if every shard its index names is cached."""
-    from huggingface_hub import try_to_load_from_cache
-
-    index = try_to_load_from_cache(repo_id, "model.safetensors.index.json", cache_dir=sources.hf_hub_cache())
-    if not isinstance(index, str):
+    index = sources.hub_file(repo_id, ["model.safetensors.index.json"])
+    if index is None:
         return found
-    with open(index) as f:
-        shards = sorted(set(json.load(f).get("weight_map", {}).values()))
-    return sources.probe_hub_files(repo_id, [(s,) for s in shards])
+    return sources.probe_hub_files(repo_id, [(s,) for s in sources.index_shards(index)])
+
+
+def open_clip_weights_repo(model: str, weights: str) -> str:
+    """The hub repo an open_clip encoder's weights come from: an `hf-hub:org/name` tag's, else open_clip_repo's."""
+    return weights[len("hf-hub:"):] if weights.startswith("hf-hub:") else open_clip_repo(model, weights)
+
+
+def torchvision_url(model: str, weights: str) -> str:
+    """The download URL of torchvision weights (`weights` a name such as IMAGENET1K_V2): TORCHVISION_URLS, else
+    torchvision's weights enum (slow)."""
+    return TORCHVISION_URLS.get((model, weights)) or _torchvision_url(model, weights)
 
 
 def open_clip_repo(model: str, tag: str) -> str:
@@ -425,8 +428,9 @@ class Suite:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_config(cls, models: ModelsConfig) -> "Suite":
-        spec, notice = resolve_suite(models)
+    def from_config(cls, models: ModelsConfig, spec: SuiteSpec | None = None) -> "Suite":
+        """The suite `models` resolves to (or `spec`, with no notice), with its device, dtype and memory settings."""
+        spec, notice = resolve_suite(models) if spec is None else (spec, "")
         return cls(spec, models.device, models.dtype, notice, models.classifier_resize, models.memory_limit,
                    models.offload)
 

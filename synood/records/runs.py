@@ -246,10 +246,15 @@ def config_of(run: Run, home: str) -> Config:
     return config
 
 
+def runs_folder(home: str | Path) -> Path:
+    """The folder under `home` (config.paths.home) that holds every run's files."""
+    return Path(home).expanduser() / "runs"
+
+
 def run_folder(home: str | Path, run_id: str) -> Path:
     """Where a run's files live under `home` (config.paths.home): a fine-tuning run's states and detector file, an
     evaluation's report and per-image scores."""
-    return Path(home).expanduser() / "runs" / run_id
+    return runs_folder(home) / run_id
 
 
 def store_for(home: str | Path) -> RunStore:
